@@ -1,0 +1,133 @@
+"""Masked-diffusion backend: any transformers model with a bidirectional masked-LM head.
+
+Prompt layout: ``prefix_ids + canvas + suffix_ids`` where the canvas starts as
+``max_new_tokens`` mask tokens.  Each step runs one forward pass over the whole
+layout (every canvas position sees both sides) and a sampler commits some canvas
+positions.  The middle length is decided by the model through the filler token
+(see ``engine.samplers``); ``fixed_length`` requests forbid the filler.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from engine.backends.base import DraftGenerator
+from engine.cancellation import CancellationToken
+from engine.samplers import CanvasState, choose, filler_constraints, forbid_tokens
+from engine.types import Draft, InfillRequest, InfillResult
+from engine.window import build_window
+
+#: tokens committed per step that the default step budget aims at
+DEFAULT_TOKENS_PER_STEP = 4
+
+
+@dataclass
+class MaskedModelInfo:
+    mask_id: int
+    filler_id: int | None
+    forbidden_ids: list[int]
+    max_positions: int
+    default_context: int
+
+
+class MaskedDiffusionBackend:
+    """Runs denoising steps for one loaded masked-LM."""
+
+    name = "masked-diffusion"
+
+    def __init__(self, model, tokenizer, info: MaskedModelInfo, *, model_path: str,
+                 device: str, dtype: str, context_tokens: int) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.info = info
+        self.model_path = model_path
+        self.device = device
+        self.dtype = dtype
+        self.context_tokens = context_tokens
+        # ModernBERT-style models: run the head on canvas positions only
+        self._split_head = all(hasattr(model, a) for a in ("model", "head", "decoder"))
+
+    # -- one forward ----------------------------------------------------------------
+    @torch.inference_mode()
+    def canvas_logits(self, input_ids: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Logits (batch, stop-start, vocab) for the canvas slice of ``input_ids``."""
+        if self._split_head:
+            hidden = self.model.model(input_ids=input_ids).last_hidden_state[:, start:stop]
+            return self.model.decoder(self.model.head(hidden))
+        out = self.model(input_ids=input_ids)
+        return out.logits[:, start:stop]
+
+    def steps_for(self, request: InfillRequest) -> int:
+        if request.steps is not None:
+            return int(request.steps)
+        return max(1, math.ceil(request.max_new_tokens / DEFAULT_TOKENS_PER_STEP))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    # -- the loop -------------------------------------------------------------------
+    def run(self, request: InfillRequest, cancel: CancellationToken) -> DraftGenerator:
+        t0 = time.perf_counter()
+        canvas = int(request.max_new_tokens)
+        context = min(int(request.context_tokens or self.context_tokens), self.info.max_positions)
+        if canvas + 2 > context:
+            canvas = max(1, context - 2)
+        window = build_window(self.tokenizer, request.prefix, request.suffix, context, canvas)
+        t_window = time.perf_counter()
+
+        dev = torch.device(self.device)
+        filler = None if request.fixed_length else self.info.filler_id
+        state = CanvasState.empty(canvas, self.info.mask_id, filler, dev)
+        prefix = torch.tensor(window.prefix_ids, dtype=torch.long, device=dev)
+        suffix = torch.tensor(window.suffix_ids, dtype=torch.long, device=dev)
+        start, stop = prefix.numel(), prefix.numel() + canvas
+        forbidden = list(self.info.forbidden_ids)
+        if filler is None and self.info.filler_id is not None:
+            forbidden.append(self.info.filler_id)
+        generator = None
+        if request.seed is not None:
+            generator = torch.Generator(device="cpu").manual_seed(int(request.seed))
+
+        steps = self.steps_for(request)
+        forwards = 0
+        forward_ms = 0.0
+        for step in range(steps):
+            if state.done():
+                break
+            cancel.raise_if_cancelled()
+            input_ids = torch.cat([prefix, state.ids, suffix])[None]
+            tf = time.perf_counter()
+            logits = self.canvas_logits(input_ids, start, stop)[0].float()
+            forward_ms += (time.perf_counter() - tf) * 1000
+            forwards += 1
+            logits = forbid_tokens(logits, forbidden)
+            logits = filler_constraints(logits, state)
+            choose(logits.cpu() if generator is not None and dev.type != "cpu" else logits,
+                   state, steps - step, request.sampler, request.threshold, generator)
+            if not state.done():
+                yield Draft(step=step + 1, steps=steps, text=self._decode(state.middle_ids()),
+                            confidence=state.middle_confidence(), done=False)
+
+        ids = state.middle_ids()
+        middle = self._decode(ids)
+        total_ms = (time.perf_counter() - t0) * 1000
+        result = InfillResult(
+            middle=middle,
+            forwards=forwards,
+            tokens=len(ids),
+            timings={
+                "total_ms": total_ms,
+                "window_ms": (t_window - t0) * 1000,
+                "forward_ms": forward_ms,
+                "prompt_tokens": float(len(window.prefix_ids) + len(window.suffix_ids)),
+            },
+            confidence=state.middle_confidence(),
+        )
+        yield Draft(step=forwards, steps=steps, text=middle, confidence=result.confidence, done=True)
+        return result
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False) if ids else ""

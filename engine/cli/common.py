@@ -1,0 +1,47 @@
+"""Options and error reporting shared by the commands that load a model."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from engine.errors import EngineError
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, metavar="PATH_OR_ID",
+                        help="model directory or hub id (default: the bundled model)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: per device)")
+    parser.add_argument("--context-tokens", type=int, default=None,
+                        help="prompt window in tokens (default: the model's inference default)")
+    parser.add_argument("--allow-download", action="store_true",
+                        help="allow fetching a hub id that is not in the local cache")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow model code from the model repository (LLaDA, Dream, ...)")
+
+
+def load_engine_from_args(args: argparse.Namespace, progress: bool = True):
+    from engine import load_engine
+
+    return load_engine(
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        allow_download=args.allow_download,
+        trust_remote_code=args.trust_remote_code,
+        context_tokens=args.context_tokens,
+        progress=progress,
+    )
+
+
+def fail(message: str, code: int = 1) -> int:
+    """Print a one-line error (no traceback) and return the exit code."""
+    print(f"diffill: error: {message}", file=sys.stderr)
+    return code
+
+
+def user_error(exc: BaseException) -> str | None:
+    """The one-line message for errors that are the user's, else None."""
+    if isinstance(exc, (EngineError, ValueError, TypeError, OSError, UnicodeDecodeError)):
+        return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    return None

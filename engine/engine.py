@@ -1,0 +1,116 @@
+"""The ``Engine`` facade: one loaded backend, with infill/stream and input checks."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from engine.cancellation import CancellationToken
+from engine.errors import InputError
+from engine.types import Draft, InfillRequest, InfillResult
+
+if TYPE_CHECKING:
+    from engine.backends.base import Backend
+
+#: Largest prefix or suffix accepted, in characters.  Windowing keeps only the
+#: lines near the cursor anyway; this bound only stops absurd inputs early.
+MAX_INPUT_CHARS = 8 * 1024 * 1024
+
+
+class Engine:
+    """A loaded model behind one lock: one request runs at a time on the device."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._lock = threading.Lock()
+
+    @property
+    def model_path(self) -> str:
+        return self.backend.model_path
+
+    @property
+    def device(self) -> str:
+        return self.backend.device
+
+    @property
+    def context_tokens(self) -> int:
+        return self.backend.context_tokens
+
+    def describe(self) -> dict[str, str | int]:
+        """What is loaded, for `diffill doctor` and server status messages."""
+        return {
+            "backend": self.backend.name,
+            "model": self.backend.model_path,
+            "device": self.backend.device,
+            "dtype": self.backend.dtype,
+            "context_tokens": self.backend.context_tokens,
+        }
+
+    def stream(
+        self, request: InfillRequest, cancel: CancellationToken | None = None
+    ) -> Iterator[Draft]:
+        """Yield a draft after every denoising step; the last one has ``done=True``.
+
+        Raises ``Cancelled`` within one step of ``cancel.cancel()``.
+        """
+        _check_input(request)
+        token = cancel or CancellationToken()
+        with self._lock:
+            gen = self.backend.run(request, token)
+            yield from gen
+
+    def infill(
+        self, request: InfillRequest, cancel: CancellationToken | None = None
+    ) -> InfillResult:
+        """Run the request to the end and return the final middle."""
+        _check_input(request)
+        token = cancel or CancellationToken()
+        with self._lock:
+            gen = self.backend.run(request, token)
+            while True:
+                try:
+                    next(gen)
+                except StopIteration as stop:
+                    return stop.value
+
+
+def _check_input(request: InfillRequest) -> None:
+    for name, text in (("prefix", request.prefix), ("suffix", request.suffix)):
+        if len(text) > MAX_INPUT_CHARS:
+            raise InputError(
+                f"{name} is {len(text):,} characters; the limit is {MAX_INPUT_CHARS:,}"
+            )
+    if not request.prefix and not request.suffix:
+        raise InputError("prefix and suffix are both empty: nothing to fill between")
+
+
+def load_engine(
+    model: str | None = None,
+    device: str = "auto",
+    dtype: str | None = None,
+    *,
+    allow_download: bool = False,
+    trust_remote_code: bool = False,
+    context_tokens: int | None = None,
+    threads: int | None = None,
+    progress: bool = False,
+) -> Engine:
+    """Load ``model`` (None: the bundled model; a local directory; or a hub id,
+    which is only fetched when ``allow_download``) on ``device``.
+
+    Raises ``ModelNotFoundError``, ``ModelLoadError``, ``UnsupportedModelError``
+    or ``DeviceError`` with a one-line message.
+    """
+    from engine.loading import load_backend
+
+    backend = load_backend(
+        model,
+        device=device,
+        dtype=dtype,
+        allow_download=allow_download,
+        trust_remote_code=trust_remote_code,
+        context_tokens=context_tokens,
+        threads=threads,
+        progress=progress,
+    )
+    return Engine(backend)

@@ -1,0 +1,30 @@
+"""Engine errors: each carries a one-line message meant for the user."""
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class: anything the engine reports to callers as a user-facing error."""
+
+
+class ModelNotFoundError(EngineError):
+    """The model name, path or hub id does not resolve to weights we may load."""
+
+
+class ModelLoadError(EngineError):
+    """Weights exist but cannot be loaded (corrupt, incomplete, wrong format)."""
+
+
+class UnsupportedModelError(EngineError):
+    """The model loads but has no head this engine can use (e.g. no masked-LM head)."""
+
+
+class InputError(EngineError):
+    """The request itself is invalid (too large, bad position, ...)."""
+
+
+class DeviceError(EngineError):
+    """The requested device is unavailable or ran out of memory."""
+
+
+class Cancelled(EngineError):
+    """The request was cancelled; raised between denoising steps."""

@@ -1,0 +1,116 @@
+"""Resolve a model name to files and load the right backend, offline by default.
+
+``None`` / ``"bundled"`` / ``"diffill-tiny"`` mean the model shipped inside the
+package.  An existing directory is loaded from disk.  Anything else is treated
+as a hub id and is only read from the local Hugging Face cache unless the user
+allowed downloads.  Remote code runs only when the user opted in.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from engine.errors import DeviceError, ModelLoadError, ModelNotFoundError, UnsupportedModelError
+
+BUNDLED_NAME = "diffill-tiny"
+BUNDLED_DIR = Path(__file__).parent / "models" / BUNDLED_NAME
+#: prompt window used at inference when neither the user nor the model says otherwise;
+#: small by default because a bidirectional step re-reads the whole window
+DEFAULT_CONTEXT_TOKENS = 384
+#: model types handled by the block-diffusion backend (DiffusionGemma)
+BLOCK_DIFFUSION_TYPES = {"diffusion_gemma", "diffusion_gemma_text"}
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def resolve_model(model: str | None) -> tuple[str, bool]:
+    """Return (path or hub id, is_local_dir)."""
+    if model in (None, "", "bundled", BUNDLED_NAME):
+        if not (BUNDLED_DIR / "config.json").is_file():
+            raise ModelNotFoundError(f"the bundled model is missing from {BUNDLED_DIR} (broken install?)")
+        return str(BUNDLED_DIR), True
+    path = Path(os.path.expanduser(model))
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(f"{model}: directory has no config.json, not a model directory")
+        return str(path.resolve()), True
+    if path.exists():
+        raise ModelNotFoundError(f"{model}: is a file, expected a model directory")
+    if model.startswith((".", "/", "~")) or not _HUB_ID.fullmatch(model):
+        raise ModelNotFoundError(
+            f"unknown model {model!r}: not a model directory, not a hub id (owner/name), "
+            f"not {BUNDLED_NAME!r}")
+    return model, False
+
+
+def _read_config(path: str, local: bool, allow_download: bool, trust_remote_code: bool):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(path, local_files_only=not allow_download,
+                                          trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        if local:
+            raise ModelLoadError(f"{path}: cannot read config.json ({_first_line(exc)})") from None
+        hint = "" if allow_download else " (downloads are off: pass --allow-download / allowDownload)"
+        raise ModelNotFoundError(f"model {path!r} is not in the local Hugging Face cache{hint}") from None
+    except ValueError as exc:
+        msg = _first_line(exc)
+        if "trust_remote_code" in msg:
+            raise UnsupportedModelError(f"{path} needs its own code: pass --trust-remote-code to allow it") from None
+        raise ModelLoadError(f"{path}: {msg}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("device 'cuda' requested but no CUDA GPU is available (use --device cpu)")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise DeviceError(f"unknown device {device!r}: use auto, cpu or cuda")
+    return device
+
+
+def pick_dtype(dtype: str | None, device: str):
+    import torch
+
+    if dtype is None:
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if dtype not in table:
+        raise DeviceError(f"unknown dtype {dtype!r}: use float32, bfloat16 or float16")
+    return table[dtype]
+
+
+def load_backend(model: str | None, *, device: str = "auto", dtype: str | None = None,
+                 allow_download: bool = False, trust_remote_code: bool = False,
+                 context_tokens: int | None = None, threads: int | None = None,
+                 progress: bool = False):
+    """Load ``model`` and return a backend (see engine.backends.base.Backend)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    if not allow_download:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    path, local = resolve_model(model)
+    dev = pick_device(device)
+    config = _read_config(path, local, allow_download, trust_remote_code)
+    if getattr(config, "model_type", None) in BLOCK_DIFFUSION_TYPES:
+        from engine.backends import block_diffusion
+
+        return block_diffusion.load(path, device=dev, dtype=dtype, allow_download=allow_download,
+                                    context_tokens=context_tokens, progress=progress)
+    from engine.backends.masked_loader import load_masked
+
+    return load_masked(path, config, local=local, device=dev, torch_dtype=pick_dtype(dtype, dev),
+                       allow_download=allow_download, trust_remote_code=trust_remote_code,
+                       context_tokens=context_tokens, progress=progress)

@@ -1,0 +1,78 @@
+"""Request, draft and result types shared by every backend.
+
+They are plain dataclasses so that callers (the language server, the CLI, the
+benchmarks) never need to import torch to build a request or read a result.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Sampler = Literal["threshold", "remask"]
+
+
+@dataclass(frozen=True)
+class InfillRequest:
+    """What to fill: the text before and after the cursor, and the budget.
+
+    ``max_new_tokens`` is the size of the canvas the model may write into; the
+    engine decides the actual middle length itself (it never needs the true
+    length).  ``steps`` caps the number of denoising forward passes; ``None``
+    lets the backend pick one from ``max_new_tokens``.
+    """
+
+    prefix: str
+    suffix: str = ""
+    language: str | None = None
+    max_new_tokens: int = 32
+    steps: int | None = None
+    seed: int | None = 0
+    sampler: Sampler = "threshold"
+    threshold: float = 0.9
+    context_tokens: int | None = None
+    fixed_length: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prefix, str) or not isinstance(self.suffix, str):
+            raise TypeError("prefix and suffix must be strings")
+        if not 1 <= int(self.max_new_tokens) <= 4096:
+            raise ValueError(f"max_new_tokens must be in 1..4096, got {self.max_new_tokens}")
+        if self.steps is not None and not 1 <= int(self.steps) <= 4096:
+            raise ValueError(f"steps must be in 1..4096, got {self.steps}")
+        if self.sampler not in ("threshold", "remask"):
+            raise ValueError(f"sampler must be 'threshold' or 'remask', got {self.sampler!r}")
+        if not 0.0 < float(self.threshold) <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.context_tokens is not None and int(self.context_tokens) < 16:
+            raise ValueError(f"context_tokens must be >= 16, got {self.context_tokens}")
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One denoising step's view of the middle.
+
+    ``text`` is the decoded middle so far (still-masked positions are left out),
+    ``confidence`` has one probability per committed middle token, and the last
+    draft of a stream has ``done=True`` and equals the final result.
+    """
+
+    step: int
+    steps: int
+    text: str
+    confidence: list[float] = field(default_factory=list)
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class InfillResult:
+    """The final middle and what it cost."""
+
+    middle: str
+    forwards: int
+    tokens: int
+    timings: dict[str, float] = field(default_factory=dict)
+    confidence: list[float] = field(default_factory=list)
+
+    @property
+    def ms(self) -> float:
+        return self.timings.get("total_ms", 0.0)

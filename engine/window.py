@@ -1,0 +1,110 @@
+"""Tokenizer-aware context windowing.
+
+The prompt is ``prefix + canvas + suffix``.  When it does not fit the model's
+context we cut the prefix on the left and the suffix on the right at line
+boundaries, keeping the lines nearest the cursor (they matter most for
+infilling).  The cursor's own line fragments are kept whole where possible and
+cut by tokens only if a single line is larger than its budget.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class Tokenizer(Protocol):
+    def encode(self, text: str, add_special_tokens: bool = ...) -> list[int]: ...
+
+
+#: Characters per token we assume when pre-cutting huge inputs before tokenizing.
+_MAX_CHARS_PER_TOKEN = 12
+
+
+@dataclass(frozen=True)
+class Window:
+    prefix_ids: list[int]
+    suffix_ids: list[int]
+    prefix_cut: bool  # lines were dropped on the left
+    suffix_cut: bool  # lines were dropped on the right
+
+
+def split_budget(context_tokens: int, canvas: int, prefix_share: float = 0.75) -> tuple[int, int]:
+    """Token budgets (prefix, suffix) for a prompt of ``context_tokens`` total."""
+    room = max(0, context_tokens - canvas)
+    prefix_budget = int(room * prefix_share)
+    return prefix_budget, room - prefix_budget
+
+
+def _encode(tok: Tokenizer, text: str) -> list[int]:
+    return list(tok.encode(text, add_special_tokens=False)) if text else []
+
+
+def _keep_tail_lines(tok: Tokenizer, text: str, budget: int) -> tuple[list[int], bool]:
+    """The longest run of whole lines at the end of ``text`` fitting ``budget`` tokens."""
+    if budget <= 0:
+        return [], bool(text)
+    text = text[-budget * _MAX_CHARS_PER_TOKEN:] if len(text) > budget * _MAX_CHARS_PER_TOKEN else text
+    lines = text.splitlines(keepends=True)
+    kept: list[str] = []
+    used = 0
+    for line in reversed(lines):
+        n = len(_encode(tok, line))
+        if used + n > budget:
+            break
+        kept.append(line)
+        used += n
+    if not kept and lines:  # the cursor line alone is too long: cut it by tokens
+        ids = _encode(tok, lines[-1])
+        return ids[-budget:], True
+    ids = _encode(tok, "".join(reversed(kept)))
+    while len(ids) > budget and len(kept) > 1:  # joint tokenization can differ slightly
+        kept.pop()
+        ids = _encode(tok, "".join(reversed(kept)))
+    return ids[-budget:], len(kept) < len(lines) or len(ids) > budget
+
+
+def _keep_head_lines(tok: Tokenizer, text: str, budget: int) -> tuple[list[int], bool]:
+    """The longest run of whole lines at the start of ``text`` fitting ``budget`` tokens."""
+    if budget <= 0:
+        return [], bool(text)
+    text = text[: budget * _MAX_CHARS_PER_TOKEN]
+    lines = text.splitlines(keepends=True)
+    kept: list[str] = []
+    used = 0
+    for line in lines:
+        n = len(_encode(tok, line))
+        if used + n > budget:
+            break
+        kept.append(line)
+        used += n
+    if not kept and lines:
+        ids = _encode(tok, lines[0])
+        return ids[:budget], True
+    ids = _encode(tok, "".join(kept))
+    while len(ids) > budget and len(kept) > 1:
+        kept.pop()
+        ids = _encode(tok, "".join(kept))
+    return ids[:budget], len(kept) < len(lines) or len(ids) > budget
+
+
+def build_window(tok: Tokenizer, prefix: str, suffix: str, context_tokens: int, canvas: int) -> Window:
+    """Fit ``prefix`` and ``suffix`` around a canvas of ``canvas`` tokens in ``context_tokens``.
+
+    Budget not used by one side goes to the other.
+    """
+    prefix_budget, suffix_budget = split_budget(context_tokens, canvas)
+    room_chars = (prefix_budget + suffix_budget) * _MAX_CHARS_PER_TOKEN
+    full_prefix = _encode(tok, prefix) if len(prefix) <= room_chars else None
+    full_suffix = _encode(tok, suffix) if len(suffix) <= room_chars else None
+    if full_prefix is not None and full_suffix is not None and len(full_prefix) + len(full_suffix) <= prefix_budget + suffix_budget:
+        return Window(full_prefix, full_suffix, False, False)
+    # give unused room of a short side to the other side
+    if full_suffix is not None and len(full_suffix) < suffix_budget:
+        prefix_budget += suffix_budget - len(full_suffix)
+        suffix_budget = len(full_suffix)
+    elif full_prefix is not None and len(full_prefix) < prefix_budget:
+        suffix_budget += prefix_budget - len(full_prefix)
+        prefix_budget = len(full_prefix)
+    prefix_ids, prefix_cut = _keep_tail_lines(tok, prefix, prefix_budget)
+    suffix_ids, suffix_cut = _keep_head_lines(tok, suffix, suffix_budget)
+    return Window(prefix_ids, suffix_ids, prefix_cut, suffix_cut)

@@ -1,0 +1,33 @@
+"""Shared fixtures: a tiny randomly initialised model written to disk once per session.
+
+It has exactly the bundled model's format (ModernBERT masked LM + byte-level BPE
+tokenizer + diffill.json), so loader, sampler and server tests run against real
+files without depending on the trained weights.
+"""
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+
+def _sample_texts() -> list[str]:
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted((stdlib / "json").glob("*.py")) + sorted((stdlib / "email").glob("*.py"))[:5]
+    return [f.read_text(encoding="utf-8", errors="replace") for f in files]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from engine.training.model_factory import make_random_model
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    return make_random_model(out, _sample_texts(), size="test", vocab_size=512, context=256)
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model_dir: Path):
+    from engine import load_engine
+
+    return load_engine(str(tiny_model_dir), device="cpu")
