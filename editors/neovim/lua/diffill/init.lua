@@ -1,0 +1,165 @@
+--- diffill.nvim: diffusion-model code infilling through the `diffill serve` language server.
+---
+---   require("diffill").setup({ settings = { model = "..." } })
+---
+--- Registers the "diffill" LSP config (vim.lsp.config / vim.lsp.enable, Neovim >= 0.11) with:
+---  * completion with autotrigger (vim.lsp.completion),
+---  * ghost-text inline suggestions (diffill.inline),
+---  * live drafts of the fill command (diffill.draft, `diffill/draft` notifications),
+---  * :DiffillFill / :DiffillStatus / :DiffillToggle and accept/dismiss keymaps.
+local config = require('diffill.config')
+
+local M = {}
+
+M._setup_done = false
+
+local function define_highlights()
+  vim.api.nvim_set_hl(0, 'DiffillGhostText', { link = 'Comment', default = true })
+  vim.api.nvim_set_hl(0, 'DiffillDraft', { link = 'NonText', default = true })
+  vim.api.nvim_set_hl(0, 'DiffillDraftProgress', { link = 'Comment', default = true })
+  vim.api.nvim_set_hl(0, 'DiffillDraftReplaced', { strikethrough = true, default = true })
+end
+
+--- characters that make vim.lsp.completion's autotrigger fire: every identifier and
+--- punctuation character, since an infill model can continue after anything
+local function every_char()
+  local chars = {}
+  for c in ('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.(,=:[{ '):gmatch('.') do
+    chars[#chars + 1] = c
+  end
+  return chars
+end
+
+local function map_keys(bufnr)
+  local km = config.options.keymaps
+  local inline = require('diffill.inline')
+  local function fallback(key)
+    return vim.api.nvim_replace_termcodes(key, true, false, true)
+  end
+  if km.accept then
+    vim.keymap.set('i', km.accept, function()
+      if vim.fn.pumvisible() == 0 and inline.accept() then
+        return ''
+      end
+      return fallback(km.accept)
+    end, { buffer = bufnr, expr = true, replace_keycodes = false, desc = 'diffill: accept suggestion' })
+  end
+  if km.accept_line then
+    vim.keymap.set('i', km.accept_line, function()
+      if inline.accept({ line = true }) then
+        return ''
+      end
+      return fallback(km.accept_line)
+    end, { buffer = bufnr, expr = true, replace_keycodes = false, desc = 'diffill: accept one line' })
+  end
+  if km.dismiss then
+    vim.keymap.set('i', km.dismiss, function()
+      if inline.dismiss() then
+        return ''
+      end
+      return fallback(km.dismiss)
+    end, { buffer = bufnr, expr = true, replace_keycodes = false, desc = 'diffill: dismiss suggestion' })
+  end
+  if km.fill then
+    vim.keymap.set('n', km.fill, '<Cmd>DiffillFill<CR>', { buffer = bufnr, desc = 'diffill: fill at cursor' })
+    vim.keymap.set('x', km.fill, ':DiffillFill<CR>', { buffer = bufnr, silent = true, desc = 'diffill: fill selection' })
+  end
+end
+
+local function on_attach(client, bufnr)
+  local opts = config.options
+  if opts.completion.enabled and client:supports_method('textDocument/completion', bufnr) then
+    if opts.completion.autotrigger then
+      local cp = client.server_capabilities.completionProvider
+      local chars = cp.triggerCharacters or {}
+      local seen = {}
+      for _, c in ipairs(chars) do
+        seen[c] = true
+      end
+      for _, c in ipairs(every_char()) do
+        if not seen[c] then
+          chars[#chars + 1] = c
+        end
+      end
+      cp.triggerCharacters = chars
+    end
+    vim.lsp.completion.enable(true, client.id, bufnr, { autotrigger = opts.completion.autotrigger })
+  end
+  if opts.inline.enabled then
+    require('diffill.inline').attach(client, bufnr)
+  end
+  map_keys(bufnr)
+end
+
+local function create_commands()
+  vim.api.nvim_create_user_command('DiffillFill', function(cmd)
+    local range
+    if cmd.range > 0 then
+      range = { cmd.line1, cmd.line2 }
+    end
+    -- '<,'> from visual mode: use the exact selection (charwise or linewise)
+    local visual = cmd.range == 2 and vim.fn.line("'<") == cmd.line1 and vim.fn.line("'>") == cmd.line2
+    require('diffill.fill').run({ range = range, visual = visual })
+  end, { range = true, desc = 'diffill: fill in the middle at the cursor or over the range' })
+  vim.api.nvim_create_user_command('DiffillStatus', function()
+    vim.notify(require('diffill.status').describe())
+  end, { desc = 'diffill: show server status' })
+  vim.api.nvim_create_user_command('DiffillToggle', function()
+    local on = require('diffill.inline').toggle()
+    vim.notify('diffill inline suggestions ' .. (on and 'on' or 'off'))
+  end, { desc = 'diffill: toggle inline suggestions' })
+  vim.api.nvim_create_user_command('DiffillLog', function()
+    vim.cmd.split(vim.lsp.log.get_filename())
+  end, { desc = 'diffill: open the LSP log' })
+end
+
+--- Configure and enable the diffill language server.
+function M.setup(opts)
+  if vim.fn.has('nvim-0.11') == 0 then
+    vim.notify('diffill.nvim needs Neovim >= 0.11', vim.log.levels.ERROR)
+    return
+  end
+  opts = config.set(opts)
+  define_highlights()
+  create_commands()
+
+  local lsp_config = {
+    cmd = opts.cmd,
+    root_markers = opts.root_markers,
+    init_options = opts.settings,
+    settings = { diffill = opts.settings },
+    handlers = {
+      ['diffill/draft'] = require('diffill.draft').handler,
+      ['diffill/status'] = require('diffill.status').handler,
+    },
+    on_attach = on_attach,
+  }
+  if opts.filetypes then
+    lsp_config.filetypes = opts.filetypes
+  end
+  vim.lsp.config('diffill', lsp_config)
+  vim.lsp.enable('diffill')
+  M._setup_done = true
+
+  vim.api.nvim_create_autocmd('ColorScheme', {
+    group = vim.api.nvim_create_augroup('diffill.highlights', { clear = true }),
+    callback = define_highlights,
+  })
+end
+
+--- statusline component, e.g. `set statusline+=%{v:lua.require'diffill'.statusline()}`
+function M.statusline()
+  return require('diffill.status').statusline()
+end
+
+M.fill = function(o)
+  return require('diffill.fill').run(o)
+end
+M.accept = function(o)
+  return require('diffill.inline').accept(o)
+end
+M.dismiss = function()
+  return require('diffill.inline').dismiss()
+end
+
+return M

@@ -1,0 +1,59 @@
+"""Which prompt tokens the encoder sees, chosen so the KV cache stays reusable.
+
+A window that slid by one token per keystroke would shift every position and
+make the cached keys useless.  Both cuts here move in coarse steps (a text
+chunk, then a token chunk), so while the user types the window start stays put
+and the prompt only grows at its end.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: the text before the window is cut at multiples of this many characters
+CHAR_CHUNK = 4096
+#: the token window start moves in multiples of this many tokens
+TOKEN_CHUNK = 256
+#: characters per token assumed when pre-cutting text (generous for code)
+CHARS_PER_TOKEN = 6
+
+
+@dataclass(frozen=True)
+class PromptWindow:
+    ids: list[int]  # BOS (if any) + prefix tokens the encoder sees
+    suffix_ids: list[int]  # first suffix tokens (at most ``canvas``)
+    suffix_complete: bool  # the whole suffix fits: what follows it is end-of-text
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+
+def prefix_ids(tokenizer, prefix: str, budget: int, bos_id: int | None) -> list[int]:
+    """BOS + the last ~``budget`` tokens of ``prefix``, with a stable start."""
+    budget = max(int(budget) - (1 if bos_id is not None else 0), 1)
+    start = 0
+    limit = budget * CHARS_PER_TOKEN
+    if len(prefix) > limit:
+        start = ((len(prefix) - limit) // CHAR_CHUNK) * CHAR_CHUNK
+        newline = prefix.find("\n", start)
+        start = newline + 1 if 0 <= newline < len(prefix) - 1 else start
+    ids = _encode(tokenizer, prefix[start:])
+    if len(ids) > budget:
+        drop = -(-(len(ids) - budget) // TOKEN_CHUNK) * TOKEN_CHUNK
+        ids = ids[drop:]
+    return ([bos_id] if bos_id is not None else []) + ids
+
+
+def suffix_ids(tokenizer, suffix: str, canvas: int) -> tuple[list[int], bool]:
+    """The first ``canvas`` suffix tokens, and whether that is all of it."""
+    limit = canvas * CHARS_PER_TOKEN * 2
+    ids = _encode(tokenizer, suffix[:limit])
+    complete = len(suffix) <= limit and len(ids) <= canvas
+    return ids[:canvas], complete
+
+
+def build_window(tokenizer, prefix: str, suffix: str, *, prompt_budget: int, canvas: int,
+                 bos_id: int | None) -> PromptWindow:
+    sids, complete = suffix_ids(tokenizer, suffix, canvas)
+    return PromptWindow(ids=prefix_ids(tokenizer, prefix, prompt_budget, bos_id), suffix_ids=sids,
+                        suffix_complete=complete)

@@ -1,0 +1,40 @@
+"""The `bench speed` figure: tokens per forward and latency, parallel vs one token per step."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.bench.speed import RUNS
+
+
+def plot_speed(summary: dict[str, dict[str, Any]], path: Path, title: str = "") -> Path:
+    """Write a PNG with two panels (tokens/forward; p50 latency with p95 whiskers)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = list(summary)
+    width = 0.38
+    fig, (ax_tpf, ax_ms) = plt.subplots(1, 2, figsize=(10, 4))
+    for i, run in enumerate(RUNS):
+        xs = [k + (i - 0.5) * width for k in range(len(kinds))]
+        tpf = [summary[k][run]["tokens_per_forward"] or 0.0 for k in kinds]
+        p50 = [summary[k][run]["ms_p50"] or 0.0 for k in kinds]
+        p95 = [summary[k][run]["ms_p95"] or 0.0 for k in kinds]
+        ax_tpf.bar(xs, tpf, width, label=run)
+        ax_ms.bar(xs, p50, width, label=run,
+                  yerr=[[0.0] * len(kinds), [max(0.0, b - a) for a, b in zip(p50, p95)]], capsize=4)
+    ax_tpf.axhline(3.0, color="grey", linestyle="--", linewidth=1, label="target 3")
+    ax_tpf.set_ylabel("middle tokens per forward pass")
+    ax_ms.set_ylabel("latency ms (bar p50, whisker p95)")
+    for ax in (ax_tpf, ax_ms):
+        ax.set_xticks(range(len(kinds)), kinds)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

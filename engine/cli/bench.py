@@ -1,0 +1,217 @@
+"""`diffill bench`: quality (HumanEval-Infilling + held-out split), speed, and lsp.
+
+``bench quality`` scores pass@1 (programs executed in separate, limited
+processes), exact match and edit similarity per subset; ``--oracle`` adds the
+oracle-length run (fixed canvas of the true middle's token count) and the gap.
+``bench speed`` compares parallel decoding with a one-token-per-step run of the
+same model (tokens per forward, latency p50/p95, exact match) and writes a JSON
+file and a PNG plot.  ``bench lsp`` comes from ``lsp_server.benchmark`` when it
+is installed.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.cli.common import add_model_options, fail, load_engine_from_args, user_error
+from engine.cli.fill import add_sampler_options
+
+#: environment variable naming the HumanEval-Infilling directory (default for --data)
+DATA_ENV = "DIFFILL_HUMANEVAL_DIR"
+DEFAULT_QUALITY_SUBSETS = "single,multi,random,heldout"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("bench", help="benchmarks: quality, speed, lsp", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench = parser.add_subparsers(dest="bench_command", metavar="BENCHMARK")
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    _register_quality(bench)
+    _register_speed(bench)
+    _register_lsp(bench)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=os.environ.get(DATA_ENV) or None, metavar="DIR",
+                        help=f"HumanEval-Infilling directory (default: ${DATA_ENV})")
+    parser.add_argument("--heldout", type=Path, default=None, metavar="DIR",
+                        help="held-out split directory (default: engine/bench/data)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_sampler_options(parser, max_new_tokens=None)
+    add_model_options(parser)
+
+
+def _register_quality(bench: argparse._SubParsersAction) -> None:
+    p = bench.add_parser("quality", help="pass@1, exact match, edit similarity per subset",
+                         description="pass@1 / exact match / edit similarity on HumanEval-Infilling and the "
+                                     "held-out split.  --max-new-tokens defaults per kind "
+                                     "(single 32, multi 128, random 64).")
+    p.add_argument("--subsets", default=None,
+                   help=f"comma-separated: single, multi, random, random-full, heldout-single, heldout-multi, "
+                        f"heldout (default: {DEFAULT_QUALITY_SUBSETS}, skipping what is not available)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="at most N cases per subset, evenly spaced")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="write results (with every case) as JSON")
+    p.add_argument("--oracle", action="store_true",
+                   help="also run with the oracle length (fixed canvas of the true middle's size) and report the gap")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per executed program (default 10)")
+    p.add_argument("--memory-mb", type=int, default=1024, help="memory limit per executed program (default 1024)")
+    p.add_argument("--jobs", type=int, default=1, help="programs executed in parallel (default 1)")
+    _common(p)
+    p.set_defaults(func=run_quality)
+
+
+def _register_speed(bench: argparse._SubParsersAction) -> None:
+    p = bench.add_parser("speed", help="tokens per forward and latency vs one token per step",
+                         description="Tokens per forward pass and latency p50/p95 for single- and multi-line "
+                                     "fills, parallel decoding vs one token per step, same model and process.")
+    p.add_argument("--source", default="auto", choices=["auto", "heldout", "humaneval"],
+                   help="cases from the held-out split or HumanEval (auto: held-out if present)")
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="cases per kind (default 20)")
+    p.add_argument("--warmup", type=int, default=2, metavar="N", help="warm-up runs of each decoder (default 2)")
+    p.add_argument("--out-dir", type=Path, default=Path("bench-results"), metavar="DIR",
+                   help="where speed.json and speed.png go (default bench-results)")
+    _common(p)
+    p.set_defaults(func=run_speed)
+
+
+def _register_lsp(bench: argparse._SubParsersAction) -> None:
+    """``bench lsp`` lives in lsp_server; registered only when that module exists."""
+    try:
+        module = importlib.import_module("lsp_server.benchmark")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("lsp_server", "lsp_server.benchmark"):
+            return
+        raise
+    module.register_bench(bench)
+
+
+# --- commands ----------------------------------------------------------------
+
+def run_quality(args: argparse.Namespace) -> int:
+    from engine.bench.datasets import parse_subsets
+    from engine.bench.execution import Limits
+    from engine.bench.quality import QualityOptions, run_quality as run
+    from engine.bench.report import quality_table, write_json
+
+    try:
+        explicit = args.subsets is not None
+        names = parse_subsets(args.subsets or DEFAULT_QUALITY_SUBSETS)
+        subsets, notes = _load_subsets(names, args, explicit, args.limit)
+        settings = _settings(args)
+    except ValueError as exc:
+        return fail(str(exc))
+    engine = _load(args)
+    if engine is None:
+        return 1
+    options = QualityOptions(oracle=args.oracle, jobs=args.jobs,
+                             limits=Limits(timeout_s=args.timeout, memory_mb=args.memory_mb))
+    result = run(engine, subsets, settings, options, progress=_progress(args))
+    result["notes"] = notes + result["notes"]
+    print(quality_table(result["summary"]))
+    for note in result["notes"]:
+        print(f"note: {note}")
+    if args.out:
+        write_json(_header("quality", engine, settings, args) | {"oracle": args.oracle} | result, args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def run_speed(args: argparse.Namespace) -> int:
+    from engine.bench.plot import plot_speed
+    from engine.bench.report import speed_table, write_json
+    from engine.bench.speed import run_speed as run
+
+    try:
+        cases = _speed_cases(args)
+        settings = _settings(args)
+    except ValueError as exc:
+        return fail(str(exc))
+    engine = _load(args)
+    if engine is None:
+        return 1
+    result = run(engine, cases, settings, warmup=args.warmup, progress=_progress(args))
+    print(speed_table(result["summary"]))
+    out_json, out_png = args.out_dir / "speed.json", args.out_dir / "speed.png"
+    write_json(_header("speed", engine, settings, args) | result, out_json)
+    plot_speed(result["summary"], out_png, title=f"diffill speed: {Path(engine.model_path).name}")
+    print(f"wrote {out_json} and {out_png}")
+    return 0
+
+
+# --- helpers -------------------------------------------------------------------
+
+def _settings(args: argparse.Namespace):
+    from engine.bench.runs import RunSettings
+
+    for name in ("max_new_tokens", "steps"):
+        value = getattr(args, name)
+        if value is not None and not 1 <= value <= 4096:
+            raise ValueError(f"--{name.replace('_', '-')} must be in 1..4096, got {value}")
+    return RunSettings(max_new_tokens=args.max_new_tokens, steps=args.steps, sampler=args.sampler,
+                       threshold=args.threshold, seed=args.seed)
+
+
+def _load_subsets(names: list[str], args: argparse.Namespace, explicit: bool, limit: int | None):
+    """``{subset: cases}`` and notes about skipped subsets; a requested subset
+    that is unavailable is an error, a default one is skipped."""
+    from engine.bench.datasets import DatasetError, load_subset, spread, subset_path
+
+    subsets, notes = {}, []
+    for name in names:
+        path = subset_path(name, args.data, args.heldout)
+        if path is None or not path.is_file():
+            why = f"pass --data DIR (or set ${DATA_ENV})" if path is None else f"{path} does not exist"
+            if explicit:
+                raise DatasetError(f"subset {name!r} is not available: {why}")
+            notes.append(f"skipped {name}: {why}")
+            continue
+        subsets[name] = spread(load_subset(name, path), limit)
+    if not subsets:
+        raise DatasetError("no benchmark data: " + "; ".join(notes))
+    return subsets, notes
+
+
+def _speed_cases(args: argparse.Namespace) -> dict[str, list]:
+    """Single- and multi-line cases from the held-out split or HumanEval."""
+    from engine.bench.datasets import DatasetError, load_subset, spread, subset_path
+
+    sources = {"heldout": ("heldout-single", "heldout-multi"), "humaneval": ("single", "multi")}
+    order = ["heldout", "humaneval"] if args.source == "auto" else [args.source]
+    problems = []
+    for source in order:
+        paths = [subset_path(n, args.data, args.heldout) for n in sources[source]]
+        missing = [str(p) if p else f"--data DIR (or ${DATA_ENV})" for p in paths if p is None or not p.is_file()]
+        if missing:
+            problems.append(f"{source}: missing {', '.join(missing)}")
+            continue
+        return {kind: spread(load_subset(name, path), args.limit)
+                for kind, name, path in zip(("single", "multi"), sources[source], paths)}
+    raise DatasetError("no speed benchmark cases: " + "; ".join(problems))
+
+
+def _load(args: argparse.Namespace):
+    try:
+        return load_engine_from_args(args, progress=not args.no_progress and sys.stderr.isatty())
+    except Exception as exc:  # noqa: BLE001 - one line, no traceback
+        fail(user_error(exc) or f"cannot load the model: {exc.__class__.__name__}: {exc}")
+        return None
+
+
+def _progress(args: argparse.Namespace):
+    if args.no_progress:
+        return None
+    from tqdm import tqdm
+
+    return lambda total, label: tqdm(total=total, desc=label, unit="case", file=sys.stderr,
+                                     dynamic_ncols=True, leave=False)
+
+
+def _header(command: str, engine: Any, settings: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {"benchmark": command, "engine": engine.describe(), "settings": asdict(settings),
+            "limit": args.limit}

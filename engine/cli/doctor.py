@@ -1,0 +1,90 @@
+"""`diffill doctor`: versions, device, model, and whether a tiny fill works.
+
+Prints one ``name: value`` line per check (``--json`` for a JSON object) and
+exits non-zero when the model cannot be loaded or the test fill fails.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from importlib import metadata
+from typing import Any
+
+from engine.cli.common import add_model_options, load_engine_from_args, user_error
+
+PACKAGES = ("torch", "transformers", "tokenizers", "pygls")
+#: the test fill: small enough to run in well under a second on a CPU
+PROBE = {"prefix": "def add(a, b):\n    return ", "suffix": "\n", "max_new_tokens": 8}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("doctor", help="check the installation, device and model",
+                                   description=__doc__)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_model_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report: dict[str, Any] = {"python": platform.python_version()}
+    report.update({name: _version(name) for name in PACKAGES})
+    report.update(_device())
+    report.update(_model(args))
+    ok = report.get("fill") == "ok"
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for key, value in report.items():
+            print(f"{key}: {value}")
+        print("status: ok" if ok else "status: FAILED")
+    return 0 if ok else 1
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _device() -> dict[str, Any]:
+    try:
+        import torch
+    except Exception as exc:  # noqa: BLE001 - a broken torch is exactly what doctor reports
+        return {"cuda": f"unknown (torch does not import: {exc.__class__.__name__})"}
+    if not torch.cuda.is_available():
+        return {"cuda": "not available", "cpu_threads": torch.get_num_threads()}
+    return {"cuda": "available", "gpu": torch.cuda.get_device_name(0),
+            "cuda_version": torch.version.cuda}
+
+
+def _model(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.types import InfillRequest
+
+    out: dict[str, Any] = {}
+    try:
+        from engine.loading import resolve_model
+
+        out["model_path"] = resolve_model(args.model)[0]
+    except Exception as exc:  # noqa: BLE001
+        out["model_path"] = args.model or "(bundled)"
+        out["model_load"] = f"FAILED: {user_error(exc) or exc}"
+        return out
+    try:
+        start = time.perf_counter()
+        engine = load_engine_from_args(args, progress=False)
+        out["model_load"] = f"ok ({(time.perf_counter() - start):.1f} s)"
+        out.update({f"engine_{k}": v for k, v in engine.describe().items() if k != "model"})
+    except Exception as exc:  # noqa: BLE001
+        out["model_load"] = f"FAILED: {user_error(exc) or f'{exc.__class__.__name__}: {exc}'}"
+        return out
+    try:
+        result = engine.infill(InfillRequest(**PROBE))
+        out["fill_ms"] = round(result.ms, 1)
+        out["fill_forwards"] = result.forwards
+        out["fill"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        out["fill"] = f"FAILED: {user_error(exc) or f'{exc.__class__.__name__}: {exc}'}"
+    return out

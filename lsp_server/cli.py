@@ -1,0 +1,59 @@
+"""`diffill serve`: run the language server (stdio by default, or TCP on
+127.0.0.1 only: the server reads and edits the user's code, so it must not
+listen on other interfaces)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from lsp_server.config import Settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="run the diffill language server (stdio, or --tcp PORT)",
+        description="Run the diffill language server. Settings given here are defaults; "
+                    "the client's initializationOptions override them.",
+    )
+    add_serve_arguments(parser)
+    parser.set_defaults(func=run_serve)
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
+    parser.add_argument("--tcp", type=int, metavar="PORT", default=None,
+                        help="listen on 127.0.0.1:PORT instead of stdio")
+    parser.add_argument("--model", default=None, metavar="PATH_OR_ID",
+                        help="model directory or hub id (default: the bundled model)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: per device)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
+    parser.add_argument("--log-file", default=None, metavar="PATH", help="write server logs to PATH")
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from lsp_server.logging_setup import set_log_file
+    from lsp_server.server import create_server
+
+    if args.tcp is not None and not 0 < args.tcp < 65536:
+        print(f"diffill: error: invalid port {args.tcp}", file=sys.stderr)
+        return 2
+    set_log_file(args.log_file)
+    if not args.log_file:
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        logging.getLogger("pygls").setLevel(logging.ERROR)
+    settings = Settings(model=args.model, device=args.device, dtype=args.dtype,
+                        threads=args.threads, log_file=args.log_file)
+    server = create_server(settings)
+    if args.tcp is not None:
+        server.start_tcp("127.0.0.1", args.tcp)
+    else:
+        server.start_io()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="diffill-serve")
+    add_serve_arguments(parser)
+    return run_serve(parser.parse_args(argv))

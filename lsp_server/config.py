@@ -1,0 +1,157 @@
+"""Server settings: a typed dataclass with defaults, parsed from the client's
+camelCase JSON (``initializationOptions`` or ``settings.diffill``).
+
+Bad or unknown keys never stop the server: they are returned as warnings,
+which the server reports with ``window/logMessage``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+MULTILINE_MODES = ("auto", "always", "never")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class DraftSettings:
+    """Whether ``diffill/draft`` notifications are sent, per entry point."""
+
+    completion: bool = False
+    command: bool = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the server understands (docs/PROTOCOL.md lists them)."""
+
+    model: str | None = None
+    device: str = "auto"
+    dtype: str | None = None
+    max_new_tokens: int = 32
+    steps: int | None = None
+    context_tokens: int | None = None
+    threads: int | None = None
+    debounce_ms: int = 100
+    adaptive_debounce: bool = True
+    multiline: str = "auto"
+    drafts: DraftSettings = field(default_factory=DraftSettings)
+    languages: dict[str, bool] = field(default_factory=dict)
+    cache_size: int = 256
+    allow_download: bool = False
+    trust_remote_code: bool = False
+    log_file: str | None = None
+
+    def language_enabled(self, language: str | None) -> bool:
+        if language is None:
+            return True
+        return self.languages.get(language, self.languages.get("*", True))
+
+    def engine_key(self) -> tuple[Any, ...]:
+        """Settings whose change needs the model loaded again."""
+        return (self.model, self.device, self.dtype, self.context_tokens, self.threads,
+                self.allow_download, self.trust_remote_code)
+
+    def request_key(self) -> tuple[Any, ...]:
+        """Settings that change a completion's text (part of the cache key)."""
+        return (self.max_new_tokens, self.steps, self.context_tokens, self.multiline)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+_KEYS = {_camel(f.name): f.name for f in fields(Settings)}
+
+
+def _check(name: str, value: Any) -> Any:
+    """Validate one value; raise ValueError with a message for the user."""
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if name in ("model", "dtype", "log_file"):
+        if value is None or (isinstance(value, str) and value):
+            return value
+        raise ValueError("expected a non-empty string or null")
+    if name == "device":
+        if value in DEVICES:
+            return value
+        raise ValueError(f"expected one of {', '.join(DEVICES)}")
+    if name == "multiline":
+        if value in MULTILINE_MODES:
+            return value
+        raise ValueError(f"expected one of {', '.join(MULTILINE_MODES)}")
+    if name == "max_new_tokens":
+        if is_int(value) and 1 <= value <= 4096:
+            return value
+        raise ValueError("expected an integer in 1..4096")
+    if name in ("steps", "context_tokens", "threads"):
+        if value is None or (is_int(value) and value >= 1):
+            return value
+        raise ValueError("expected a positive integer or null")
+    if name == "debounce_ms":
+        if is_int(value) and 0 <= value <= 10_000:
+            return value
+        raise ValueError("expected an integer in 0..10000")
+    if name == "cache_size":
+        if is_int(value) and 0 <= value <= 100_000:
+            return value
+        raise ValueError("expected an integer in 0..100000")
+    if name in ("allow_download", "trust_remote_code", "adaptive_debounce"):
+        if isinstance(value, bool):
+            return value
+        raise ValueError("expected true or false")
+    if name == "languages":
+        if isinstance(value, dict) and all(isinstance(v, bool) for v in value.values()):
+            return dict(value)
+        raise ValueError("expected an object of language id -> true/false")
+    raise ValueError("unknown setting")  # pragma: no cover
+
+
+def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
+    """Overlay ``raw`` (flat, or nested under ``"diffill"``) on ``base``.
+
+    Returns the new settings and one warning per ignored key or value.
+    """
+    base = base or Settings()
+    warnings: list[str] = []
+    if raw is None:
+        return base, warnings
+    if not isinstance(raw, dict):
+        return base, [f"diffill settings must be an object, got {type(raw).__name__}"]
+    if isinstance(raw.get("diffill"), dict):
+        raw = raw["diffill"]
+    changes: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = _KEYS.get(key)
+        if name is None:
+            warnings.append(f"unknown setting {key!r} ignored")
+            continue
+        if name == "drafts":
+            drafts, sub = _parse_drafts(value, base.drafts)
+            warnings.extend(sub)
+            changes[name] = drafts
+            continue
+        try:
+            changes[name] = _check(name, value)
+        except ValueError as exc:
+            warnings.append(f"setting {key!r}: {exc}; got {value!r}, keeping {getattr(base, name)!r}")
+    return replace(base, **changes), warnings
+
+
+def _parse_drafts(value: Any, base: DraftSettings) -> tuple[DraftSettings, list[str]]:
+    if isinstance(value, bool):
+        return DraftSettings(completion=value, command=value), []
+    if not isinstance(value, dict):
+        return base, [f"setting 'drafts': expected an object, got {value!r}"]
+    warnings = []
+    changes = {}
+    for key, v in value.items():
+        if key not in ("completion", "command"):
+            warnings.append(f"unknown setting 'drafts.{key}' ignored")
+        elif not isinstance(v, bool):
+            warnings.append(f"setting 'drafts.{key}': expected true or false, got {v!r}")
+        else:
+            changes[key] = v
+    return replace(base, **changes), warnings

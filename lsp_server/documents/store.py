@@ -1,0 +1,99 @@
+"""The server's own copy of open documents (incremental sync).
+
+Kept separately from pygls' workspace because pygls mutates incoming change
+ranges while clamping them and splits lines on characters LSP does not treat
+as line breaks.  Each ``Document`` is immutable; an edit replaces it, so a
+request can hold a snapshot (text + version) while the user keeps typing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lsp_server.documents.positions import UTF16, Pos, PositionError, line_starts, offset_at
+
+
+class UnknownDocumentError(KeyError):
+    """A request named a document the client never opened."""
+
+    def __str__(self) -> str:
+        return f"unknown document: {self.args[0]}"
+
+
+@dataclass(frozen=True)
+class Document:
+    """One version of an open text document."""
+
+    uri: str
+    text: str
+    version: int
+    language_id: str | None = None
+    _starts: list[int] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def starts(self) -> list[int]:
+        if not self._starts:
+            self._starts.extend(line_starts(self.text))
+        return self._starts
+
+    def offset(self, line: int, character: int, encoding: str = UTF16, *, strict: bool = True) -> int:
+        return offset_at(self.text, self.starts, Pos(line, character), encoding, strict=strict)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A content change: ``range`` None means the full text is replaced."""
+
+    text: str
+    range: tuple[Pos, Pos] | None = None
+
+
+def apply_changes(doc: Document, changes: list[Change], version: int, encoding: str) -> Document:
+    """Apply ``changes`` in order (each against the result of the previous one)."""
+    text = doc.text
+    current = doc
+    for change in changes:
+        if change.range is None:
+            text = change.text
+        else:
+            start_pos, end_pos = change.range
+            start = current.offset(start_pos.line, start_pos.character, encoding, strict=False)
+            end = current.offset(end_pos.line, end_pos.character, encoding, strict=False)
+            if end < start:
+                raise PositionError(f"change range ends before it starts: {change.range}")
+            text = text[:start] + change.text + text[end:]
+        current = Document(doc.uri, text, version, doc.language_id)
+    return Document(doc.uri, text, version, doc.language_id)
+
+
+class DocumentStore:
+    """Open documents by URI."""
+
+    def __init__(self, encoding: str = UTF16) -> None:
+        self.encoding = encoding
+        self._docs: dict[str, Document] = {}
+
+    def open(self, uri: str, text: str, version: int, language_id: str | None) -> Document:
+        doc = Document(uri, text, version, language_id)
+        self._docs[uri] = doc
+        return doc
+
+    def change(self, uri: str, version: int, changes: list[Change]) -> Document:
+        doc = self.get(uri)
+        new = apply_changes(doc, changes, version, self.encoding)
+        self._docs[uri] = new
+        return new
+
+    def close(self, uri: str) -> None:
+        self._docs.pop(uri, None)
+
+    def get(self, uri: str) -> Document:
+        try:
+            return self._docs[uri]
+        except KeyError:
+            raise UnknownDocumentError(uri) from None
+
+    def __contains__(self, uri: str) -> bool:
+        return uri in self._docs
+
+    def __len__(self) -> int:
+        return len(self._docs)

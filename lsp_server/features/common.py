@@ -1,0 +1,49 @@
+"""Turning request params into a ``Hole``, with LSP errors for bad params."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pygls.exceptions import JsonRpcInvalidParams
+
+from lsp_server.documents import Document, PositionError, UnknownDocumentError
+from lsp_server.infill import Hole
+
+if TYPE_CHECKING:
+    from lsp_server.server import DiffillServer
+
+
+def document(server: DiffillServer, uri: str) -> Document:
+    try:
+        return server.documents.get(uri)
+    except UnknownDocumentError as exc:
+        raise JsonRpcInvalidParams(f"{exc} (open it with textDocument/didOpen first)") from None
+
+
+def offset(server: DiffillServer, doc: Document, line: Any, character: Any) -> int:
+    if not _is_int(line) or not _is_int(character):
+        raise JsonRpcInvalidParams(f"position must have integer line/character, got {line!r}:{character!r}")
+    try:
+        return doc.offset(line, character, server.documents.encoding, strict=True)
+    except PositionError as exc:
+        raise JsonRpcInvalidParams(f"invalid position: {exc}") from None
+
+
+def hole_at(server: DiffillServer, uri: str, line: int, character: int) -> Hole:
+    doc = document(server, uri)
+    at = offset(server, doc, line, character)
+    pos = {"line": line, "character": character}
+    return Hole(doc, at, at, {"start": pos, "end": dict(pos)})
+
+
+def hole_over(server: DiffillServer, uri: str, start: dict, end: dict) -> Hole:
+    doc = document(server, uri)
+    a = offset(server, doc, start.get("line"), start.get("character"))
+    b = offset(server, doc, end.get("line"), end.get("character"))
+    if b < a:
+        raise JsonRpcInvalidParams("range end is before its start")
+    return Hole(doc, a, b, {"start": {"line": start["line"], "character": start["character"]},
+                            "end": {"line": end["line"], "character": end["character"]}})
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

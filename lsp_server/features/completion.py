@@ -1,0 +1,62 @@
+"""`textDocument/completion`: the infill as one completion item, for clients
+without inline completion.
+
+The item's TextEdit replaces the identifier being typed (word start to
+cursor) with that word + the middle, and ``filterText`` is the same text, so
+clients that filter by the word under the cursor keep the item while the user
+types characters that agree with it.  The list is incomplete so clients ask
+again (and hit the cache or the model) instead of filtering a stale item.
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from lsp_server.documents.positions import position_at
+from lsp_server.features.common import hole_at
+
+if TYPE_CHECKING:
+    from lsp_server.server import DiffillServer
+
+_WORD_TAIL = re.compile(r"[\w$]*\Z")
+LABEL_CHARS = 60
+
+
+def register(server: DiffillServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(resolve_provider=False))
+    async def completion(params: types.CompletionParams) -> types.CompletionList:
+        pos = params.position
+        hole = hole_at(server, params.text_document.uri, pos.line, pos.character)
+        invoked = bool(params.context and params.context.trigger_kind == types.CompletionTriggerKind.Invoked)
+        outcome = await server.pipeline.complete(
+            hole, kind="completion", debounce=not invoked, drafts=server.settings.drafts.completion
+        )
+        if outcome is None or not outcome.text:
+            return types.CompletionList(is_incomplete=True, items=[])
+        text = hole.doc.text
+        line_start = text.rfind("\n", 0, hole.start) + 1
+        word = _WORD_TAIL.search(text, line_start, hole.start).group(0)
+        start = position_at(text, hole.doc.starts, hole.start - len(word), server.documents.encoding)
+        new_text = word + outcome.text
+        first_line = new_text.split("\n", 1)[0]
+        label = first_line if len(first_line) <= LABEL_CHARS else first_line[: LABEL_CHARS - 1] + "…"
+        if "\n" in new_text:
+            label += " …"
+        item = types.CompletionItem(
+            label=label or new_text.strip()[:LABEL_CHARS],
+            kind=types.CompletionItemKind.Text,
+            detail="diffill",
+            documentation=types.MarkupContent(kind=types.MarkupKind.PlainText, value=new_text),
+            filter_text=new_text,
+            sort_text="0",
+            preselect=True,
+            insert_text_format=types.InsertTextFormat.PlainText,
+            text_edit=types.TextEdit(
+                range=types.Range(start=types.Position(start.line, start.character), end=pos),
+                new_text=new_text,
+            ),
+            data={"requestId": outcome.request_id, "cached": outcome.cached},
+        )
+        return types.CompletionList(is_incomplete=True, items=[item])

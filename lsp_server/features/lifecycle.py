@@ -1,0 +1,44 @@
+"""initialize / initialized / configuration / shutdown.
+
+Settings come from ``initializationOptions`` and later from
+``workspace/didChangeConfiguration``; the model starts loading in the
+background as soon as the client says ``initialized`` so the first
+completion does not pay for it (requests wait for the load).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from lsp_server.documents.positions import ENCODINGS, UTF16
+
+if TYPE_CHECKING:
+    from lsp_server.server import DiffillServer
+
+
+def register(server: DiffillServer) -> None:
+    @server.feature(types.INITIALIZE)
+    def initialize(params: types.InitializeParams) -> None:
+        encoding = server.workspace.position_encoding
+        value = getattr(encoding, "value", encoding)
+        server.documents.encoding = value if value in ENCODINGS else UTF16
+        server.update_settings(params.initialization_options, source="initializationOptions")
+
+    @server.feature(types.INITIALIZED)
+    def initialized(params: types.InitializedParams) -> None:
+        server.engine_host.ensure(server.settings)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:
+        raw: Any = params.settings
+        if isinstance(raw, dict) and "diffill" in raw:
+            raw = raw["diffill"]
+        if raw is None:
+            return
+        server.update_settings(raw, source="didChangeConfiguration")
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(params: None) -> None:
+        server.inflight.cancel_all()
+        server.worker.shutdown()

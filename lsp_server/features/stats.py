@@ -1,0 +1,27 @@
+"""`diffill/stats` (client -> server request): counters and recent timings.
+
+Params (optional): ``{"timings": bool, "reset": bool}``.  Used by tests to
+see that a burst of edits computed only the last request, and by
+``diffill bench lsp`` to separate server overhead from engine time.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lsp_server.methods import STATS
+
+if TYPE_CHECKING:
+    from lsp_server.server import DiffillServer
+
+
+def register(server: DiffillServer) -> None:
+    @server.feature(STATS)
+    def stats(params: Any) -> dict[str, Any]:
+        opts = params if isinstance(params, dict) else {}
+        out = server.stats.to_json(timings=bool(opts.get("timings")))
+        out["cacheEntries"] = len(server.pipeline.cache)
+        out["documents"] = len(server.documents)
+        out["engineLoaded"] = server.engine_host.engine is not None
+        if opts.get("reset"):
+            server.stats.reset()
+        return out

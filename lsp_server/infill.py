@@ -1,0 +1,227 @@
+"""The completion pipeline, top to bottom, shared by every entry point:
+
+  context -> language gate -> cache -> cancel-previous + debounce -> engine
+  (worker thread, optional live drafts) -> post-processing -> cache -> result
+
+Entry points (inline completion, completion, the fill command) only turn
+LSP params into a ``Hole`` and the ``Outcome`` into their LSP result.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from engine import Cancelled, Draft, EngineError, InfillRequest
+from lsp_server.cache import LruCache
+from lsp_server.documents import Document, extract
+from lsp_server.documents.context import InfillContext, window_sizes
+from lsp_server.engine_host import EngineUnavailable
+from lsp_server.postprocess.context import FilterContext
+from lsp_server.postprocess.pipeline import postprocess
+from lsp_server.stats import Timing
+from lsp_server.worker import run_infill
+
+if TYPE_CHECKING:
+    from lsp_server.server import DiffillServer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Hole:
+    """Where to fill: a document snapshot, string offsets and the LSP range."""
+
+    doc: Document
+    start: int
+    end: int
+    range: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A post-processed middle ("" = nothing worth showing)."""
+
+    text: str
+    cached: bool
+    request_id: str
+
+
+class InfillPipeline:
+    """Turns a hole into a post-processed middle, honouring cancellation."""
+
+    def __init__(self, server: DiffillServer) -> None:
+        self.server = server
+        self.cache: LruCache[str] = LruCache(server.settings.cache_size)
+
+    async def complete(
+        self,
+        hole: Hole,
+        *,
+        kind: str,
+        debounce: bool,
+        drafts: bool,
+        multiline: str | None = None,
+    ) -> Outcome | None:
+        """The middle for ``hole``, or None if cancelled, disabled or failed."""
+        server = self.server
+        settings = server.settings
+        stats = server.stats
+        doc = hole.doc
+        t0 = time.perf_counter()
+        stats.requests += 1
+        timing = Timing(kind=kind, uri=doc.uri, total_ms=0.0)
+        request_id = uuid.uuid4().hex[:12]
+        try:
+            if not settings.language_enabled(doc.language_id):
+                timing.outcome = "disabled"
+                return None
+            prefix_chars, suffix_chars = window_sizes(settings.context_tokens)
+            ctx = extract(doc.text, hole.start, hole.end, language=doc.language_id,
+                          prefix_chars=prefix_chars, suffix_chars=suffix_chars)
+            mode = multiline or settings.multiline
+            key = _cache_key(ctx, settings.request_key(), settings.engine_key(), mode)
+            drafts_out = DraftSender(server, hole, request_id) if drafts else None
+
+            cached = self.cache.get(key)
+            if cached is not None:
+                stats.cache_hits += 1
+                timing.cached = True
+                if drafts_out:
+                    drafts_out.final(cached)
+                return Outcome(cached, True, request_id)
+
+            middle = await self._run_engine(hole, ctx, kind, debounce, drafts_out, timing)
+            if middle is None:
+                return None
+            text = postprocess(middle, FilterContext(ctx.prefix, ctx.suffix, mode, doc.language_id))  # type: ignore[arg-type]
+            self.cache.put(key, text)
+            if drafts_out:
+                drafts_out.final(text)
+            return Outcome(text, False, request_id)
+        finally:
+            timing.total_ms = (time.perf_counter() - t0) * 1000.0
+            stats.record(timing)
+
+    async def _run_engine(
+        self,
+        hole: Hole,
+        ctx: InfillContext,
+        kind: str,
+        debounce: bool,
+        drafts_out: DraftSender | None,
+        timing: Timing,
+    ) -> str | None:
+        server = self.server
+        settings = server.settings
+        stats = server.stats
+        uri = hole.doc.uri
+        inflight_key = (uri, kind)
+        handle = server.inflight.begin(inflight_key)
+        if drafts_out:
+            drafts_out.handle = handle
+        engine_started = False
+        try:
+            server.debouncer.observe(uri)
+            if debounce:
+                delay = server.debouncer.delay_ms(uri)
+                t = time.perf_counter()
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(handle.event.wait(), delay / 1000.0)
+                    except asyncio.TimeoutError:
+                        pass
+                timing.debounce_ms = (time.perf_counter() - t) * 1000.0
+                if handle.cancelled:
+                    raise Cancelled("superseded while debouncing")
+            engine = await server.engine_host.get(settings)
+            request = InfillRequest(
+                prefix=ctx.prefix,
+                suffix=ctx.suffix,
+                language=ctx.language,
+                max_new_tokens=settings.max_new_tokens,
+                steps=settings.steps,
+                context_tokens=settings.context_tokens,
+            )
+            engine_started = True
+            stats.engine_started += 1
+            run = await server.worker.call(
+                run_infill, engine, request, handle.token,
+                drafts_out.from_thread if drafts_out else None, time.perf_counter(),
+            )
+            stats.completed += 1
+            timing.engine_ms = run.engine_ms
+            timing.queue_ms = run.queue_ms
+            return run.middle
+        except Cancelled:
+            stats.cancelled += 1
+            if engine_started:
+                stats.engine_cancelled += 1
+            timing.outcome = "cancelled"
+            return None
+        except asyncio.CancelledError:  # $/cancelRequest: stop the engine too
+            handle.cancel()
+            stats.cancelled += 1
+            if engine_started:
+                stats.engine_cancelled += 1
+            timing.outcome = "cancelled"
+            raise
+        except EngineUnavailable:
+            stats.errors += 1
+            timing.outcome = "error"
+            return None
+        except EngineError as exc:
+            stats.errors += 1
+            timing.outcome = "error"
+            server.report_engine_error(exc)
+            return None
+        finally:
+            server.inflight.end(inflight_key, handle)
+
+
+class DraftSender:
+    """Sends ``diffill/draft`` notifications; engine-thread drafts hop to the loop."""
+
+    def __init__(self, server: DiffillServer, hole: Hole, request_id: str) -> None:
+        self.server = server
+        self.hole = hole
+        self.request_id = request_id
+        self.handle = None
+        self.loop = asyncio.get_running_loop()
+
+    def from_thread(self, draft: Draft) -> None:
+        if self.handle is not None and self.handle.cancelled:
+            return
+        self.loop.call_soon_threadsafe(self._send, draft.step, draft.steps, draft.text,
+                                       list(draft.confidence), False)
+
+    def final(self, text: str) -> None:
+        self._send(0, 0, text, [], True)
+
+    def _send(self, step: int, steps: int, text: str, confidence: list[float], final: bool) -> None:
+        self.server.protocol.notify(
+            "diffill/draft",
+            {
+                "uri": self.hole.doc.uri,
+                "version": self.hole.doc.version,
+                "requestId": self.request_id,
+                "range": self.hole.range,
+                "step": step,
+                "steps": steps,
+                "text": text,
+                "confidence": [round(c, 4) for c in confidence],
+                "final": final,
+            },
+        )
+
+
+def _cache_key(ctx: InfillContext, request_key: tuple, engine_key: tuple, mode: str) -> str:
+    """A short digest: the windowed text can be tens of kilobytes."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in (ctx.prefix, "\x00", ctx.suffix, "\x00", repr((ctx.language, request_key, engine_key, mode))):
+        h.update(part.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()

@@ -1,0 +1,148 @@
+"""The diffill language server: pygls 2.x wiring of the pieces.
+
+State lives on ``DiffillServer``; each LSP feature is a small module in
+``lsp_server/features`` with a ``register(server)`` function.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+
+from lsp_server import __version__
+from lsp_server.config import Settings, parse_settings
+from lsp_server.debounce import Debouncer
+from lsp_server.documents import Change, DocumentStore, PositionError, UnknownDocumentError
+from lsp_server.documents.positions import Pos
+from lsp_server.engine_host import EngineHost, new_token
+from lsp_server.inflight import Inflight
+from lsp_server.logging_setup import set_log_file
+from lsp_server.stats import Stats
+from lsp_server.worker import EngineWorker
+
+log = logging.getLogger(__name__)
+
+
+class DiffillProtocol(LanguageServerProtocol):
+    """pygls' protocol with document sync routed to our own ``DocumentStore``
+    (strict positions, LSP line breaks, immutable snapshots)."""
+
+    _server: DiffillServer
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> None:
+        doc = params.text_document
+        self._server.documents.open(doc.uri, doc.text, doc.version, doc.language_id)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> None:
+        server = self._server
+        uri = params.text_document.uri
+        changes = []
+        for change in params.content_changes:
+            if isinstance(change, types.TextDocumentContentChangePartial):
+                r = change.range
+                changes.append(Change(change.text, (Pos(r.start.line, r.start.character),
+                                                    Pos(r.end.line, r.end.character))))
+            else:
+                changes.append(Change(change.text))
+        try:
+            server.documents.change(uri, params.text_document.version, changes)
+        except (UnknownDocumentError, PositionError) as exc:
+            server.log_message(f"didChange ignored: {exc}", types.MessageType.Error)
+            return
+        # a completion for the old text is stale: stop it (the fill command keeps
+        # running; its version guard decides what happens to its edit)
+        server.inflight.cancel_matching(lambda key: key[0] == uri and key[1] != "command")
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        self._server.documents.close(uri)
+        self._server.inflight.cancel_matching(lambda key: key[0] == uri)
+        self._server.debouncer.forget(uri)
+
+
+class DiffillServer(LanguageServer):
+    """Holds settings, documents, the engine worker and request bookkeeping."""
+
+    protocol: DiffillProtocol
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__("diffill", __version__, protocol_cls=DiffillProtocol)
+        self.settings = settings or Settings()
+        self.documents = DocumentStore()
+        self.worker = EngineWorker()
+        self.engine_host = EngineHost(self, self.worker)
+        self.inflight = Inflight()
+        self.debouncer = Debouncer(self.settings.debounce_ms, self.settings.adaptive_debounce)
+        self.stats = Stats()
+        from lsp_server.infill import InfillPipeline
+
+        self.pipeline = InfillPipeline(self)
+
+    # -- settings ---------------------------------------------------------
+    def update_settings(self, raw: Any, *, source: str) -> None:
+        """Overlay client settings; warn about bad keys; reload the model if needed."""
+        old = self.settings
+        new, warnings = parse_settings(raw, old)
+        for warning in warnings:
+            self.log_message(f"diffill ({source}): {warning}", types.MessageType.Warning)
+        self.settings = new
+        self.debouncer.configure(new.debounce_ms, new.adaptive_debounce)
+        self.pipeline.cache.resize(new.cache_size)
+        if new.request_key() != old.request_key():
+            self.pipeline.cache.clear()
+        if new.log_file != old.log_file:
+            set_log_file(new.log_file)
+        if new.engine_key() != old.engine_key() and self.engine_host.engine is not None:
+            self.pipeline.cache.clear()
+            self.engine_host.ensure(new)
+
+    # -- messages to the client --------------------------------------------
+    def send_status(self, state: str, message: str, **extra: str) -> None:
+        self.protocol.notify("diffill/status", {"state": state, "message": message, **extra})
+
+    def show_message(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    def log_message(self, message: str, kind: types.MessageType = types.MessageType.Log) -> None:
+        log.info("%s", message)
+        self.window_log_message(types.LogMessageParams(type=kind, message=message))
+
+    def report_engine_error(self, exc: Exception) -> None:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.error("engine error: %s", text)
+        self.send_status("error", text)
+        self.show_message(f"diffill: {text}", types.MessageType.Error)
+
+    async def progress_begin(self, title: str) -> str | None:
+        """Start a work-done progress if the client supports it; returns its token."""
+        caps = self.client_capabilities
+        if not (caps and caps.window and caps.window.work_done_progress):
+            return None
+        token = new_token()
+        try:
+            await self.work_done_progress.create_async(token)
+        except Exception as exc:  # noqa: BLE001 - progress is optional
+            log.warning("work done progress refused: %s", exc)
+            return None
+        self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=False))
+        return token
+
+    def progress_end(self, token: str | None, message: str) -> None:
+        if token is not None:
+            self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+
+
+def create_server(settings: Settings | None = None) -> DiffillServer:
+    """A server with every feature registered."""
+    from lsp_server.features import register_all
+
+    server = DiffillServer(settings)
+    register_all(server)
+    return server

@@ -1,0 +1,73 @@
+"""The single engine thread: model loading and every model call run here.
+
+The engine is synchronous and holds a device lock, so one dedicated thread
+keeps the device from being oversubscribed and keeps the asyncio loop (and
+so LSP message handling, cancellation and document sync) responsive while
+the model works.  It is a separate executor from pygls' pool, which pygls
+uses to read stdin.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from engine import CancellationToken, Draft, Engine, InfillRequest
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EngineRun:
+    """The raw middle of one engine call and the time spent inside the engine."""
+
+    middle: str
+    engine_ms: float
+    queue_ms: float
+    steps: int
+
+
+class EngineWorker:
+    """Runs callables on one background thread and awaits them from asyncio."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffill-engine")
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn, *args)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def run_infill(
+    engine: Engine,
+    request: InfillRequest,
+    token: CancellationToken,
+    on_draft: Callable[[Draft], None] | None,
+    submitted: float,
+) -> EngineRun:
+    """Worker-thread body: run one request, streaming drafts if asked.
+
+    Raises ``engine.Cancelled`` if ``token`` was cancelled while queued or
+    within one denoising step of being cancelled while running.
+    """
+    started = time.perf_counter()
+    token.raise_if_cancelled()
+    steps = 0
+    if on_draft is None:
+        result = engine.infill(request, token)
+        middle = result.middle
+        steps = result.forwards
+    else:
+        middle = ""
+        for draft in engine.stream(request, token):
+            steps = draft.step + 1
+            middle = draft.text
+            on_draft(draft)
+    done = time.perf_counter()
+    return EngineRun(middle, (done - started) * 1000.0, (started - submitted) * 1000.0, steps)

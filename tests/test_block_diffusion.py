@@ -1,0 +1,332 @@
+"""DiffusionGemma block-diffusion backend on a tiny randomly initialised model (CPU).
+
+The model has the real architecture (causal encoder + bidirectional MoE decoder
+with sliding and full attention layers, self-conditioning) at toy size, saved
+to disk with a byte-level BPE tokenizer so that ``load`` runs on real files.
+"""
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.backends.block_cache import PromptCache, build_view
+from engine.backends.block_canvas import build_layout, candidate_lengths, choose, extract_middle, Candidate
+from engine.backends.block_sampler import SamplerSettings, entropy_bound_accept, token_entropy
+from engine.cancellation import CancellationToken
+from engine.engine import Engine
+from engine.errors import Cancelled, ModelNotFoundError, UnsupportedModelError
+from engine.types import InfillRequest
+
+CANVAS = 32
+SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>"]  # ids 0..3 = DiffusionGemma's pad/eos/bos defaults
+SETTINGS = SamplerSettings(steps=6, t_min=0.4, t_max=0.8, entropy_bound=0.1, stability_threshold=1,
+                           confidence_threshold=0.005)
+
+
+def _texts() -> list[str]:
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    return [f.read_text(encoding="utf-8", errors="replace") for f in sorted((stdlib / "json").glob("*.py"))]
+
+
+def _tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=SPECIALS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(_texts(), trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>",
+                                   bos_token="<bos>", unk_token="<unk>", clean_up_tokenization_spaces=False)
+
+
+def _config(vocab: int):
+    from transformers import DiffusionGemmaConfig
+
+    return DiffusionGemmaConfig(
+        text_config=dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, global_head_dim=16,
+                         sliding_window=8, num_experts=4, top_k_experts=2, moe_intermediate_size=16,
+                         max_position_embeddings=1024,
+                         layer_types=["sliding_attention", "sliding_attention", "full_attention"]),
+        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           num_key_value_heads=2, head_dim=8),
+        canvas_length=CANVAS,
+    )
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    from transformers import DiffusionGemmaForBlockDiffusion
+
+    out = tmp_path_factory.mktemp("tiny-diffusion-gemma")
+    tok = _tokenizer()
+    torch.manual_seed(0)
+    model = DiffusionGemmaForBlockDiffusion(_config(len(tok))).eval()
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def backend(model_dir):
+    from engine.backends.block_diffusion import load
+
+    b = load(str(model_dir), device="cpu", dtype=None, allow_download=False, context_tokens=None,
+             progress=False)
+    b.options.sampler = SETTINGS
+    return b
+
+
+@pytest.fixture()
+def fresh(backend):
+    backend.cache.clear()
+    backend.mode = "pinned"
+    yield backend
+    backend.cache.clear()
+    backend.mode = "pinned"
+
+
+PREFIX = "def add(a, b):\n    total = "
+SUFFIX = "\n    return total\n\nprint(add(1, 2))\n"
+
+
+# -- loading -------------------------------------------------------------------
+
+def test_load_describes_itself(backend):
+    assert backend.name == "block-diffusion"
+    assert backend.device == "cpu" and backend.dtype == "float32"
+    assert backend.context_tokens > CANVAS
+    assert backend.model.config.model_type == "diffusion_gemma"
+
+
+def test_load_errors_are_one_line(tmp_path):
+    from engine.backends.block_diffusion import load
+
+    with pytest.raises(ModelNotFoundError, match="local Hugging Face cache"):
+        load("nobody/no-such-diffusion-model", device="cpu", allow_download=False)
+    from transformers import BertConfig
+
+    BertConfig(vocab_size=10, hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
+               intermediate_size=8).save_pretrained(tmp_path)
+    with pytest.raises(UnsupportedModelError, match="diffusion_gemma"):
+        load(str(tmp_path), device="cpu")
+
+
+# -- sampler pieces --------------------------------------------------------------
+
+def test_entropy_bound_accepts_confident_positions_first():
+    scores = torch.tensor([[[9.0, 0.0, 0.0], [0.0, 0.0, 0.0], [8.0, 0.0, 0.0]]])
+    accepted = entropy_bound_accept(token_entropy(scores), bound=0.01)
+    assert accepted.tolist() == [[True, False, True]] or accepted.tolist() == [[True, False, False]]
+    assert accepted[0, 0] and not accepted[0, 1]
+
+
+def test_candidate_lengths_and_choice():
+    assert candidate_lengths(32, CANVAS * 8, fixed=False) == [4, 8, 16, 32]
+    assert candidate_lengths(32, CANVAS * 8, fixed=True) == [32]
+    assert candidate_lengths(500, 64, fixed=True) == [63]
+    good = Candidate(row=0, length=8, ids=[1], text="x", score=-5.0, syntax_ok=True)
+    likely = Candidate(row=1, length=8, ids=[1], text="(", score=-1.0, syntax_ok=False)
+    assert choose([good, likely]) is good
+    assert choose([Candidate(0, 8, [], "", -5.0, None), Candidate(1, 4, [], "", -2.0, None)]).row == 1
+
+
+def test_extract_middle_cuts_at_end_and_suffix_overlap():
+    assert extract_middle([5, 6, 1, 7], [9], {0, 1}) == [5, 6]
+    assert extract_middle([5, 6, 9, 10], [9, 10, 11], {0, 1}) == [5, 6]
+    assert extract_middle([5, 6, 9], [9, 10, 11], {0, 1}) == [5, 6, 9]  # one token is not an overlap
+
+
+# -- pinning and batching ----------------------------------------------------------
+
+def test_pinned_suffix_never_changes(fresh):
+    """Every step's canvas and argmax keep the suffix tokens at their true positions."""
+    from engine.backends.block_window import build_window
+
+    win = build_window(fresh.tokenizer, PREFIX, SUFFIX, prompt_budget=256, canvas=CANVAS, bos_id=fresh.bos_id)
+    kv, _ = fresh.cache.encode(win.ids, "cpu")
+    lengths = [4, 8, 16]
+    layout = build_layout(lengths, win.suffix_ids, CANVAS, end_ids=[fresh.eos_id], device="cpu")
+    gen = torch.Generator().manual_seed(3)
+    canvas = layout.pins.apply_to_canvas(torch.randint(0, fresh.vocab, (3, CANVAS), generator=gen))
+    pins = layout.pins
+    steps = 0
+    for state in fresh.denoise(kv, canvas, steps=6, pins=pins, span=layout.span, generator=gen):
+        steps += 1
+        assert torch.equal(state.canvas[pins.mask], pins.tokens[pins.mask])
+        assert torch.equal(state.argmax[pins.mask], pins.tokens[pins.mask])
+    assert steps >= 1
+    for row, length in enumerate(lengths):  # suffix starts right after each middle
+        n = min(len(win.suffix_ids), CANVAS - length)
+        assert pins.tokens[row, length:length + n].tolist() == win.suffix_ids[:n]
+
+
+def test_drafts_never_contain_pinned_suffix_changes(fresh):
+    """Through the engine API: drafts are middles only, the suffix is untouched."""
+    eng = Engine(fresh)
+    drafts = list(eng.stream(InfillRequest(prefix=PREFIX, suffix=SUFFIX, language="python",
+                                           max_new_tokens=16, seed=1)))
+    assert drafts and drafts[-1].done and all(not d.done for d in drafts[:-1])
+    assert [d.step for d in drafts[:-1]] == list(range(1, len(drafts)))
+
+
+def test_candidate_batch_gives_one_result_per_request(fresh):
+    eng = Engine(fresh)
+    reqs = [InfillRequest(prefix=PREFIX, suffix=SUFFIX, language="python", max_new_tokens=n, seed=0)
+            for n in (4, 16, 32)]
+    results = [eng.infill(r) for r in reqs]
+    assert len(results) == 3
+    for r, req in zip(results, reqs):
+        assert isinstance(r.middle, str)
+        assert r.timings["rows"] == len(candidate_lengths(req.max_new_tokens, CANVAS, False))
+        assert r.tokens <= req.max_new_tokens
+        assert len(r.confidence) == r.tokens
+        assert 1 <= r.forwards <= SETTINGS.steps
+
+
+def test_seeded_requests_are_reproducible(fresh):
+    eng = Engine(fresh)
+    req = InfillRequest(prefix=PREFIX, suffix=SUFFIX, max_new_tokens=16, seed=7)
+    assert eng.infill(req).middle == eng.infill(req).middle
+
+
+# -- prompt KV cache -------------------------------------------------------------------
+
+def _decoder_logits(backend, kv, canvas):
+    view = build_view(kv, backend.text_config, batch=canvas.shape[0])
+    pos = torch.arange(len(kv), len(kv) + CANVAS, dtype=torch.int32).unsqueeze(0)
+    with torch.no_grad():
+        return backend.model(decoder_input_ids=canvas, past_key_values=view, decoder_position_ids=pos).logits
+
+
+def test_incremental_cache_matches_fresh_encode(fresh):
+    """Typing extends the cache; editing before the cursor cuts it back; both exact."""
+    tok = fresh.tokenizer
+    text = "import json\n\ndef load(path):\n    with open(path) as f:\n        return json.load(f)\n" * 2
+    ids = [fresh.bos_id] + tok(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) > 20  # longer than the sliding window (8): exercises window trimming
+    canvas = torch.randint(0, fresh.vocab, (2, CANVAS), generator=torch.Generator().manual_seed(0))
+
+    cache = fresh.cache
+    cache.encode(ids[:10], "cpu")
+    kv_inc, stats = cache.encode(ids, "cpu")  # extend
+    assert stats.reused_tokens == 10 and stats.encoded_tokens == len(ids) - 10
+    edited = ids[:15] + [ids[15] + 1] + ids[16:]
+    kv_cut, stats_cut = cache.encode(edited, "cpu")  # cut back at the edit
+    assert stats_cut.reused_tokens == 15
+
+    ref = PromptCache(fresh.model.model.encoder, fresh.text_config)
+    kv_ref, _ = ref.encode(ids, "cpu")
+    kv_ref_cut, _ = ref.encode(edited, "cpu")
+    for a, b in zip(kv_inc.layers, kv_ref.layers):
+        torch.testing.assert_close(a[0], b[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(_decoder_logits(fresh, kv_inc, canvas), _decoder_logits(fresh, kv_ref, canvas),
+                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(_decoder_logits(fresh, kv_cut, canvas),
+                               _decoder_logits(fresh, kv_ref_cut, canvas), atol=1e-4, rtol=1e-4)
+
+
+def test_cache_matches_transformers_encoder(fresh):
+    """Our decoder view equals the cache ``generate`` builds with one prefill."""
+    from transformers import DynamicCache
+
+    ids = list(range(4, 40))
+    kv, _ = fresh.cache.encode(ids, "cpu")
+    hf = DynamicCache(config=fresh.model.config)
+    with torch.no_grad():
+        fresh.model.model.encoder(input_ids=torch.tensor([ids]), past_key_values=hf)
+    view = build_view(kv, fresh.text_config, batch=1)
+    for mine, theirs in zip(view.layers, hf.layers):
+        assert mine.keys.shape == theirs.keys.shape
+        torch.testing.assert_close(mine.keys, theirs.keys, atol=1e-5, rtol=1e-5)
+        assert mine.get_seq_length() == theirs.get_seq_length()
+
+
+def test_typing_reuses_the_cache_through_the_engine(fresh):
+    eng = Engine(fresh)
+    first = eng.infill(InfillRequest(prefix=PREFIX, suffix=SUFFIX, max_new_tokens=8, seed=0))
+    second = eng.infill(InfillRequest(prefix=PREFIX + "a + b", suffix=SUFFIX, max_new_tokens=8, seed=0))
+    assert first.timings["reused_tokens"] == 0
+    assert second.timings["reused_tokens"] > 0
+    assert second.timings["encoded_tokens"] < second.timings["reused_tokens"]
+
+
+# -- cancellation and the engine contract ------------------------------------------------
+
+def test_cancel_before_start(fresh):
+    token = CancellationToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        Engine(fresh).infill(InfillRequest(prefix=PREFIX, suffix=SUFFIX, seed=0), cancel=token)
+
+
+def test_cancel_between_steps_stops_within_one_step(fresh):
+    token = CancellationToken()
+    calls = {"n": 0}
+    original = fresh._decoder
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        return original(*args, **kwargs)
+
+    fresh._decoder = counting
+    try:
+        stream = Engine(fresh).stream(InfillRequest(prefix=PREFIX, suffix=SUFFIX, max_new_tokens=16,
+                                                    steps=6, seed=0), cancel=token)
+        first = next(stream)
+        assert first.step == 1 and not first.done
+        token.cancel()
+        with pytest.raises(Cancelled):
+            next(stream)
+        assert calls["n"] == 1
+    finally:
+        fresh._decoder = original
+
+
+def test_engine_contract(fresh):
+    eng = Engine(fresh)
+    desc = eng.describe()
+    assert desc["backend"] == "block-diffusion" and desc["device"] == "cpu"
+    req = InfillRequest(prefix=PREFIX, suffix=SUFFIX, language="python", max_new_tokens=8, steps=4, seed=2)
+    drafts = list(eng.stream(req))
+    result = eng.infill(req)
+    last = drafts[-1]
+    assert last.done and last.text == result.middle and last.confidence == result.confidence
+    assert all(d.steps == 4 for d in drafts)
+    assert all(0.0 <= c <= 1.0 for c in result.confidence)
+    assert result.forwards == last.step and 1 <= result.forwards <= 4
+    assert result.timings["total_ms"] > 0 and result.ms == result.timings["total_ms"]
+    # empty suffix (end of file) and empty prefix (start of file) both work
+    assert isinstance(eng.infill(InfillRequest(prefix=PREFIX, suffix="", seed=0)).middle, str)
+    assert isinstance(eng.infill(InfillRequest(prefix="", suffix=SUFFIX, seed=0)).middle, str)
+
+
+def test_prompt_mode_through_the_engine(fresh):
+    fresh.mode = "prompt"
+    drafts = list(Engine(fresh).stream(InfillRequest(prefix=PREFIX, suffix=SUFFIX, max_new_tokens=16, seed=0)))
+    assert drafts[-1].done and isinstance(drafts[-1].text, str)
+
+
+# -- parity with transformers' generate --------------------------------------------------
+
+@pytest.mark.parametrize("seed,steps", [(0, 6), (5, 12)])
+def test_unpinned_output_matches_generate(fresh, seed, steps):
+    """No pins, whole-canvas stopping, same seed and steps: same tokens as ``generate``."""
+    from transformers.models.diffusion_gemma.generation_diffusion_gemma import EntropyBoundSamplerConfig
+
+    prompt = [fresh.bos_id] + fresh.tokenizer("x = [1, 2, 3]\nfor i in x:\n", add_special_tokens=False)["input_ids"]
+    ours = fresh.generate_ids(prompt, steps=steps, seed=seed, settings=SETTINGS)
+
+    torch.manual_seed(seed)
+    out = fresh.model.generate(
+        torch.tensor([prompt]), max_new_tokens=CANVAS, max_denoising_steps=steps,
+        sampler_config=EntropyBoundSamplerConfig(entropy_bound=SETTINGS.entropy_bound),
+        t_min=SETTINGS.t_min, t_max=SETTINGS.t_max, stability_threshold=SETTINGS.stability_threshold,
+        confidence_threshold=SETTINGS.confidence_threshold, eos_token_id=None, pad_token_id=None)
+    assert ours == out.sequences[0, len(prompt):].tolist()
