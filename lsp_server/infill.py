@@ -192,15 +192,18 @@ class DraftSender:
         self.request_id = request_id
         self.handle = None
         self.loop = asyncio.get_running_loop()
+        self.last_steps = 0
 
     def from_thread(self, draft: Draft) -> None:
         if self.handle is not None and self.handle.cancelled:
             return
+        self.last_steps = draft.steps
         self.loop.call_soon_threadsafe(self._send, draft.step, draft.steps, draft.text,
                                        list(draft.confidence), False)
 
     def final(self, text: str) -> None:
-        self._send(0, 0, text, [], True)
+        """The post-processed result (what is inserted); step == steps."""
+        self._send(self.last_steps, self.last_steps, text, [], True)
 
     def _send(self, step: int, steps: int, text: str, confidence: list[float], final: bool) -> None:
         self.server.protocol.notify(

@@ -37,7 +37,9 @@ def test_infinite_loop_times_out() -> None:
 
 
 def test_sleeping_child_processes_are_killed_on_timeout() -> None:
-    source = "import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\ntime.sleep(60)\n"
+    source = ("import subprocess, sys, time\n"
+              "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+              "time.sleep(60)\n")
     start = time.monotonic()
     assert run_program(source, Limits(timeout_s=1.0)).status == "timeout"
     assert time.monotonic() - start < 10
@@ -52,7 +54,9 @@ def test_memory_hog_is_stopped() -> None:
 
 
 def test_runs_in_a_fresh_temporary_directory() -> None:
-    source = "import os\nassert os.path.basename(os.getcwd()).startswith('diffill-exec-')\nassert sorted(os.listdir()) == ['program.py', 'stderr', 'stdout']\n"
+    source = ("import os\n"
+              "assert os.path.basename(os.getcwd()).startswith('diffill-exec-')\n"
+              "assert sorted(os.listdir()) == ['program.py', 'stderr', 'stdout']\n")
     assert run_program(source, FAST).passed
 
 

@@ -21,6 +21,7 @@ from engine.errors import Cancelled, ModelNotFoundError, UnsupportedModelError
 from engine.types import InfillRequest
 
 CANVAS = 32
+LOGIT_SCALE = 30.0
 SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>"]  # ids 0..3 = DiffusionGemma's pad/eos/bos defaults
 SETTINGS = SamplerSettings(steps=6, t_min=0.4, t_max=0.8, entropy_bound=0.1, stability_threshold=1,
                            confidence_threshold=0.005)
@@ -68,6 +69,8 @@ def model_dir(tmp_path_factory) -> Path:
     tok = _tokenizer()
     torch.manual_seed(0)
     model = DiffusionGemmaForBlockDiffusion(_config(len(tok))).eval()
+    with torch.no_grad():  # peakier logits than the 0.02 init, so that rows can settle and stop early
+        model.get_input_embeddings().weight.mul_(LOGIT_SCALE)
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
@@ -105,6 +108,15 @@ def test_load_describes_itself(backend):
     assert backend.model.config.model_type == "diffusion_gemma"
 
 
+def test_load_engine_routes_diffusion_gemma_here(model_dir):
+    """The project loader picks this backend from config.model_type."""
+    from engine import load_engine
+
+    eng = load_engine(str(model_dir), device="cpu")
+    assert eng.describe()["backend"] == "block-diffusion"
+    assert eng.infill(InfillRequest(PREFIX, SUFFIX, max_new_tokens=4, steps=2, seed=0)).forwards >= 1
+
+
 def test_load_errors_are_one_line(tmp_path):
     from engine.backends.block_diffusion import load
 
@@ -118,13 +130,41 @@ def test_load_errors_are_one_line(tmp_path):
         load(str(tmp_path), device="cpu")
 
 
+def test_int8_on_cpu_and_fp8_refused(model_dir):
+    """int8 = dynamic quantization of the Linear layers on CPU; fp8 needs a recent GPU."""
+    from engine.backends.block_diffusion import load
+    from engine.errors import DeviceError
+
+    q = load(str(model_dir), device="cpu", dtype="int8")
+    assert q.dtype == "int8" and "quantized" in type(q.model.lm_head).__module__
+    res = Engine(q).infill(InfillRequest(prefix=PREFIX, suffix=SUFFIX, max_new_tokens=8, steps=2, seed=0))
+    assert res.forwards >= 1
+    with pytest.raises(DeviceError, match="fp8"):
+        load(str(model_dir), device="cpu", dtype="fp8")
+    with pytest.raises(DeviceError, match="unknown dtype"):
+        load(str(model_dir), device="cpu", dtype="int3")
+
+
+def test_prompt_window_start_is_stable_while_typing(backend):
+    """The window's left edge moves in chunks, so typing only appends tokens."""
+    from engine.backends.block_window import prefix_ids
+
+    text = "".join(_texts())[:20000]
+    a = prefix_ids(backend.tokenizer, text, 300, backend.bos_id)
+    b = prefix_ids(backend.tokenizer, text + "    x = 1", 300, backend.bos_id)
+    assert len(a) <= 300 and len(b) <= 300
+    assert b[: len(a) - 2] == a[:-2]  # the last token or two may re-merge
+
+
 # -- sampler pieces --------------------------------------------------------------
 
 def test_entropy_bound_accepts_confident_positions_first():
-    scores = torch.tensor([[[9.0, 0.0, 0.0], [0.0, 0.0, 0.0], [8.0, 0.0, 0.0]]])
-    accepted = entropy_bound_accept(token_entropy(scores), bound=0.01)
-    assert accepted.tolist() == [[True, False, True]] or accepted.tolist() == [[True, False, False]]
-    assert accepted[0, 0] and not accepted[0, 1]
+    """sum(entropy) - max(entropy) <= bound: both confident positions plus one
+    uncertain one (the max is free), never two uncertain ones."""
+    sure, unsure = [9.0, 0.0, 0.0], [0.0, 0.0, 0.0]
+    scores = torch.tensor([[sure, unsure, sure, unsure]])
+    accepted = entropy_bound_accept(token_entropy(scores), bound=0.01)[0]
+    assert accepted[0] and accepted[2] and int(accepted.sum()) == 3
 
 
 def test_candidate_lengths_and_choice():
@@ -248,6 +288,31 @@ def test_cache_matches_transformers_encoder(fresh):
         assert mine.get_seq_length() == theirs.get_seq_length()
 
 
+@pytest.mark.parametrize("prompt_len", [5, 40])  # shorter and longer than the sliding window
+def test_fixed_shape_view_matches_plain_view(fresh, prompt_len):
+    """Padded prompt KV + explicit masks (for compiled steps) = the plain view."""
+    from engine.backends.block_fixed import build_fixed_view
+
+    kv, _ = fresh.cache.encode(list(range(4, 4 + prompt_len)), "cpu")
+    canvas = torch.randint(0, fresh.vocab, (3, CANVAS), generator=torch.Generator().manual_seed(1))
+    view, masks = build_fixed_view(kv, fresh.text_config, 3, CANVAS, torch.float32, bucket=16)
+    assert view.layers[-1].keys.shape[2] == -(-prompt_len // 16) * 16
+    pos = torch.arange(prompt_len, prompt_len + CANVAS, dtype=torch.int32).unsqueeze(0)
+    with torch.no_grad():
+        fixed = fresh.model(decoder_input_ids=canvas, past_key_values=view, decoder_position_ids=pos,
+                            decoder_attention_mask=masks).logits
+    torch.testing.assert_close(fixed, _decoder_logits(fresh, kv, canvas), atol=1e-4, rtol=1e-4)
+
+
+def test_fixed_shape_option_through_the_engine(fresh):
+    fresh.options.fixed_shape = True
+    try:
+        res = Engine(fresh).infill(InfillRequest(prefix=PREFIX, suffix=SUFFIX, max_new_tokens=8, seed=0))
+    finally:
+        fresh.options.fixed_shape = False
+    assert res.forwards >= 1
+
+
 def test_typing_reuses_the_cache_through_the_engine(fresh):
     eng = Engine(fresh)
     first = eng.infill(InfillRequest(prefix=PREFIX, suffix=SUFFIX, max_new_tokens=8, seed=0))
@@ -289,6 +354,35 @@ def test_cancel_between_steps_stops_within_one_step(fresh):
         fresh._decoder = original
 
 
+def test_cancel_from_another_thread(fresh):
+    import threading
+
+    token = CancellationToken()
+    threading.Timer(0.05, token.cancel).start()
+    with pytest.raises(Cancelled):
+        for _ in Engine(fresh).stream(InfillRequest(PREFIX, SUFFIX, max_new_tokens=16, steps=4000, seed=0),
+                                      cancel=token):
+            pass
+
+
+def test_megabytes_of_text_are_windowed(fresh):
+    from engine.errors import InputError
+
+    big = "".join(f"value_{i} = {i}\n" for i in range(200_000))  # ~3 MB
+    eng = Engine(fresh)
+    res = eng.infill(InfillRequest(big + "x = ", "\n" + big, max_new_tokens=8, steps=2, seed=0))
+    assert res.timings["prompt_tokens"] <= fresh.context_tokens
+    with pytest.raises(InputError, match="both empty"):
+        eng.infill(InfillRequest("", "", max_new_tokens=4))
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_finishes_within_step_budget_and_fixed_length(fresh, steps):
+    res = Engine(fresh).infill(InfillRequest(PREFIX, SUFFIX, max_new_tokens=9, steps=steps, fixed_length=True,
+                                             seed=0))
+    assert res.forwards <= steps and res.timings["rows"] == 1 and res.tokens <= 9
+
+
 def test_engine_contract(fresh):
     eng = Engine(fresh)
     desc = eng.describe()
@@ -315,18 +409,46 @@ def test_prompt_mode_through_the_engine(fresh):
 
 # -- parity with transformers' generate --------------------------------------------------
 
-@pytest.mark.parametrize("seed,steps", [(0, 6), (5, 12)])
-def test_unpinned_output_matches_generate(fresh, seed, steps):
-    """No pins, whole-canvas stopping, same seed and steps: same tokens as ``generate``."""
+def _generate(model, prompt: list[int], rows: int, steps: int, seed: int, settings: SamplerSettings):
     from transformers.models.diffusion_gemma.generation_diffusion_gemma import EntropyBoundSamplerConfig
 
-    prompt = [fresh.bos_id] + fresh.tokenizer("x = [1, 2, 3]\nfor i in x:\n", add_special_tokens=False)["input_ids"]
-    ours = fresh.generate_ids(prompt, steps=steps, seed=seed, settings=SETTINGS)
-
     torch.manual_seed(seed)
-    out = fresh.model.generate(
-        torch.tensor([prompt]), max_new_tokens=CANVAS, max_denoising_steps=steps,
-        sampler_config=EntropyBoundSamplerConfig(entropy_bound=SETTINGS.entropy_bound),
-        t_min=SETTINGS.t_min, t_max=SETTINGS.t_max, stability_threshold=SETTINGS.stability_threshold,
-        confidence_threshold=SETTINGS.confidence_threshold, eos_token_id=None, pad_token_id=None)
-    assert ours == out.sequences[0, len(prompt):].tolist()
+    out = model.generate(
+        torch.tensor([prompt] * rows), max_new_tokens=CANVAS, max_denoising_steps=steps,
+        sampler_config=EntropyBoundSamplerConfig(entropy_bound=settings.entropy_bound),
+        t_min=settings.t_min, t_max=settings.t_max, stability_threshold=settings.stability_threshold,
+        confidence_threshold=settings.confidence_threshold, eos_token_id=None, pad_token_id=None)
+    return out.sequences[:, len(prompt):]
+
+
+#: with this threshold rows of the tiny model stop early and at different steps
+#: (their mean entropy falls as the temperature does): exercises adaptive stopping
+EARLY_STOP = SamplerSettings(steps=12, stability_threshold=0, confidence_threshold=1.3)
+
+
+@pytest.mark.parametrize("seed,steps,settings", [(0, 6, SETTINGS), (5, 12, SETTINGS), (1, 12, EARLY_STOP)])
+def test_unpinned_output_matches_generate(fresh, seed, steps, settings):
+    """No pins, whole-canvas stopping, same seed and steps: same tokens as ``generate``."""
+    prompt = [fresh.bos_id] + fresh.tokenizer("x = [1, 2, 3]\nfor i in x:\n", add_special_tokens=False)["input_ids"]
+    ours = fresh.generate_ids(prompt, steps=steps, seed=seed, settings=settings)
+    assert ours == _generate(fresh.model, prompt, 1, steps, seed, settings)[0].tolist()
+
+
+def test_batched_rows_match_generate_with_early_stops(fresh):
+    """Three rows that stop at different steps: finished rows are frozen as in ``generate``."""
+    from engine.backends.block_sampler import uniform_noise
+
+    prompt = [fresh.bos_id] + fresh.tokenizer("import os\n", add_special_tokens=False)["input_ids"]
+    kv, _ = fresh.cache.encode(prompt, "cpu")
+    for seed in range(8):  # the first seed whose rows stop at different steps
+        gen = torch.Generator().manual_seed(seed)
+        canvas = uniform_noise((3, CANVAS), fresh.vocab, "cpu", gen)
+        seen = []
+        for state in fresh.denoise(kv, canvas, steps=12, generator=gen, settings=EARLY_STOP):
+            seen.append(int(state.finished.sum()))
+            if bool(state.finished.all()):
+                break
+        if any(0 < n < 3 for n in seen):
+            break
+    assert any(0 < n < 3 for n in seen), "rows should stop at different steps"
+    assert torch.equal(state.argmax, _generate(fresh.model, prompt, 3, 12, seed, EARLY_STOP))

@@ -32,6 +32,7 @@ from engine.backends.block_canvas import (
     extract_middle,
     parses,
 )
+from engine.backends.block_fixed import build_fixed_view
 from engine.backends.block_prompt import clean_answer, prompt_text
 from engine.backends.block_sampler import (
     Pins,
@@ -42,7 +43,7 @@ from engine.backends.block_sampler import (
     initial_state,
     uniform_noise,
 )
-from engine.backends.block_window import build_window, prefix_ids
+from engine.backends.block_window import build_window, prefix_ids, suffix_ids
 from engine.cancellation import CancellationToken
 from engine.types import Draft, InfillRequest, InfillResult
 
@@ -57,14 +58,17 @@ class BlockOptions:
     """Knobs that are not part of a request.
 
     ``mode``: "pinned" (suffix pinned in the canvas) or "prompt" (instruction
-    prompt fallback).  ``compile``: torch.compile the decoder step on CUDA
-    (shapes change with the prompt length, so it recompiles per length;
-    off by default and unmeasured here)."""
+    prompt fallback).  ``fixed_shape``: pad the prompt KV to a bucket so the
+    decoder step has the same shapes for every prompt in it (``block_fixed``).
+    ``compile``: torch.compile the step with CUDA graphs ("reduce-overhead")
+    on CUDA; implies ``fixed_shape``.  Both off by default; the compiled path
+    is unmeasured (no GPU was available when it was written)."""
 
     mode: Mode = "pinned"
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     max_candidates: int = 4
     cache_entries: int = 4
+    fixed_shape: bool = False
     compile: bool = False
 
 
@@ -93,7 +97,8 @@ class BlockDiffusionBackend:
         self.stop_ids = _stop_ids(tokenizer, self.text_config, getattr(model, "generation_config", None))
         self._decoder = self.model
         if self.options.compile and str(device).startswith("cuda"):
-            self._decoder = torch.compile(self.model, dynamic=False)
+            self.options.fixed_shape = True
+            self._decoder = torch.compile(self.model, mode="reduce-overhead", dynamic=False)
 
     @property
     def mode(self) -> Mode:
@@ -154,7 +159,8 @@ class BlockDiffusionBackend:
         best = choose(cands)
         conf = snap.confidence[best.row][: len(best.ids)]
         result = InfillResult(middle=best.text, forwards=step, tokens=len(best.ids), confidence=conf,
-                              timings=self._timings(t0, t1, t2, enc, rows=len(lengths), length=best.length))
+                              timings=self._timings(t0, t1, t2, enc, rows=len(lengths), length=best.length,
+                                                    prompt=len(win.ids) + len(win.suffix_ids)))
         yield Draft(step=step, steps=steps, text=best.text, confidence=conf, done=True)
         return result
 
@@ -162,13 +168,16 @@ class BlockDiffusionBackend:
 
     def _run_prompt(self, request: InfillRequest, cancel: CancellationToken, t0: float):
         budget = self._prompt_budget(request)
-        chars = budget * 3  # keep the instruction within budget: cut text, then tokens
-        text = prompt_text(self.tokenizer, request.prefix[-chars:], request.suffix[: chars // 3])
-        ids = prefix_ids(self.tokenizer, text, budget, None if _starts_with_bos(text, self.tokenizer)
-                         else self.bos_id)
+        # most of the budget to the prefix, with the same chunked (cache-stable) left cut
+        pre = prefix_ids(self.tokenizer, request.prefix, int(budget * 0.7), None)
+        post, _ = suffix_ids(self.tokenizer, request.suffix, int(budget * 0.2))
+        text = prompt_text(self.tokenizer, self._decode(pre), self._decode(post))
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if self.bos_id is not None and (not ids or ids[0] != self.bos_id):
+            ids = [self.bos_id] + ids
         steps = int(request.steps or self.options.sampler.steps)
         gen = self._generator(request.seed)
-        step, snap, enc, t1 = 0, None, None, time.perf_counter()
+        step, snap = 0, None
         kv, enc = self.cache.encode(self._nonempty(ids), self.device, cancel)
         canvas = uniform_noise((1, self.canvas), self.vocab, self.device, gen)
         t1 = time.perf_counter()
@@ -187,7 +196,7 @@ class BlockDiffusionBackend:
         middle = clean_answer(self._decode(out_ids), request.suffix)
         conf = snap.confidence[0][: len(out_ids)]
         result = InfillResult(middle=middle, forwards=step, tokens=len(out_ids), confidence=conf,
-                              timings=self._timings(t0, t1, t2, enc, rows=1, length=limit))
+                              timings=self._timings(t0, t1, t2, enc, rows=1, length=limit, prompt=len(ids)))
         yield Draft(step=step, steps=steps, text=middle, confidence=conf, done=True)
         return result
 
@@ -205,7 +214,11 @@ class BlockDiffusionBackend:
         Nothing here syncs with the host: the caller does, once per step."""
         settings = replace(settings or self.options.sampler, steps=steps)
         b, c = canvas.shape
-        view = build_view(kv, self.text_config, batch=b)
+        masks = None
+        if self.options.fixed_shape:
+            view, masks = build_fixed_view(kv, self.text_config, b, c, self.model.dtype)
+        else:
+            view = build_view(kv, self.text_config, batch=b)
         start = len(kv)
         positions = torch.arange(start, start + c, dtype=torch.int32, device=canvas.device).unsqueeze(0)
         stopper = SpanStopper(settings, span)
@@ -214,8 +227,11 @@ class BlockDiffusionBackend:
         for cur_step in range(steps, 0, -1):
             if cancel is not None:
                 cancel.raise_if_cancelled()
+            if self._decoder is not self.model:
+                torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs are consumed
             logits = self._decoder(decoder_input_ids=state.canvas, self_conditioning_logits=state.sc_logits,
-                                   past_key_values=view, decoder_position_ids=positions).logits
+                                   past_key_values=view, decoder_position_ids=positions,
+                                   decoder_attention_mask=masks).logits
             state = denoise_step(logits, state, cur_step=cur_step, steps=steps, settings=settings, pins=pins,
                                  stopper=stopper, generator=generator, sc_dtype=sc_dtype)
             yield state
@@ -258,10 +274,13 @@ class BlockDiffusionBackend:
         return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
     @staticmethod
-    def _timings(t0: float, t1: float, t2: float, enc, *, rows: int, length: int) -> dict[str, float]:
+    def _timings(t0: float, t1: float, t2: float, enc, *, rows: int, length: int,
+                 prompt: int) -> dict[str, float]:
+        """total/encode/denoise times, candidate rows, the chosen middle length,
+        prompt tokens (encoder prefix + pinned suffix) and prompt-cache reuse."""
         t3 = time.perf_counter()
         out = {"total_ms": (t3 - t0) * 1000.0, "denoise_ms": (t2 - t1) * 1000.0, "rows": float(rows),
-               "canvas_middle": float(length)}
+               "canvas_middle": float(length), "prompt_tokens": float(prompt)}
         if enc is not None:
             out.update(encode_ms=enc.ms, reused_tokens=float(enc.reused_tokens),
                        encoded_tokens=float(enc.encoded_tokens))
@@ -313,19 +332,15 @@ def _stop_ids(tokenizer, text_config, generation_config) -> set[int]:
     return ids
 
 
-def _starts_with_bos(text: str, tokenizer) -> bool:
-    bos = getattr(tokenizer, "bos_token", None)
-    return bool(bos) and text.startswith(bos)
-
-
 def load(path_or_id: str, *, device: str, dtype: str | None = None, allow_download: bool = False,
-         context_tokens: int | None = None, progress: bool = False, mode: Mode = "pinned",
+         context_tokens: int | None = None, progress: bool = False, mode: Mode | None = None,
          options: BlockOptions | None = None) -> BlockDiffusionBackend:
     """Load a DiffusionGemma checkpoint (local dir, or hub id from the local cache
     unless ``allow_download``) as a backend; see ``block_loading.load_block``."""
     from engine.backends.block_loading import load_block
 
     opts = options or BlockOptions()
-    opts.mode = mode
+    if mode is not None:
+        opts.mode = mode
     return load_block(path_or_id, device=device, dtype=dtype, allow_download=allow_download,
                       context_tokens=context_tokens, progress=progress, options=opts)

@@ -155,7 +155,9 @@ def load_block(path_or_id: str, *, device: str, dtype: str | None = None, allow_
             hf_logging.enable_progress_bar()
     model.eval()
     if name == "int8":
-        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        with warnings.catch_warnings():  # deprecated in favour of torchao, which is not installed here
+            warnings.simplefilter("ignore")
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     tok = _load_tokenizer(path_or_id, allow_download)
     return BlockDiffusionBackend(model, tok, model_path=path_or_id, device=device, dtype=name,
                                  context_tokens=context_tokens, options=options)

@@ -48,9 +48,11 @@ class Pins:
         """One-hot the pinned positions (a LogitsProcessor over (B, C, V) scores):
         zero entropy, so they are always accepted, never renoised, cost nothing
         of the entropy budget, and self-conditioning sees the true token."""
-        onehot = torch.full_like(scores, PIN_FLOOR)
-        onehot.scatter_(-1, self.tokens.unsqueeze(-1), 0.0)
-        return torch.where(self.mask.unsqueeze(-1), onehot, scores)
+        index = self.tokens.unsqueeze(-1)
+        mask = self.mask.unsqueeze(-1)
+        kept = scores.gather(-1, index)  # non-pinned positions get their own value back
+        out = scores.masked_fill(mask, PIN_FLOOR)
+        return out.scatter_(-1, index, torch.where(mask, torch.zeros_like(kept), kept))
 
 
 def temperature(cur_step: int, steps: int, s: SamplerSettings) -> float:

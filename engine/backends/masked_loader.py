@@ -72,11 +72,20 @@ def load_masked(path: str, config, *, local: bool, device: str, torch_dtype, all
 
     from engine.loading import DEFAULT_CONTEXT_TOKENS
 
+    from transformers.utils import logging as hf_logging
+
     meta = _meta(path)
     tok = _load_tokenizer(path, local, trust_remote_code)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = _load_model(path, config, torch_dtype, allow_download, trust_remote_code)
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    if not progress:
+        hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = _load_model(path, config, torch_dtype, allow_download, trust_remote_code)
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
     try:
         model = model.to(device).eval()
     except torch.OutOfMemoryError:

@@ -24,12 +24,14 @@ def plot_speed(summary: dict[str, dict[str, Any]], path: Path, title: str = "") 
         p95 = [summary[k][run]["ms_p95"] or 0.0 for k in kinds]
         ax_tpf.bar(xs, tpf, width, label=run)
         ax_ms.bar(xs, p50, width, label=run,
-                  yerr=[[0.0] * len(kinds), [max(0.0, b - a) for a, b in zip(p50, p95)]], capsize=4)
+                  yerr=[[0.0] * len(kinds), [max(0.0, b - a) for a, b in zip(p50, p95, strict=True)]], capsize=4)
     ax_tpf.axhline(3.0, color="grey", linestyle="--", linewidth=1, label="target 3")
     ax_tpf.set_ylabel("middle tokens per forward pass")
     ax_ms.set_ylabel("latency ms (bar p50, whisker p95)")
+    labels = [f"{k}\nEM {_pct(summary[k][RUNS[0]]['exact_match'])} vs {_pct(summary[k][RUNS[1]]['exact_match'])}"
+              for k in kinds]
     for ax in (ax_tpf, ax_ms):
-        ax.set_xticks(range(len(kinds)), kinds)
+        ax.set_xticks(range(len(kinds)), labels)
         ax.legend()
     if title:
         fig.suptitle(title)
@@ -38,3 +40,7 @@ def plot_speed(summary: dict[str, dict[str, Any]], path: Path, title: str = "") 
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}%"

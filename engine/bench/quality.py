@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.bench import metrics
@@ -27,46 +27,63 @@ class QualityOptions:
     """What to run besides the sampler settings."""
 
     oracle: bool = False
-    limits: Limits = Limits()
+    limits: Limits = field(default_factory=Limits)
     jobs: int = 1
 
 
 def run_quality(engine: Any, subsets: dict[str, list[InfillCase]], settings: RunSettings,
-                options: QualityOptions = QualityOptions(),
-                progress: Callable[[int, str], Any] | None = None) -> dict[str, Any]:
-    """Run every case; returns ``{"summary": {subset: ...}, "cases": [...], "notes": [...]}``.
-
-    ``progress(total, label)`` may return a tqdm-like object with ``update()``
-    and ``close()``.
-    """
+                options: QualityOptions = QualityOptions(), progress: Progress | None = None) -> dict[str, Any]:
+    """Run every case; returns ``{"summary": {subset: ...}, "cases": [...], "notes": [...]}``."""
     notes: list[str] = []
     count = token_counter(engine) if options.oracle else None
-    oracle = options.oracle and count is not None
-    if options.oracle and not oracle:
+    if options.oracle and count is None:
         notes.append("oracle-length run skipped: the backend exposes no tokenizer to count the true middle")
-    rows: list[dict[str, Any]] = []
     with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-        pending: list[tuple[dict[str, Any], str, Future[ExecResult]]] = []
-        for subset, cases in subsets.items():
-            bar = progress(len(cases), subset) if progress else None
-            for case in cases:
-                row = _score_case(engine, case, settings, count if oracle else None)
-                rows.append(row)
-                if case.executable:
-                    pending.append((row, "passed", pool.submit(run_program, case.program(row["middle"]), options.limits)))
-                    if oracle:
-                        pending.append((row, "oracle_passed",
-                                        pool.submit(run_program, case.program(row["oracle_middle"]), options.limits)))
-                if bar:
-                    bar.update(1)
-            if bar:
-                bar.close()
-        for row, key, future in pending:
-            result = future.result()
-            row[key] = result.passed
-            row[key.replace("passed", "status")] = result.status
-    summary = {name: summarize([r for r in rows if r["subset"] == name], oracle) for name in subsets}
+        rows, pending = _generate(engine, subsets, settings, count, pool, options.limits, progress)
+        _collect(pending, progress)
+    summary = {name: summarize([r for r in rows if r["subset"] == name], count is not None) for name in subsets}
     return {"summary": summary, "cases": rows, "notes": notes}
+
+
+#: ``progress(total, label)`` returns a tqdm-like object with ``update()`` and ``close()``
+Progress = Callable[[int, str], Any]
+#: (case row, key to set, running program)
+Pending = list[tuple[dict[str, Any], str, "Future[ExecResult]"]]
+
+
+def _generate(engine: Any, subsets: dict[str, list[InfillCase]], settings: RunSettings,
+              count: Callable[[str], int] | None, pool: ThreadPoolExecutor, limits: Limits,
+              progress: Progress | None) -> tuple[list[dict[str, Any]], Pending]:
+    """Fill every case; submit each executable middle to ``pool`` as soon as it exists."""
+    rows: list[dict[str, Any]] = []
+    pending: Pending = []
+    for subset, cases in subsets.items():
+        bar = progress(len(cases), subset) if progress else None
+        for case in cases:
+            row = _score_case(engine, case, settings, count)
+            rows.append(row)
+            if case.executable:
+                for key in ("", "oracle_") if count else ("",):
+                    future = pool.submit(run_program, case.program(row[key + "middle"]), limits)
+                    pending.append((row, key, future))
+            if bar:
+                bar.update(1)
+        if bar:
+            bar.close()
+    return rows, pending
+
+
+def _collect(pending: Pending, progress: Progress | None) -> None:
+    """Wait for the programs; set ``passed``/``status`` (or ``oracle_...``) on their rows."""
+    bar = progress(len(pending), "tests") if progress and pending else None
+    for row, key, future in pending:
+        result = future.result()
+        row[key + "passed"] = result.passed
+        row[key + "status"] = result.status
+        if bar:
+            bar.update(1)
+    if bar:
+        bar.close()
 
 
 def _score_case(engine: Any, case: InfillCase, settings: RunSettings,

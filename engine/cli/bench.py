@@ -189,7 +189,7 @@ def _speed_cases(args: argparse.Namespace) -> dict[str, list]:
             problems.append(f"{source}: missing {', '.join(missing)}")
             continue
         return {kind: spread(load_subset(name, path), args.limit)
-                for kind, name, path in zip(("single", "multi"), sources[source], paths)}
+                for kind, name, path in zip(("single", "multi"), sources[source], paths, strict=True)}
     raise DatasetError("no speed benchmark cases: " + "; ".join(problems))
 
 
@@ -207,7 +207,7 @@ def _progress(args: argparse.Namespace):
     from tqdm import tqdm
 
     return lambda total, label: tqdm(total=total, desc=label, unit="case", file=sys.stderr,
-                                     dynamic_ncols=True, leave=False)
+                                     dynamic_ncols=True, leave=False, disable=None)
 
 
 def _header(command: str, engine: Any, settings: Any, args: argparse.Namespace) -> dict[str, Any]:

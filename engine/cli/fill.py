@@ -7,13 +7,14 @@ One-off::
 splits FILE at line L, column C (both 1-based; the column counts characters,
 i.e. Unicode code points, not bytes; ``--col`` may be one past the last
 character to fill at the end of the line) and prints the middle exactly as the
-model wrote it (no newline added; ``--json`` prints a JSON record instead).
+model wrote it, in UTF-8 with no newline added (``--json`` prints a JSON
+record instead).
 
 JSONL (``--jsonl``): every non-blank stdin line is a JSON object
 ``{"prefix": str, "suffix"?: str, "max_new_tokens"?: int, "steps"?: int,
 "language"?: str, "id"?: any}``; for each, one line
 ``{"middle": str, "ms": float, "forwards": int, "tokens": int}`` (plus the
-``id`` if given) is written to stdout and flushed, in input order.  A bad line
+``id`` if given; ASCII JSON) is written to stdout and flushed, in input order.  A bad line
 gets ``{"error": "..."}`` and processing continues.  Blank lines are skipped.
 
 Input problems (missing file, not UTF-8, position outside the file, unknown or
@@ -89,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - report one line, never a traceback
         return fail(user_error(exc) or f"internal error: {exc.__class__.__name__}: {exc}")
     if args.json:
-        print(json.dumps(_record(result), ensure_ascii=False))
+        print(json.dumps(_record(result)))
     else:
+        sys.stdout.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
         sys.stdout.write(result.middle)
     sys.stdout.flush()
     return 0
@@ -172,7 +174,7 @@ def _run_jsonl(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[str]) -> i
         for raw in iter(stdin.readline, b""):
             if not raw.strip():
                 continue
-            stdout.write(json.dumps(_answer(engine, args, raw), ensure_ascii=False) + "\n")
+            stdout.write(json.dumps(_answer(engine, args, raw)) + "\n")  # ASCII: safe in any locale
             stdout.flush()
     except BrokenPipeError:  # the reader went away: stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)

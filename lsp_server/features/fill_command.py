@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp_server.features.common import hole_at, hole_over
+from lsp_server.features.common import hole_at, hole_over, plain
 from lsp_server.methods import FILL_COMMAND
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 
 def _parse(server: DiffillServer, args: tuple[Any, ...]):
+    args = tuple(plain(a) for a in args)
     if len(args) != 1 or not isinstance(args[0], dict) or not isinstance(args[0].get("uri"), str):
         raise JsonRpcInvalidParams(
             f"{FILL_COMMAND} takes one argument {{uri, position}} or {{uri, range}}"

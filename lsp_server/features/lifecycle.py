@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from lsp_server.documents.positions import ENCODINGS, UTF16
+from lsp_server.features.common import plain
 
 if TYPE_CHECKING:
     from lsp_server.server import DiffillServer
@@ -23,7 +24,7 @@ def register(server: DiffillServer) -> None:
         encoding = server.workspace.position_encoding
         value = getattr(encoding, "value", encoding)
         server.documents.encoding = value if value in ENCODINGS else UTF16
-        server.update_settings(params.initialization_options, source="initializationOptions")
+        server.update_settings(plain(params.initialization_options), source="initializationOptions")
 
     @server.feature(types.INITIALIZED)
     def initialized(params: types.InitializedParams) -> None:
@@ -31,7 +32,7 @@ def register(server: DiffillServer) -> None:
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:
-        raw: Any = params.settings
+        raw: Any = plain(params.settings)
         if isinstance(raw, dict) and "diffill" in raw:
             raw = raw["diffill"]
         if raw is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lsp_server.features.common import plain
 from lsp_server.methods import STATS
 
 if TYPE_CHECKING:
@@ -17,7 +18,8 @@ if TYPE_CHECKING:
 def register(server: DiffillServer) -> None:
     @server.feature(STATS)
     def stats(params: Any) -> dict[str, Any]:
-        opts = params if isinstance(params, dict) else {}
+        opts = plain(params)
+        opts = opts if isinstance(opts, dict) else {}
         out = server.stats.to_json(timings=bool(opts.get("timings")))
         out["cacheEntries"] = len(server.pipeline.cache)
         out["documents"] = len(server.documents)

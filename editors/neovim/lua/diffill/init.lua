@@ -33,32 +33,39 @@ end
 local function map_keys(bufnr)
   local km = config.options.keymaps
   local inline = require('diffill.inline')
-  local function fallback(key)
-    return vim.api.nvim_replace_termcodes(key, true, false, true)
-  end
-  if km.accept then
-    vim.keymap.set('i', km.accept, function()
-      if vim.fn.pumvisible() == 0 and inline.accept() then
-        return ''
+  --- insert-mode mapping: `action()` returns true when it handled the key, otherwise the
+  --- key does what it would do without the mapping (a plain callback, not an expr mapping,
+  --- because accepting edits the buffer, which an expr mapping may not)
+  local function imap(lhs, action, desc)
+    vim.keymap.set('i', lhs, function()
+      if not action() then
+        vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes(lhs, true, false, true), 'n', false)
       end
-      return fallback(km.accept)
-    end, { buffer = bufnr, expr = true, replace_keycodes = false, desc = 'diffill: accept suggestion' })
+    end, { buffer = bufnr, desc = desc })
+  end
+  vim.keymap.set('i', '<Plug>(diffill-accept)', function()
+    inline.accept()
+  end, { buffer = bufnr, desc = 'diffill: accept suggestion' })
+  if km.accept then
+    imap(km.accept, function()
+      if not inline.current(bufnr) then
+        return false
+      end
+      if vim.fn.pumvisible() == 1 then
+        -- close the completion menu first (<C-e>), then accept the ghost text
+        vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes('<C-e><Plug>(diffill-accept)', true, false, true), 'm', false)
+        return true
+      end
+      return inline.accept()
+    end, 'diffill: accept suggestion')
   end
   if km.accept_line then
-    vim.keymap.set('i', km.accept_line, function()
-      if inline.accept({ line = true }) then
-        return ''
-      end
-      return fallback(km.accept_line)
-    end, { buffer = bufnr, expr = true, replace_keycodes = false, desc = 'diffill: accept one line' })
+    imap(km.accept_line, function()
+      return inline.accept({ line = true })
+    end, 'diffill: accept one line of the suggestion')
   end
   if km.dismiss then
-    vim.keymap.set('i', km.dismiss, function()
-      if inline.dismiss() then
-        return ''
-      end
-      return fallback(km.dismiss)
-    end, { buffer = bufnr, expr = true, replace_keycodes = false, desc = 'diffill: dismiss suggestion' })
+    imap(km.dismiss, inline.dismiss, 'diffill: dismiss suggestion')
   end
   if km.fill then
     vim.keymap.set('n', km.fill, '<Cmd>DiffillFill<CR>', { buffer = bufnr, desc = 'diffill: fill at cursor' })

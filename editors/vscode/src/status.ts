@@ -1,0 +1,60 @@
+// Status bar item driven by diffill/status notifications (and the client's state).
+import * as vscode from 'vscode';
+
+export interface StatusParams {
+  state: 'loading' | 'ready' | 'busy' | 'error' | 'stopped' | 'starting';
+  message: string;
+  model?: string;
+  device?: string;
+}
+
+const ICONS: Record<StatusParams['state'], string> = {
+  starting: '$(loading~spin)',
+  loading: '$(loading~spin)',
+  ready: '$(sparkle)',
+  busy: '$(sync~spin)',
+  error: '$(error)',
+  stopped: '$(circle-slash)',
+};
+
+export class StatusBar implements vscode.Disposable {
+  readonly item: vscode.StatusBarItem;
+  state: StatusParams = { state: 'starting', message: 'starting the server' };
+  private inlineOn = true;
+
+  constructor() {
+    this.item = vscode.window.createStatusBarItem('diffill.status', vscode.StatusBarAlignment.Right, 100);
+    this.item.name = 'diffill';
+    this.item.command = 'diffill.showLog';
+    this.render();
+    this.item.show();
+  }
+
+  set(params: StatusParams): void {
+    this.state = params;
+    this.render();
+  }
+
+  setInline(on: boolean): void {
+    this.inlineOn = on;
+    this.render();
+  }
+
+  private render(): void {
+    const s = this.state;
+    this.item.text = `${ICONS[s.state] ?? '$(question)'} diffill${this.inlineOn ? '' : ' (off)'}`;
+    const lines = [`**diffill**: ${s.state}`, s.message];
+    if (s.model) lines.push(`model: \`${s.model}\``);
+    if (s.device) lines.push(`device: ${s.device}`);
+    lines.push('', 'Click to show the log.');
+    this.item.tooltip = new vscode.MarkdownString(lines.filter((l) => l !== undefined).join('  \n'));
+    this.item.backgroundColor = s.state === 'error'
+      ? new vscode.ThemeColor('statusBarItem.errorBackground')
+      : undefined;
+    this.item.accessibilityInformation = { label: `diffill ${s.state}: ${s.message}` };
+  }
+
+  dispose(): void {
+    this.item.dispose();
+  }
+}

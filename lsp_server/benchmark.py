@@ -1,0 +1,287 @@
+"""`diffill bench lsp`: the language server measured from a real client.
+
+A pygls client starts ``python -m lsp_server`` over stdio and measures:
+  * end-to-end inline-completion latency (request sent -> response parsed),
+    p50/p95, single-line completions at the middle of real code lines,
+    explicitly invoked (no debounce) and never from the cache (every request
+    follows an edit that changes the prefix);
+  * server overhead = end-to-end - time inside the engine (the server reports
+    per-request ``engineMs`` through ``diffill/stats``);
+  * resident memory (VmRSS from /proc/PID/status) of the server before and
+    after 1,000 consecutive requests, measured after one warm-up pass over
+    every cursor site (buffers sized by the longest prompt are not a leak;
+    the RSS at the start is reported too).
+Writes JSON.  Targets: overhead p50 <= 5 ms, end-to-end p50 <= 200 ms with
+the bundled model, RSS growth <= 10 %.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import sysconfig
+import time
+from pathlib import Path
+from typing import Any
+
+TARGET_OVERHEAD_P50_MS = 5.0
+TARGET_E2E_P50_MS = 200.0
+TARGET_RSS_GROWTH_PCT = 10.0
+URI = "file:///diffill-bench/source.py"
+
+
+def register_bench(bench: argparse._SubParsersAction) -> None:
+    p = bench.add_parser("lsp", help="language server latency, overhead and memory",
+                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, metavar="PATH_OR_ID", help="model (default: the bundled model)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--dtype", default=None)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
+    p.add_argument("--max-new-tokens", type=int, default=16, help="canvas size per request (default 16)")
+    p.add_argument("--requests", type=int, default=200, help="latency requests (default 200)")
+    p.add_argument("--memory-requests", type=int, default=1000, help="requests for the RSS test (default 1000)")
+    p.add_argument("--warmup", type=int, default=5, help="warm-up requests (default 5)")
+    p.add_argument("--source", type=Path, default=None, help="Python file to complete in (default: a stdlib module)")
+    p.add_argument("--out", type=Path, default=Path("bench-results/lsp.json"), help="JSON output path")
+    p.set_defaults(func=run_lsp_bench)
+
+
+def run_lsp_bench(args: argparse.Namespace) -> int:
+    """Entry point for `diffill bench lsp`; returns an exit code."""
+    result = asyncio.run(_bench(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    _print_summary(result)
+    print(f"wrote {args.out}")
+    return 0 if result.get("error") is None else 1
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"p50": round(percentile(values, 0.5), 3), "p95": round(percentile(values, 0.95), 3),
+            "mean": round(statistics.fmean(values), 3) if values else float("nan"), "n": len(values)}
+
+
+def read_rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc status")
+
+
+def _default_source() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"]) / "json" / "decoder.py"
+
+
+def _cursor_sites(text: str) -> list[tuple[int, int]]:
+    """(line, character) in the middle of code lines: single-line infill sites."""
+    sites = []
+    for i, line in enumerate(text.split("\n")):
+        body = line.strip()
+        if len(body) >= 12 and not body.startswith(("#", '"', "'")) and line.isascii():
+            indent = len(line) - len(line.lstrip())
+            sites.append((i, indent + len(body) // 2))
+    return sites
+
+
+class _Client:
+    """A thin wrapper over pygls' client with the handlers the benchmark needs."""
+
+    def __init__(self) -> None:
+        from lsprotocol import types
+        from pygls.lsp.client import LanguageClient
+
+        self.types = types
+        self.client = LanguageClient("diffill-bench", "0.1.0")
+        self.statuses: list[Any] = []
+        self.messages: list[str] = []
+        self.stderr_tail: list[str] = []
+
+        @self.client.feature("diffill/status")
+        def _status(params: Any) -> None:
+            self.statuses.append(params)
+
+        @self.client.feature(types.WINDOW_SHOW_MESSAGE)
+        def _show(params: types.ShowMessageParams) -> None:
+            self.messages.append(params.message)
+
+        @self.client.feature(types.WINDOW_LOG_MESSAGE)
+        def _log(params: types.LogMessageParams) -> None:
+            pass
+
+        @self.client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
+        def _progress_create(params: Any) -> None:
+            return None
+
+        @self.client.feature(types.PROGRESS)
+        def _progress(params: Any) -> None:
+            pass
+
+    async def start(self) -> int:
+        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+        await self.client.start_io(sys.executable, "-m", "lsp_server", env=env)
+        proc = self.client._server  # noqa: SLF001 - pygls keeps the process here
+        asyncio.ensure_future(self._drain(proc.stderr))
+        return proc.pid
+
+    async def _drain(self, stream: asyncio.StreamReader | None) -> None:
+        """Read the server's stderr so a full pipe never blocks it."""
+        if stream is None:
+            return
+        while line := await stream.readline():
+            self.stderr_tail = (self.stderr_tail + [line.decode(errors="replace").rstrip()])[-20:]
+
+
+async def _bench(args: argparse.Namespace) -> dict[str, Any]:
+    c = _Client()
+    types = c.types
+    client = c.client
+    pid = await c.start()
+    options = {"device": args.device, "debounceMs": 0, "maxNewTokens": args.max_new_tokens,
+               "multiline": "never", "cacheSize": 256}
+    if args.model:
+        options["model"] = args.model
+    if args.dtype:
+        options["dtype"] = args.dtype
+    if args.threads:
+        options["threads"] = args.threads
+    await client.initialize_async(types.InitializeParams(
+        capabilities=types.ClientCapabilities(window=types.WindowClientCapabilities(work_done_progress=True)),
+        initialization_options=options,
+    ))
+    client.initialized(types.InitializedParams())
+    source = (args.source or _default_source()).read_text(encoding="utf-8")
+    sites = _cursor_sites(source)
+    version = 1
+    client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
+        uri=URI, language_id="python", version=version, text=source)))
+    counter = 0
+
+    async def one(site_index: int) -> float:
+        """Edit line 0 (so the state is new), then time one inline completion."""
+        nonlocal version, counter
+        counter += 1
+        version += 1
+        marker = f"# bench {counter}\n"
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=version),
+            content_changes=[types.TextDocumentContentChangePartial(
+                range=types.Range(start=types.Position(0, 0),
+                                  end=types.Position(0 if counter == 1 else 1, 0)),
+                text=marker)],
+        ))
+        line, char = sites[site_index % len(sites)]
+        # line 0 is the marker line, which replaced (after the first edit) the previous marker
+        params = types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=URI),
+            position=types.Position(line + 1, char),
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+        )
+        t0 = time.perf_counter()
+        await client.text_document_inline_completion_async(params)
+        return (time.perf_counter() - t0) * 1000.0
+
+    async def stats(**params: Any) -> dict[str, Any]:
+        from lsp_server.features.common import plain
+
+        return plain(await client.protocol.send_request_async("diffill/stats", params or None))
+
+    result: dict[str, Any] = {"benchmark": "lsp", "pid": pid, "error": None}
+    t_load = time.perf_counter()
+    for i in range(max(args.warmup, 1)):
+        await one(i)
+    result["first_requests_s"] = round(time.perf_counter() - t_load, 3)
+    s = await stats(reset=True)
+    if not s.get("engineLoaded"):
+        result["error"] = "model did not load: " + "; ".join(c.messages or c.stderr_tail[-3:])
+        await _shutdown(client)
+        return result
+
+    e2e = [await one(args.warmup + i) for i in range(args.requests)]
+    s = await stats(timings=True, reset=True)
+    timings = [t for t in s["timings"] if t["kind"] == "inline"][-len(e2e):]
+    engine_ms = [t["engineMs"] for t in timings]
+    overhead = [a - b for a, b in zip(e2e, engine_ms)]
+    result.update({
+        "requests": len(e2e),
+        "completed": s["completed"], "cache_hits": s["cacheHits"], "errors": s["errors"],
+        "e2e_ms": summary(e2e),
+        "engine_ms": summary(engine_ms),
+        "overhead_ms": summary(overhead),
+        "server_internal_ms": summary([t["serverMs"] for t in timings]),
+        "queue_ms": summary([t["queueMs"] for t in timings]),
+    })
+
+    # one pass over every cursor site first: the model's buffers grow with the
+    # prompt length until the longest prompt was seen; that is not a leak
+    warm = min(len(sites), 400)
+    rss_start = read_rss_kb(pid)
+    for i in range(warm):
+        await one(i)
+    rss_before = read_rss_kb(pid)
+    series = [rss_before]
+    step = max(args.memory_requests // 10, 1)
+    for i in range(args.memory_requests):
+        await one(i)
+        if (i + 1) % step == 0:
+            series.append(read_rss_kb(pid))
+    rss_after = read_rss_kb(pid)
+    growth = 100.0 * (rss_after - rss_before) / rss_before
+    result["memory"] = {"requests": args.memory_requests, "warmup_requests": warm,
+                        "rss_at_start_kb": rss_start, "rss_before_kb": rss_before, "rss_after_kb": rss_after,
+                        "growth_pct": round(growth, 2), "series_kb": series}
+    ready = [st for st in c.statuses if _get(st, "state") == "ready"]
+    result["model"] = _get(ready[-1], "model") if ready else args.model
+    result["device"] = _get(ready[-1], "device") if ready else args.device
+    result["settings"] = options
+    result["targets"] = {
+        "overhead_p50_ms": TARGET_OVERHEAD_P50_MS,
+        "overhead_ok": result["overhead_ms"]["p50"] <= TARGET_OVERHEAD_P50_MS,
+        "e2e_p50_ms": TARGET_E2E_P50_MS,
+        "e2e_ok": result["e2e_ms"]["p50"] <= TARGET_E2E_P50_MS,
+        "rss_growth_pct": TARGET_RSS_GROWTH_PCT,
+        "rss_ok": growth <= TARGET_RSS_GROWTH_PCT,
+    }
+    await _shutdown(client)
+    return result
+
+
+def _get(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+
+
+async def _shutdown(client: Any) -> None:
+    try:
+        await asyncio.wait_for(client.shutdown_async(None), 10)
+        client.exit(None)
+    except Exception:  # noqa: BLE001 - best effort
+        pass
+    await client.stop()
+
+
+def _print_summary(r: dict[str, Any]) -> None:
+    if r.get("error"):
+        print(f"bench lsp: error: {r['error']}")
+        return
+    print(f"model {r.get('model')} on {r.get('device')}, {r['requests']} requests")
+    for key in ("e2e_ms", "engine_ms", "overhead_ms", "server_internal_ms"):
+        v = r[key]
+        print(f"  {key:20s} p50 {v['p50']:9.3f}  p95 {v['p95']:9.3f}")
+    m = r["memory"]
+    print(f"  rss {m['rss_before_kb']} -> {m['rss_after_kb']} kB over {m['requests']} requests "
+          f"({m['growth_pct']:+.2f} %)")
+    t = r["targets"]
+    print(f"  targets: overhead {'ok' if t['overhead_ok'] else 'MISSED'}, e2e {'ok' if t['e2e_ok'] else 'MISSED'}, "
+          f"rss {'ok' if t['rss_ok'] else 'MISSED'}")

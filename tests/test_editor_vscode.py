@@ -1,0 +1,354 @@
+"""VS Code end to end: the extension in editors/vscode, packaged as a .vsix
+(`npm ci && npm run package`), installed into a real code-server (VS Code 1.100)
+and driven by a real browser (Debian chromium + playwright-core) against a real
+`diffill serve` with a real (tiny, random) model:
+  * typing in a Python file shows an inline suggestion (ghost text), Tab accepts it;
+  * "Diffill: Fill in the Middle" from the command palette streams drafts (faded
+    decorations seen in the DOM) and applies the edit; the saved file changed;
+  * the status bar item reports the server state.
+Screenshots go to artifacts/vscode-*.png.
+
+Needs: code-server + playwright-core (.ci/install-editors.sh puts them in
+/opt/diffill-editors, or set DIFFILL_EDITORS_DIR), chromium, node and npm.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXT = REPO / "editors" / "vscode"
+EDITORS_DIR = Path(os.environ.get("DIFFILL_EDITORS_DIR", "/opt/diffill-editors"))
+ARTIFACTS = REPO / "artifacts"
+
+
+def _find_code_server() -> str | None:
+    for c in (os.environ.get("DIFFILL_CODE_SERVER"), str(EDITORS_DIR / "node_modules" / ".bin" / "code-server"),
+              shutil.which("code-server")):
+        if c and Path(c).exists():
+            return c
+    return None
+
+
+def _find_chromium() -> str | None:
+    for c in (os.environ.get("DIFFILL_CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser")):
+        if c and Path(c).exists():
+            return c
+    return None
+
+
+def _playwright_dir() -> Path | None:
+    p = EDITORS_DIR / "node_modules"
+    return p if (p / "playwright-core").is_dir() else None
+
+
+def _server_cmd(model_dir: Path) -> list[str]:
+    exe = Path(sys.executable).parent / "diffill"
+    base = [str(exe)] if exe.exists() else [sys.executable, "-m", "engine.cli.main"]
+    return base + ["serve", "--model", str(model_dir)]
+
+
+def build_vsix() -> Path:
+    """`npm ci && npm run package` unless the .vsix is newer than every source file."""
+    vsix = EXT / "diffill.vsix"
+    sources = [EXT / "package.json", EXT / "package-lock.json", EXT / "esbuild.mjs", *(EXT / "src").glob("*.ts")]
+    if vsix.exists() and vsix.stat().st_mtime > max(p.stat().st_mtime for p in sources):
+        return vsix
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm not installed: cannot build the VS Code extension")
+    if not (EXT / "node_modules" / "vscode-languageclient").is_dir():
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=EXT, check=True, timeout=600)
+    subprocess.run([npm, "run", "package"], cwd=EXT, check=True, timeout=300, capture_output=True)
+    assert vsix.exists()
+    return vsix
+
+
+SOURCE = '''import os
+
+
+def area(width, height):
+    return width * height
+
+
+def perimeter(width, height):
+    result = 
+
+
+def main():
+    total = 0
+
+    print(total)
+'''
+
+# playwright-core driver; keys go through the browser exactly as a user's would
+DRIVER = r"""
+const fs = require('fs');
+const path = require('path');
+const { chromium } = require('playwright-core');
+const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const R = { events: [], errors: [] };
+const t0 = Date.now();
+const log = (s) => { R.events.push(`${((Date.now() - t0) / 1000).toFixed(1)} ${s}`); fs.writeFileSync(cfg.out, JSON.stringify(R, null, 1)); };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const norm = (s) => (s || '').replace(/\u00a0/g, ' ');
+
+async function waitFor(fn, timeoutMs, stepMs = 100) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) return null;
+    await sleep(stepMs);
+  }
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: cfg.chromium, headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+           '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
+  });
+  const page = await browser.newPage({ viewport: { width: 1100, height: 640 } });
+  page.on('pageerror', (e) => log('pageerror ' + e.message));
+  const shot = async (name) => {
+    const file = path.join(cfg.artifacts, `vscode-${name}.png`);
+    await page.screenshot({ path: file });
+    R[`shot_${name}`] = file;
+  };
+  try {
+    await page.goto(cfg.url, { waitUntil: 'domcontentloaded', timeout: 60000 });
+    await page.waitForSelector('.monaco-workbench', { timeout: 90000 });
+    log('workbench');
+    // the status bar item appears once the extension is active
+    const statusSel = '[id$="diffill.status"]';
+    R.status_item = !!(await waitFor(async () => (await page.$(statusSel)) !== null, 90000, 250));
+    log('status item ' + R.status_item);
+
+    // open the file with Quick Open
+    await page.keyboard.press('Control+P');
+    await page.waitForSelector('.quick-input-widget', { state: 'visible', timeout: 20000 });
+    await page.keyboard.type(cfg.file_name, { delay: 20 });
+    await sleep(800);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('.monaco-editor .view-lines', { timeout: 30000 });
+    await sleep(500);
+    log('file open');
+    R.status_ready = !!(await waitFor(async () => {
+      const label = await page.$eval(statusSel, (e) => e.getAttribute('aria-label') || e.textContent).catch(() => '');
+      R.status_label = label;
+      return /ready|busy/.test(label);
+    }, cfg.ready_timeout_ms, 250));
+    log('status ' + R.status_label);
+
+    const goto = async (line) => {
+      await page.keyboard.press('Control+G');
+      await page.waitForSelector('.quick-input-widget', { state: 'visible', timeout: 10000 });
+      await page.keyboard.type(String(line));
+      await page.keyboard.press('Enter');
+      await sleep(200);
+      await page.keyboard.press('End');
+    };
+    const editorText = async () => norm(await page.$eval('.monaco-editor .view-lines', (e) => e.innerText));
+
+    // 1. inline suggestion while typing, accepted with Tab
+    await page.click('.monaco-editor .view-lines');
+    await goto(cfg.inline_line);
+    await page.keyboard.type(cfg.inline_typed, { delay: 60 });
+    const ghost = await waitFor(async () => {
+      const els = await page.$$('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text');
+      if (!els.length) return null;
+      const texts = await Promise.all(els.map((e) => e.textContent()));
+      return norm(texts.join(''));
+    }, cfg.request_timeout_ms);
+    R.inline_ghost = ghost;
+    log('ghost ' + JSON.stringify(ghost));
+    if (ghost !== null) {
+      await shot('inline');
+      await page.keyboard.press('Tab');
+      await sleep(300);
+      R.ghost_after_tab = (await page.$$('.monaco-editor .ghost-text-decoration')).length;
+    }
+    await page.keyboard.press('Control+S');
+    R.saved_after_inline = await waitFor(() => {
+      const t = fs.readFileSync(cfg.file, 'utf8');
+      return t.includes(cfg.inline_prefix_saved) ? t : null;
+    }, 10000);
+    log('saved after inline');
+
+    // 2. fill in the middle from the command palette, drafts visible meanwhile
+    await goto(cfg.fill_line);
+    const before = await editorText();
+    await page.keyboard.press('F1');
+    await page.waitForSelector('.quick-input-widget', { state: 'visible', timeout: 10000 });
+    await page.keyboard.type('Diffill: Fill in the Middle', { delay: 15 });
+    await sleep(600);
+    await page.keyboard.press('Enter');
+    log('fill started');
+    R.drafts_seen = [];
+    let shotDraft = false;
+    const changed = await waitFor(async () => {
+      const contents = await page.$$eval('.monaco-editor .view-lines span', (spans) => spans
+        .map((s) => getComputedStyle(s, '::after').content)
+        .filter((c) => c && c !== 'none' && c !== 'normal' && /\[\d+\/\d+\]/.test(c)));
+      if (contents.length) {
+        R.drafts_seen.push(contents[0]);
+        if (!shotDraft) { shotDraft = true; await shot('draft'); }
+      }
+      const now = await editorText();
+      return now !== before && contents.length === 0 ? now : null;
+    }, cfg.request_timeout_ms, 50);
+    R.fill_changed = changed !== null;
+    log('fill changed ' + R.fill_changed);
+    await page.keyboard.press('Control+S');
+    await sleep(1000);
+    R.saved_final = fs.readFileSync(cfg.file, 'utf8');
+    await shot('final');
+  } catch (e) {
+    R.errors.push(String(e && e.stack || e));
+    try { await shot('error'); } catch (_) {}
+  } finally {
+    fs.writeFileSync(cfg.out, JSON.stringify(R, null, 1));
+    await browser.close();
+  }
+}
+main();
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_vscode(tmp: Path, server_cmd: list[str], settings: dict, timeout_s: float = 300) -> dict:
+    code_server, chromium, pw = _find_code_server(), _find_chromium(), _playwright_dir()
+    missing = [n for n, v in (("code-server", code_server), ("chromium", chromium), ("playwright-core", pw)) if not v]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (run .ci/install-editors.sh)")
+    vsix = build_vsix()
+    user, exts, work = tmp / "user-data", tmp / "extensions", tmp / "project"
+    for d in (user / "User", exts, work):
+        d.mkdir(parents=True, exist_ok=True)
+    src = work / "shapes.py"
+    src.write_text(SOURCE)
+    env = dict(os.environ, HOME=str(tmp), XDG_CONFIG_HOME=str(tmp / "xdg"), XDG_DATA_HOME=str(tmp / "xdgdata"))
+    common = ["--user-data-dir", str(user), "--extensions-dir", str(exts)]
+    subprocess.run([code_server, *common, "--install-extension", str(vsix)], check=True, env=env,
+                   capture_output=True, timeout=120)
+    (user / "User" / "settings.json").write_text(json.dumps({
+        "diffill.server.command": server_cmd[0],
+        "diffill.server.args": server_cmd[1:],
+        **{f"diffill.{k}": v for k, v in settings.items()},
+        "editor.inlineSuggest.enabled": True,
+        # the completion widget would compete with the ghost text for Tab
+        "editor.quickSuggestions": {"other": "off", "comments": "off", "strings": "off"},
+        "editor.suggestOnTriggerCharacters": False,
+        "workbench.startupEditor": "none",
+        "workbench.tips.enabled": False,
+        "workbench.welcomePage.walkthroughs.openOnInstall": False,
+        "security.workspace.trust.enabled": False,
+        "telemetry.telemetryLevel": "off",
+        "extensions.autoCheckUpdates": False,
+        "extensions.autoUpdate": False,
+        "update.mode": "none",
+        "files.autoSave": "off",
+        "python.languageServer": "None",
+    }))
+    port = _free_port()
+    log = open(tmp / "code-server.log", "w")
+    proc = subprocess.Popen([code_server, *common, "--auth", "none", "--bind-addr", f"127.0.0.1:{port}",
+                             "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
+                             "--disable-getting-started-override", str(work)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        ARTIFACTS.mkdir(exist_ok=True)
+        lines = SOURCE.splitlines()
+        cfg = {
+            "url": f"http://127.0.0.1:{port}/?folder={work}",
+            "chromium": chromium,
+            "artifacts": str(ARTIFACTS),
+            "file": str(src),
+            "file_name": src.name,
+            "inline_line": lines.index("    result = ") + 1,
+            "inline_typed": "2 * (",
+            "inline_prefix_saved": "    result = 2 * (",
+            "fill_line": lines.index("    print(total)"),  # the empty line above print
+            "ready_timeout_ms": 120_000,
+            "request_timeout_ms": 60_000,
+            "out": str(tmp / "result.json"),
+        }
+        (tmp / "driver.json").write_text(json.dumps(cfg))
+        (tmp / "driver.js").write_text(DRIVER)
+        drv = subprocess.run(["node", str(tmp / "driver.js"), str(tmp / "driver.json")], cwd=tmp,
+                             env=dict(env, NODE_PATH=str(pw)), capture_output=True, text=True, timeout=timeout_s)
+        out = tmp / "result.json"
+        assert out.exists(), f"driver wrote no result\n{drv.stdout}\n{drv.stderr}"
+        result = json.loads(out.read_text())
+        result["_driver_stderr"] = drv.stderr[-3000:]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    result["_code_server_log"] = (tmp / "code-server.log").read_text()[-3000:]
+    result["_source"] = SOURCE
+    return result
+
+
+@pytest.fixture(scope="module")
+def vscode_result(tiny_model_dir, tmp_path_factory) -> dict:
+    res = run_vscode(tmp_path_factory.mktemp("vscode"), _server_cmd(tiny_model_dir),
+                     {"device": "cpu", "maxNewTokens": 8, "debounceMs": 10})
+    (ARTIFACTS / "vscode-result.json").write_text(json.dumps(res, indent=1))
+    return res
+
+
+def test_vscode_extension_starts_server(vscode_result):
+    r = vscode_result
+    assert not r["errors"], r["errors"]
+    assert r["status_item"], r["events"]
+    assert r["status_ready"], r.get("status_label")
+
+
+def test_vscode_inline_suggestion_accepted_with_tab(vscode_result):
+    r = vscode_result
+    assert r["inline_ghost"], f"no ghost text: {r['events']}"
+    saved = r["saved_after_inline"]
+    assert saved, "file not saved after accepting"
+    line = next(l for l in saved.splitlines() if l.startswith("    result = 2 * ("))
+    # the accepted ghost text follows what was typed
+    first = r["inline_ghost"].splitlines()[0].strip()
+    assert len(line) > len("    result = 2 * ("), line
+    assert first[:5] in line, (first, line)
+
+
+def test_vscode_fill_command_applies_and_saves(vscode_result):
+    r = vscode_result
+    assert r["fill_changed"], r["events"]
+    saved = r["saved_final"]
+    assert saved != r["saved_after_inline"]
+    assert saved.count("\n") >= r["_source"].count("\n")
+
+
+def test_vscode_drafts_rendered(vscode_result):
+    assert vscode_result["drafts_seen"], "no draft decoration was seen while filling"
+    assert Path(vscode_result["shot_draft"]).exists()

@@ -1,0 +1,73 @@
+"""Settings parsing, the cache and the adaptive debounce (no model needed)."""
+from __future__ import annotations
+
+from lsp_server.cache import LruCache
+from lsp_server.config import DraftSettings, Settings, parse_settings
+from lsp_server.debounce import Debouncer
+
+
+def test_defaults_match_protocol_doc():
+    s = Settings()
+    assert (s.model, s.device, s.dtype, s.max_new_tokens, s.debounce_ms, s.multiline) == (
+        None, "auto", None, 32, 100, "auto")
+    assert s.drafts == DraftSettings(completion=False, command=True)
+    assert not s.allow_download and not s.trust_remote_code and s.log_file is None
+
+
+def test_parse_camel_case_flat_and_nested():
+    s, warnings = parse_settings({"diffill": {"maxNewTokens": 16, "debounceMs": 0,
+                                              "drafts": {"completion": True}, "languages": {"markdown": False}}})
+    assert warnings == []
+    assert s.max_new_tokens == 16 and s.debounce_ms == 0
+    assert s.drafts == DraftSettings(completion=True, command=True)
+    assert not s.language_enabled("markdown") and s.language_enabled("python")
+    flat, _ = parse_settings({"model": "/m", "device": "cpu"})
+    assert flat.model == "/m" and flat.device == "cpu"
+
+
+def test_unknown_and_invalid_keys_are_warnings_not_errors():
+    base = Settings(max_new_tokens=20)
+    s, warnings = parse_settings({"bogus": 1, "maxNewTokens": "many", "multiline": "sometimes",
+                                  "drafts": {"x": True}, "debounceMs": True}, base)
+    assert s == base
+    text = "\n".join(warnings)
+    for key in ("bogus", "maxNewTokens", "multiline", "drafts.x", "debounceMs"):
+        assert key in text
+    _, warnings = parse_settings([1, 2])
+    assert warnings
+
+
+def test_engine_key_changes_only_for_model_settings():
+    a = Settings()
+    assert parse_settings({"debounceMs": 5}, a)[0].engine_key() == a.engine_key()
+    assert parse_settings({"device": "cpu"}, a)[0].engine_key() != a.engine_key()
+
+
+def test_lru_cache_evicts_least_recent():
+    cache: LruCache[str] = LruCache(2)
+    cache.put("a", "1")
+    cache.put("b", "2")
+    assert cache.get("a") == "1"
+    cache.put("c", "3")
+    assert cache.get("b") is None and cache.get("a") == "1" and cache.get("c") == "3"
+    cache.resize(1)
+    assert len(cache) == 1
+    LruCache(0).put("x", "y")
+
+
+def test_debounce_adapts_to_typing_rhythm():
+    d = Debouncer(100, adaptive=True)
+    assert d.delay_ms("u") == 100
+    t = 0.0
+    for _ in range(10):  # fast typist: 30 ms between keys
+        d.observe("u", t)
+        t += 0.03
+    assert d.delay_ms("u") == 50  # lower bound base/2
+    for _ in range(10):  # 200 ms rhythm: wait a bit longer than that
+        d.observe("u", t)
+        t += 0.2
+    assert 200 <= d.delay_ms("u") <= 300
+    d.observe("u", t + 5.0)  # a pause resets to the base delay
+    assert d.delay_ms("u") == 100
+    assert Debouncer(0).delay_ms("u") == 0
+    assert Debouncer(100, adaptive=False).delay_ms("u") == 100

@@ -1,0 +1,377 @@
+"""End-to-end: the real server over stdio with the real (tiny, random) model.
+
+Expected texts are computed with the same engine in-process and the same
+post-processing, so assertions check the server's plumbing exactly even
+though the tiny model writes gibberish.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from engine import InfillRequest
+from lsp_server.features.common import plain
+from lsp_server.postprocess.context import FilterContext
+from lsp_server.postprocess.pipeline import postprocess
+
+SERVER_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+CONFIG = ClientServerConfig(server_command=[sys.executable, "-m", "lsp_server"], server_env=SERVER_ENV)
+URI = "file:///tmp/diffill-test/example.py"
+TEXT = "import json\n\n\ndef load(path):\n    with open(path) as f:\n        return json.load(f)\n\n\ndef save(path, data):\n    \n"
+MAX_NEW = 8
+
+
+def capabilities(encodings: list[str] | None = None) -> types.ClientCapabilities:
+    return types.ClientCapabilities(
+        general=types.GeneralClientCapabilities(position_encodings=encodings) if encodings else None,
+        window=types.WindowClientCapabilities(work_done_progress=True),
+        workspace=types.WorkspaceClientCapabilities(
+            workspace_edit=types.WorkspaceEditClientCapabilities(document_changes=True)
+        ),
+    )
+
+
+def attach_recorders(client: LanguageClient) -> None:
+    client.drafts = []  # type: ignore[attr-defined]
+    client.statuses = []  # type: ignore[attr-defined]
+    client.edits = []  # type: ignore[attr-defined]
+
+    @client.feature("diffill/draft")
+    def _draft(params):  # noqa: ANN001
+        client.drafts.append(plain(params))
+
+    @client.feature("diffill/status")
+    def _status(params):  # noqa: ANN001
+        client.statuses.append(plain(params))
+
+    @client.feature(types.WORKSPACE_APPLY_EDIT)
+    def _apply(params: types.ApplyWorkspaceEditParams):
+        client.edits.append(params)
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+
+async def start(client: LanguageClient, options: dict, encodings: list[str] | None = None) -> types.InitializeResult:
+    attach_recorders(client)
+    return await client.initialize_session(
+        types.InitializeParams(capabilities=capabilities(encodings), initialization_options=options)
+    )
+
+
+def base_options(model_dir) -> dict:
+    return {"model": str(model_dir), "device": "cpu", "maxNewTokens": MAX_NEW, "debounceMs": 0,
+            "multiline": "always", "threads": 1}
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def client(lsp_client: LanguageClient, tiny_model_dir):
+    lsp_client.init_result = await start(lsp_client, base_options(tiny_model_dir))  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+def open_doc(client: LanguageClient, text: str = TEXT, uri: str = URI, version: int = 1) -> None:
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=version, text=text)
+    ))
+
+
+def expected_middle(engine, prefix: str, suffix: str, multiline: str = "always") -> str:
+    middle = engine.infill(InfillRequest(prefix=prefix, suffix=suffix, language="python",
+                                         max_new_tokens=MAX_NEW)).middle
+    return postprocess(middle, FilterContext(prefix, suffix, multiline, "python"))  # type: ignore[arg-type]
+
+
+async def stats(client: LanguageClient, **params) -> dict:
+    return plain(await client.protocol.send_request_async("diffill/stats", params or None))
+
+
+async def send(coro) -> asyncio.Task:
+    """Start a request now (the client's *_async methods send only when awaited)."""
+    task = asyncio.ensure_future(coro)
+    await asyncio.sleep(0)
+    return task
+
+
+def inline_params(line: int, character: int, invoked: bool = True, uri: str = URI) -> types.InlineCompletionParams:
+    kind = types.InlineCompletionTriggerKind.Invoked if invoked else types.InlineCompletionTriggerKind.Automatic
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=types.Position(line=line, character=character),
+        context=types.InlineCompletionContext(trigger_kind=kind),
+    )
+
+
+CURSOR = (9, 4)  # the indented blank line in save()
+
+
+def split_at(text: str, line: int, character: int) -> tuple[str, str]:
+    lines = text.split("\n")
+    offset = sum(len(ln) + 1 for ln in lines[:line]) + character
+    return text[:offset], text[offset:]
+
+
+async def test_capabilities_advertised(client: LanguageClient):
+    caps = client.init_result.capabilities  # type: ignore[attr-defined]
+    assert caps.inline_completion_provider is not None
+    assert caps.completion_provider is not None
+    assert "diffill.fillInTheMiddle" in caps.execute_command_provider.commands
+    sync = caps.text_document_sync
+    assert getattr(sync, "change", sync) == types.TextDocumentSyncKind.Incremental
+    assert caps.position_encoding in (types.PositionEncodingKind.Utf16, "utf-16")
+
+
+async def test_model_load_reports_progress_and_status(client: LanguageClient):
+    open_doc(client)
+    await client.text_document_inline_completion_async(inline_params(*CURSOR))
+    states = [s["state"] for s in client.statuses]
+    assert states[:2] == ["loading", "ready"], states
+    kinds = [[v.kind for v in reports] for reports in client.progress_reports.values()]
+    assert ["begin", "end"] in kinds, kinds
+
+
+async def test_inline_completion_returns_infill(client: LanguageClient, tiny_engine):
+    open_doc(client)
+    result = await client.text_document_inline_completion_async(inline_params(*CURSOR))
+    prefix, suffix = split_at(TEXT, *CURSOR)
+    want = expected_middle(tiny_engine, prefix, suffix)
+    got = [item.insert_text for item in result.items]
+    assert got == ([want] if want else [])
+    if want:
+        assert result.items[0].range == types.Range(start=types.Position(*CURSOR), end=types.Position(*CURSOR))
+    # the same document state again is served from the cache
+    again = await client.text_document_inline_completion_async(inline_params(*CURSOR))
+    assert [i.insert_text for i in again.items] == got
+    s = await stats(client)
+    assert s["completed"] == 1 and s["cacheHits"] == 1
+
+
+async def test_completion_returns_infill_item(client: LanguageClient, tiny_engine):
+    text = TEXT + "    ret"
+    open_doc(client, text)
+    line = text.count("\n")
+    result = await client.text_document_completion_async(types.CompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=URI),
+        position=types.Position(line=line, character=7),
+        context=types.CompletionContext(trigger_kind=types.CompletionTriggerKind.Invoked),
+    ))
+    want = expected_middle(tiny_engine, text, "")
+    if not want:
+        assert list(result.items) == []
+        return
+    (item,) = result.items
+    assert item.text_edit.new_text == "ret" + want
+    assert item.filter_text == "ret" + want
+    assert item.text_edit.range == types.Range(start=types.Position(line, 4), end=types.Position(line, 7))
+
+
+async def test_cancel_storm_computes_only_last(client: LanguageClient):
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"diffill": {"debounceMs": 60}}))
+    open_doc(client, "x = 1\n")
+    await stats(client, reset=True)
+    futures = []
+    text = "x = 1\n"
+    for i in range(50):
+        ch = chr(ord("a") + i % 26)
+        line = text.count("\n")
+        col = len(text.split("\n")[-1])
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=i + 2),
+            content_changes=[types.TextDocumentContentChangePartial(
+                range=types.Range(start=types.Position(line, col), end=types.Position(line, col)), text=ch)],
+        ))
+        text += ch
+        futures.append(await send(client.text_document_inline_completion_async(
+            inline_params(line, col + 1, invoked=False))))
+    results = await asyncio.gather(*futures)
+    s = await stats(client)
+    assert s["requests"] == 50
+    assert s["completed"] == 1, s
+    assert s["cancelled"] == 49, s
+    assert all(list(r.items) == [] for r in results[:-1])
+
+
+async def test_cancel_request_stops_engine(client: LanguageClient):
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"diffill": {"maxNewTokens": 64, "steps": 64, "drafts": {"completion": True}}}))
+    open_doc(client)
+    await stats(client, reset=True)
+    msg_id = "cancel-me"
+    fut = await send(client.protocol.send_request_async(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(*CURSOR), msg_id=msg_id))
+    for _ in range(400):  # wait until the engine is denoising (a draft arrived)
+        if client.drafts:
+            break
+        await asyncio.sleep(0.025)
+    assert client.drafts, "no draft arrived"
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+    with pytest.raises(JsonRpcException):
+        await fut
+    await asyncio.sleep(0.3)
+    s = await stats(client)
+    assert s["completed"] == 0 and s["engineCancelled"] == 1, s
+    steps = client.drafts[0]["steps"]
+    assert len(client.drafts) < steps, "the engine ran to the end despite the cancel"
+
+
+async def test_fill_command_applies_edit(client: LanguageClient, tiny_engine):
+    open_doc(client)
+    result = plain(await client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="diffill.fillInTheMiddle",
+        arguments=[{"uri": URI, "position": {"line": CURSOR[0], "character": CURSOR[1]}}],
+    )))
+    prefix, suffix = split_at(TEXT, *CURSOR)
+    want = expected_middle(tiny_engine, prefix, suffix)
+    assert result["text"] == want
+    drafts = client.drafts
+    assert drafts and drafts[-1]["final"] and drafts[-1]["text"] == want
+    assert all(d["version"] == 1 and d["uri"] == URI for d in drafts)
+    if not want:
+        assert result["applied"] is False and client.edits == []
+        return
+    assert result["applied"] is True and result["version"] == 1
+    (edit,) = client.edits
+    (doc_edit,) = edit.edit.document_changes
+    assert doc_edit.text_document.version == 1
+    assert doc_edit.edits[0].new_text == want
+    assert doc_edit.edits[0].range.start == types.Position(*CURSOR)
+
+
+async def test_version_guard_refuses_stale_edit(client: LanguageClient):
+    open_doc(client)
+    fut = await send(client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="diffill.fillInTheMiddle",
+        arguments=[{"uri": URI, "position": {"line": CURSOR[0], "character": CURSOR[1]}}],
+    )))
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=2),
+        content_changes=[types.TextDocumentContentChangePartial(
+            range=types.Range(start=types.Position(0, 0), end=types.Position(0, 0)), text="# edited\n")],
+    ))
+    result = plain(await fut)
+    assert result["applied"] is False
+    assert "document changed" in result["reason"]
+    assert client.edits == []
+    assert any("changed" in m.message for m in client.messages)
+
+
+@pytest.mark.parametrize(
+    "uri,line,character",
+    [
+        ("file:///nope.py", 0, 0),  # unknown document
+        (URI, 99, 0),  # line past the end
+        (URI, 0, 40),  # character past the end of the line
+    ],
+)
+async def test_bad_params_get_errors(client: LanguageClient, uri: str, line: int, character: int):
+    open_doc(client)
+    with pytest.raises(JsonRpcException) as err:
+        await client.text_document_inline_completion_async(inline_params(line, character, uri=uri))
+    assert err.value.code == -32602
+    with pytest.raises(JsonRpcException):
+        await client.workspace_execute_command_async(types.ExecuteCommandParams(
+            command="diffill.fillInTheMiddle",
+            arguments=[{"uri": uri, "position": {"line": line, "character": character}}]))
+    assert (await stats(client))["requests"] == 0  # still alive
+
+
+async def test_invalid_utf16_position(client: LanguageClient):
+    open_doc(client, "s = '\U0001F60B'\nx = 1\n")
+    with pytest.raises(JsonRpcException) as err:
+        await client.text_document_completion_async(types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=URI), position=types.Position(0, 6)))
+    assert err.value.code == -32602
+    with pytest.raises(JsonRpcException):
+        await client.workspace_execute_command_async(types.ExecuteCommandParams(
+            command="diffill.fillInTheMiddle", arguments=["not an object"]))
+    # past the emoji (two UTF-16 units) is fine
+    await client.text_document_inline_completion_async(inline_params(0, 7))
+
+
+async def test_unknown_settings_are_reported(client: LanguageClient):
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"diffill": {"bogusKey": 1, "multiline": "sometimes"}}))
+    await stats(client)
+    messages = [m.message for m in client.log_messages if m.type == types.MessageType.Warning]
+    assert any("bogusKey" in m for m in messages), messages
+    assert any("multiline" in m for m in messages), messages
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def broken_client(lsp_client: LanguageClient):
+    await start(lsp_client, {"model": "/nonexistent/model", "device": "cpu", "debounceMs": 0})
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_missing_model_is_reported_not_fatal(broken_client: LanguageClient):
+    open_doc(broken_client)
+    result = await broken_client.text_document_inline_completion_async(inline_params(*CURSOR))
+    assert list(result.items) == []
+    assert any(m.type == types.MessageType.Error for m in broken_client.messages)
+    states = [s["state"] for s in broken_client.statuses]
+    assert "error" in states
+    assert (await stats(broken_client))["errors"] == 1
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def utf8_client(lsp_client: LanguageClient, tiny_model_dir):
+    lsp_client.init_result = await start(lsp_client, base_options(tiny_model_dir), ["utf-8", "utf-16"])  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_utf8_positions_when_offered(utf8_client: LanguageClient):
+    caps = utf8_client.init_result.capabilities  # type: ignore[attr-defined]
+    assert caps.position_encoding in (types.PositionEncodingKind.Utf8, "utf-8")
+    open_doc(utf8_client, "é = 1\n")
+    with pytest.raises(JsonRpcException):  # inside the two UTF-8 bytes of é
+        await utf8_client.text_document_inline_completion_async(inline_params(0, 1))
+    await utf8_client.text_document_inline_completion_async(inline_params(0, 2))
+
+
+async def test_model_reload_on_settings_change_and_log_file(client: LanguageClient, tiny_engine, tmp_path):
+    open_doc(client)
+    await client.text_document_inline_completion_async(inline_params(*CURSOR))
+    log_file = tmp_path / "server.log"
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"diffill": {"threads": 2, "logFile": str(log_file)}}))
+    result = await client.text_document_inline_completion_async(inline_params(*CURSOR))
+    states = [s["state"] for s in client.statuses]
+    assert states == ["loading", "ready", "loading", "ready"], states
+    prefix, suffix = split_at(TEXT, *CURSOR)
+    want = expected_middle(tiny_engine, prefix, suffix)
+    assert [i.insert_text for i in result.items] == ([want] if want else [])
+    s = await stats(client)
+    assert s["completed"] == 2  # the cache was cleared with the reload
+    assert log_file.exists() and "model" in log_file.read_text()
+
+
+BUNDLED = os.path.join(os.path.dirname(__file__), "..", "engine", "models", "diffill-tiny")
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def bundled_client(lsp_client: LanguageClient):
+    await start(lsp_client, {"device": "cpu", "debounceMs": 0, "maxNewTokens": 16})
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest.mark.skipif(not os.path.isdir(BUNDLED), reason="bundled model not present yet")
+async def test_bundled_model_default(bundled_client: LanguageClient):
+    text = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return \n"
+    open_doc(bundled_client, text)
+    result = await bundled_client.text_document_inline_completion_async(inline_params(5, 11))
+    states = [s for s in bundled_client.statuses if s["state"] == "ready"]
+    assert states and "diffill-tiny" in states[0]["model"]
+    s = await stats(bundled_client)
+    assert s["completed"] == 1 and s["errors"] == 0
+    for item in result.items:
+        assert item.insert_text.strip() and "\n" not in item.insert_text
