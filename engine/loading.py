@@ -19,7 +19,7 @@ BUNDLED_DIR = Path(__file__).parent / "models" / BUNDLED_NAME
 #: small by default because a bidirectional step re-reads the whole window
 DEFAULT_CONTEXT_TOKENS = 384
 #: model types handled by the block-diffusion backend (DiffusionGemma)
-BLOCK_DIFFUSION_TYPES = {"diffusion_gemma", "diffusion_gemma_text"}
+BLOCK_DIFFUSION_TYPES = {"diffusion_gemma"}
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 

@@ -5,10 +5,12 @@ State lives on ``DiffillServer``; each LSP feature is a small module in
 """
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
@@ -67,6 +69,20 @@ class DiffillProtocol(LanguageServerProtocol):
         self._server.debouncer.forget(uri)
 
 
+    @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
+    async def lsp_workspace__execute_command(self, params: types.ExecuteCommandParams) -> Any:
+        """Run the command as this request's own task, so that `$/cancelRequest`
+        cancels it (pygls' generator-based dispatch runs it as a separate,
+        uncancellable task and a cancelled fill would still apply its edit)."""
+        handler = self.fm.commands.get(params.command)
+        if handler is None:
+            raise JsonRpcInvalidParams(f"Command name {params.command!r} is not defined")
+        result = handler(*(params.arguments or []))
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+
 class DiffillServer(LanguageServer):
     """Holds settings, documents, the engine worker and request bookkeeping."""
 
@@ -105,6 +121,7 @@ class DiffillServer(LanguageServer):
 
     # -- messages to the client --------------------------------------------
     def send_status(self, state: str, message: str, **extra: str) -> None:
+        log.info("status %s: %s", state, message)
         self.protocol.notify("diffill/status", {"state": state, "message": message, **extra})
 
     def show_message(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:

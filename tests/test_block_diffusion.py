@@ -183,6 +183,32 @@ def test_extract_middle_cuts_at_end_and_suffix_overlap():
     assert extract_middle([5, 6, 9], [9, 10, 11], {0, 1}) == [5, 6, 9]  # one token is not an overlap
 
 
+def test_stopping_is_judged_on_the_middle_only():
+    """Pinned positions have zero entropy; they must not hide an unsettled middle."""
+    from engine.backends.block_sampler import SpanStopper
+
+    settings = SamplerSettings(stability_threshold=0, confidence_threshold=0.5)
+    entropy = torch.tensor([[2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]])  # middle = first position
+    argmax = torch.zeros(1, 8, dtype=torch.long)
+    span = torch.tensor([[True] + [False] * 7])
+    assert SpanStopper(settings, None)(argmax, entropy).item()  # whole canvas: mean 0.25 -> stop
+    assert not SpanStopper(settings, span)(argmax, entropy).item()  # middle: 2.0 -> go on
+    stable = SpanStopper(SamplerSettings(stability_threshold=1, confidence_threshold=9.0), span)
+    assert not stable(argmax, entropy).item()  # no history yet
+    moved = argmax.clone()
+    moved[0, 5] = 7  # a change outside the middle does not count
+    assert stable(moved, entropy).item()
+
+
+def test_layout_pins_end_of_text_only_when_the_suffix_is_complete():
+    complete = build_layout([2, 4], [10, 11], 8, end_ids=[1], device="cpu")
+    assert complete.pins.tokens[0, 2:5].tolist() == [10, 11, 1] and complete.pins.mask[0, 2:5].all()
+    assert not complete.pins.mask[0, 5:].any() and not complete.pins.mask[0, :2].any()
+    assert complete.span[1].tolist() == [True] * 4 + [False] * 4
+    cut = build_layout([6], [10, 11, 12], 8, end_ids=[], device="cpu")
+    assert cut.pins.tokens[0, 6:].tolist() == [10, 11] and cut.pins.mask[0, 6:].all()
+
+
 # -- pinning and batching ----------------------------------------------------------
 
 def test_pinned_suffix_never_changes(fresh):
@@ -237,6 +263,15 @@ def test_seeded_requests_are_reproducible(fresh):
 
 
 # -- prompt KV cache -------------------------------------------------------------------
+
+def test_two_documents_keep_their_own_cache_entries(fresh):
+    a = [fresh.bos_id] + list(range(10, 90))
+    b = [fresh.bos_id] + list(range(100, 180))
+    fresh.cache.encode(a, "cpu")
+    fresh.cache.encode(b, "cpu")
+    _, again = fresh.cache.encode(a + [5], "cpu")
+    assert again.reused_tokens == len(a) and again.encoded_tokens == 1
+
 
 def _decoder_logits(backend, kv, canvas):
     view = build_view(kv, backend.text_config, batch=canvas.shape[0])
@@ -452,3 +487,33 @@ def test_batched_rows_match_generate_with_early_stops(fresh):
             break
     assert any(0 < n < 3 for n in seen), "rows should stop at different steps"
     assert torch.equal(state.argmax, _generate(fresh.model, prompt, 3, 12, seed, EARLY_STOP))
+
+
+def test_pinned_denoise_matches_generate_with_the_pin_logits_processor(fresh):
+    """Pinning = a LogitsProcessor over (batch, canvas, vocab) scores + a seeded first
+    canvas: with whole-canvas stopping our loop and ``generate`` agree token for token."""
+    from transformers.generation import LogitsProcessorList
+    from transformers.models.diffusion_gemma.generation_diffusion_gemma import EntropyBoundSamplerConfig
+
+    from engine.backends.block_sampler import PinnedTokensLogitsProcessor, uniform_noise
+    from engine.backends.block_window import build_window
+
+    win = build_window(fresh.tokenizer, PREFIX, SUFFIX, prompt_budget=256, canvas=CANVAS, bos_id=fresh.bos_id)
+    layout = build_layout([4, 8], win.suffix_ids, CANVAS, end_ids=[fresh.eos_id], device="cpu")
+    kv, _ = fresh.cache.encode(win.ids, "cpu")
+    gen = torch.Generator().manual_seed(9)
+    canvas = layout.pins.apply_to_canvas(uniform_noise((2, CANVAS), fresh.vocab, "cpu", gen))
+    for state in fresh.denoise(kv, canvas, steps=6, pins=layout.pins, generator=gen, settings=SETTINGS):
+        pass
+
+    torch.manual_seed(9)
+    first = layout.pins.apply_to_canvas(torch.randint(0, fresh.vocab, (2, CANVAS)))
+    torch.manual_seed(9)
+    out = fresh.model.generate(
+        torch.tensor([win.ids] * 2), decoder_input_ids=first, max_new_tokens=CANVAS, max_denoising_steps=6,
+        logits_processor=LogitsProcessorList([PinnedTokensLogitsProcessor(layout.pins)]),
+        sampler_config=EntropyBoundSamplerConfig(entropy_bound=SETTINGS.entropy_bound),
+        t_min=SETTINGS.t_min, t_max=SETTINGS.t_max, stability_threshold=SETTINGS.stability_threshold,
+        confidence_threshold=SETTINGS.confidence_threshold, eos_token_id=None, pad_token_id=None)
+    assert torch.equal(state.argmax, out.sequences[:, len(win.ids):])
+    assert torch.equal(state.argmax[layout.pins.mask], layout.pins.tokens[layout.pins.mask])

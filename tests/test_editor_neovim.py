@@ -114,10 +114,19 @@ local function main()
   vim.cmd.edit(cfg.file)
   local bufnr = vim.api.nvim_get_current_buf()
   R.filetype = vim.bo.filetype
-  R.attached = wait_until(function()
+  local seen = false
+  wait_until(function()
+    local all = vim.lsp.get_clients({ name = 'diffill', _uninitialized = true })
+    if #all > 0 then seen = true end
+    if seen and #all == 0 then R.server_exited = true; return true end  -- the server died
     local c = vim.lsp.get_clients({ name = 'diffill', bufnr = bufnr })[1]
     return c ~= nil and c.initialized
   end, cfg.start_timeout_ms)
+  R.attached = not R.server_exited and vim.lsp.get_clients({ name = 'diffill', bufnr = bufnr })[1] ~= nil
+  if not R.attached then
+    local log = vim.fn.readfile(vim.lsp.log.get_filename())
+    R.lsp_log = table.concat(vim.list_slice(log, math.max(1, #log - 20)), '\n')
+  end
   log('attached ' .. tostring(R.attached))
   if not R.attached then return end
   local client = vim.lsp.get_clients({ name = 'diffill', bufnr = bufnr })[1]
@@ -288,7 +297,7 @@ def nvim_result(tiny_model_dir, tmp_path_factory) -> dict:
 def test_neovim_attaches(nvim_result):
     assert not nvim_result["errors"], nvim_result["errors"]
     assert nvim_result["filetype"] == "python"
-    assert nvim_result["attached"], nvim_result["events"]
+    assert nvim_result["attached"], nvim_result.get("lsp_log") or nvim_result["messages"]
     assert nvim_result["caps"] == {"completion": True, "inline": True, "command": True}
 
 

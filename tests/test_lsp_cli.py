@@ -32,15 +32,13 @@ async def test_tcp_server_on_loopback():
         sys.executable, "-m", "lsp_server", "--tcp", str(port), "--model", "/nonexistent", env=env,
         stderr=asyncio.subprocess.DEVNULL)
     try:
-        for _ in range(200):
+        client = LanguageClient("t", "0")
+        for _ in range(300):  # the server serves one connection: connect only once it listens
             try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
+                await client.start_tcp("127.0.0.1", port)
                 break
             except OSError:
                 await asyncio.sleep(0.1)
-        client = LanguageClient("t", "0")
-        await client.start_tcp("127.0.0.1", port)
         result = await asyncio.wait_for(client.initialize_async(types.InitializeParams(
             capabilities=types.ClientCapabilities())), 30)
         assert result.capabilities.inline_completion_provider is not None

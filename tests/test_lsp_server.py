@@ -43,9 +43,13 @@ def attach_recorders(client: LanguageClient) -> None:
     client.statuses = []  # type: ignore[attr-defined]
     client.edits = []  # type: ignore[attr-defined]
 
+    client.on_draft = None  # type: ignore[attr-defined]
+
     @client.feature("diffill/draft")
     def _draft(params):  # noqa: ANN001
         client.drafts.append(plain(params))
+        if client.on_draft is not None:  # react at once, not at the next poll
+            client.on_draft()
 
     @client.feature("diffill/status")
     def _status(params):  # noqa: ANN001
@@ -204,6 +208,7 @@ async def test_cancel_request_stops_engine(client: LanguageClient):
     open_doc(client)
     await stats(client, reset=True)
     msg_id = "cancel-me"
+    client.on_draft = lambda: client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
     fut = await send(client.protocol.send_request_async(
         types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(*CURSOR), msg_id=msg_id))
     for _ in range(400):  # wait until the engine is denoising (a draft arrived)
@@ -211,7 +216,6 @@ async def test_cancel_request_stops_engine(client: LanguageClient):
             break
         await asyncio.sleep(0.025)
     assert client.drafts, "no draft arrived"
-    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
     with pytest.raises(JsonRpcException):
         await fut
     await asyncio.sleep(0.3)
@@ -375,3 +379,27 @@ async def test_bundled_model_default(bundled_client: LanguageClient):
     assert s["completed"] == 1 and s["errors"] == 0
     for item in result.items:
         assert item.insert_text.strip() and "\n" not in item.insert_text
+
+
+async def test_cancelled_fill_command_applies_nothing(client: LanguageClient):
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"diffill": {"maxNewTokens": 64, "steps": 64}}))
+    open_doc(client)
+    await stats(client, reset=True)
+    client.on_draft = lambda: client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="fill-1"))
+    fut = await send(client.protocol.send_request_async(types.WORKSPACE_EXECUTE_COMMAND, types.ExecuteCommandParams(
+        command="diffill.fillInTheMiddle",
+        arguments=[{"uri": URI, "position": {"line": CURSOR[0], "character": CURSOR[1]}}]), msg_id="fill-1"))
+    for _ in range(400):
+        if client.drafts:
+            break
+        await asyncio.sleep(0.025)
+    assert client.drafts, "no draft arrived"
+    with pytest.raises(JsonRpcException):
+        await fut
+    await asyncio.sleep(0.3)
+    assert client.edits == []
+    s = await stats(client)
+    assert s["completed"] == 0 and s["engineCancelled"] == 1, s
+    with pytest.raises(JsonRpcException):
+        await client.workspace_execute_command_async(types.ExecuteCommandParams(command="nope"))

@@ -55,6 +55,19 @@ class Pins:
         return out.scatter_(-1, index, torch.where(mask, torch.zeros_like(kept), kept))
 
 
+class PinnedTokensLogitsProcessor:
+    """The same pinning as a transformers ``LogitsProcessor`` for
+    ``DiffusionGemmaForBlockDiffusion.generate(logits_processor=[...])``, which
+    hands it (batch, canvas, vocab) scores before the temperature schedule.
+    Seed the first canvas with the pinned tokens via ``decoder_input_ids``."""
+
+    def __init__(self, pins: Pins) -> None:
+        self.pins = pins
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, cur_step=None) -> torch.Tensor:
+        return self.pins.apply_to_scores(scores)
+
+
 def temperature(cur_step: int, steps: int, s: SamplerSettings) -> float:
     """Linear schedule; ``cur_step`` counts the steps *remaining* (steps..1),
     as in transformers, so the first step is the hottest."""

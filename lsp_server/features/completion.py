@@ -48,7 +48,7 @@ def register(server: DiffillServer) -> None:
             label=label or new_text.strip()[:LABEL_CHARS],
             kind=types.CompletionItemKind.Text,
             detail="diffill",
-            documentation=types.MarkupContent(kind=types.MarkupKind.PlainText, value=new_text),
+            documentation=new_text if "\n" in new_text else None,
             filter_text=new_text,
             sort_text="0",
             preselect=True,

@@ -8,6 +8,7 @@ client that receives it after a late keystroke refuses it too.
 """
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -18,6 +19,9 @@ from lsp_server.methods import FILL_COMMAND
 
 if TYPE_CHECKING:
     from lsp_server.server import DiffillServer
+
+#: how long to wait for the client to answer workspace/applyEdit
+APPLY_EDIT_TIMEOUT_S = 30.0
 
 
 def _parse(server: DiffillServer, args: tuple[Any, ...]):
@@ -85,9 +89,9 @@ def register(server: DiffillServer) -> None:
             )])
         else:
             edit = types.WorkspaceEdit(changes={doc.uri: [text_edit]})
-        response = await server.workspace_apply_edit_async(
+        response = await asyncio.wait_for(server.workspace_apply_edit_async(
             types.ApplyWorkspaceEditParams(edit=edit, label="diffill: fill in the middle")
-        )
+        ), APPLY_EDIT_TIMEOUT_S)
         result["applied"] = bool(response and response.applied)
         if not result["applied"]:
             reason = response.failure_reason if response else None
