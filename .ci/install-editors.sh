@@ -57,7 +57,10 @@ cd "$DIR"
 [ -f package.json ] || echo '{"name":"diffill-editors","private":true}' > package.json
 log "npm install code-server@$CODE_SERVER_VERSION playwright-core into $DIR (takes a few minutes)"
 export npm_config_unsafe_perm=true npm_config_yes=true
-# code-server's native modules build against the local node headers
-export npm_config_nodedir="${npm_config_nodedir:-/usr}"
+# code-server's native modules (node-pty, kerberos, ...) build with node-gyp against
+# the local node headers, so nothing is fetched from nodejs.org
+if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node_version.h ]; then
+  export npm_config_nodedir=/usr
+fi
 npm install --no-audit --no-fund --loglevel=error "code-server@$CODE_SERVER_VERSION" playwright-core
 log "done: $DIR/node_modules/.bin/code-server"

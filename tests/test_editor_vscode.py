@@ -191,6 +191,18 @@ async function main() {
     await page.waitForSelector('.quick-input-widget', { state: 'visible', timeout: 10000 });
     await page.keyboard.type('Diffill: Fill in the Middle', { delay: 15 });
     await sleep(600);
+    // record every draft decoration VS Code renders (its text is CSS ::after content)
+    await page.evaluate(() => {
+      window.__drafts = [];
+      const root = document.querySelector('.monaco-editor .view-lines');
+      window.__draftObserver = new MutationObserver(() => {
+        for (const s of root.querySelectorAll('span')) {
+          const c = getComputedStyle(s, '::after').content;
+          if (c && /\[\d+\/\d+\]/.test(c)) window.__drafts.push(c);
+        }
+      });
+      window.__draftObserver.observe(root, { subtree: true, childList: true, attributes: true, characterData: true });
+    });
     await page.keyboard.press('Enter');
     log('fill started');
     R.drafts_seen = [];
@@ -207,10 +219,19 @@ async function main() {
       return now !== before && contents.length === 0 ? now : null;
     }, cfg.request_timeout_ms, 50);
     R.fill_changed = changed !== null;
+    R.drafts_seen = R.drafts_seen.concat(await page.evaluate(() => window.__drafts));
     log('fill changed ' + R.fill_changed);
     await page.keyboard.press('Control+S');
     await sleep(1000);
     R.saved_final = fs.readFileSync(cfg.file, 'utf8');
+
+    // 3. clicking the status bar item shows the extension's log
+    await page.click(statusSel);
+    R.log_shown = !!(await waitFor(async () => {
+      const text = norm(await page.$eval('.part.panel', (e) => e.innerText).catch(() => ''));
+      return /starting the diffill server/.test(text);
+    }, 15000, 200));
+    log('log shown ' + R.log_shown);
     await shot('final');
   } catch (e) {
     R.errors.push(String(e && e.stack || e));
@@ -317,7 +338,8 @@ def run_vscode(tmp: Path, server_cmd: list[str], settings: dict, timeout_s: floa
 @pytest.fixture(scope="module")
 def vscode_result(tiny_model_dir, tmp_path_factory) -> dict:
     res = run_vscode(tmp_path_factory.mktemp("vscode"), _server_cmd(tiny_model_dir),
-                     {"device": "cpu", "maxNewTokens": 8, "debounceMs": 10})
+                     # 12 denoising steps keep the drafts on screen long enough to see
+                     {"device": "cpu", "maxNewTokens": 8, "steps": 12, "debounceMs": 10})
     (ARTIFACTS / "vscode-result.json").write_text(json.dumps(res, indent=1))
     return res
 
@@ -347,6 +369,10 @@ def test_vscode_fill_command_applies_and_saves(vscode_result):
     saved = r["saved_final"]
     assert saved != r["saved_after_inline"]
     assert saved.count("\n") >= r["_source"].count("\n")
+
+
+def test_vscode_status_item_click_shows_log(vscode_result):
+    assert vscode_result["log_shown"], vscode_result["events"]
 
 
 def test_vscode_drafts_rendered(vscode_result):

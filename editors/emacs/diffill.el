@@ -50,6 +50,8 @@ sent as initializationOptions, e.g. (:model \"/path/to/model\" :device \"cpu\").
 (defvar diffill-status nil "Last `diffill/status' notification (plist).")
 (defvar diffill-draft-hook nil
   "Functions called with the draft plist after a draft is displayed.")
+(defvar diffill-fill-done-hook nil
+  "Functions called with the command result (plist) when `diffill-fill' finishes.")
 (defvar-local diffill--draft-overlay nil)
 
 (defclass diffill-server (eglot-lsp-server) ()
@@ -65,6 +67,13 @@ sent as initializationOptions, e.g. (:model \"/path/to/model\" :device \"cpu\").
     (add-to-list 'eglot-server-programs
                  (cons modes (cons 'diffill-server diffill-server-command)))))
 
+;; eglot renamed some helpers over time (1.9 in Debian bookworm, newer in Emacs 29+)
+(defun diffill--path-to-uri (path)
+  (if (fboundp 'eglot-path-to-uri) (eglot-path-to-uri path) (eglot--path-to-uri path)))
+
+(defun diffill--uri-to-path (uri)
+  (if (fboundp 'eglot-uri-to-path) (eglot-uri-to-path uri) (eglot--uri-to-path uri)))
+
 (defun diffill--mode-line ()
   (if diffill-status (format " diffill:%s" (plist-get diffill-status :state)) ""))
 
@@ -77,7 +86,7 @@ sent as initializationOptions, e.g. (:model \"/path/to/model\" :device \"cpu\").
   (force-mode-line-update t))
 
 (defun diffill--buffer-for-uri (uri)
-  (let ((path (eglot--uri-to-path uri)))
+  (let ((path (diffill--uri-to-path uri)))
     (and path (find-buffer-visiting path))))
 
 (defun diffill--clear-draft ()
@@ -111,7 +120,7 @@ sent as initializationOptions, e.g. (:model \"/path/to/model\" :device \"cpu\").
   (interactive (when (use-region-p) (list (region-beginning) (region-end))))
   (let* ((server (eglot--current-server-or-lose))
          (buf (current-buffer))
-         (arg (append (list :uri (eglot--path-to-uri (buffer-file-name)))
+         (arg (append (list :uri (diffill--path-to-uri (buffer-file-name)))
                       (if (and beg end)
                           (list :range (list :start (eglot--pos-to-lsp-position beg)
                                              :end (eglot--pos-to-lsp-position end)))
@@ -131,9 +140,6 @@ sent as initializationOptions, e.g. (:model \"/path/to/model\" :device \"cpu\").
                  (message "[diffill] fill failed: %s" (plist-get err :message))
                  (run-hook-with-args 'diffill-fill-done-hook (list :error err)))
      :timeout diffill-fill-timeout)))
-
-(defvar diffill-fill-done-hook nil
-  "Functions called with the command result (plist) when `diffill-fill' finishes.")
 
 (defvar diffill-mode-map
   (let ((map (make-sparse-keymap)))

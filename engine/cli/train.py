@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--lr", type=float, default=1.5e-3)
     m.add_argument("--threads", type=int, default=0)
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--init-from", type=Path, default=None, help="continue training an exported model")
     m.set_defaults(func=_model)
 
     e = tsub.add_parser("evalsets", help="write held-out single/multi-line infill cases")
@@ -71,7 +72,8 @@ def _model(args: argparse.Namespace) -> int:
     from engine.training.train import TrainConfig, train
 
     cfg = TrainConfig(size=args.size, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
-                      minutes=args.minutes, max_steps=args.max_steps, threads=args.threads, seed=args.seed)
+                      minutes=args.minutes, max_steps=args.max_steps, threads=args.threads, seed=args.seed,
+                      init_from=str(args.init_from or ""))
     log = train(args.corpus, args.tokenizer, args.out, cfg)
     print(json.dumps({k: log[k] for k in ("steps", "tokens", "seconds", "tokens_per_second")}))
     return 0

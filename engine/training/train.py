@@ -35,6 +35,7 @@ class TrainConfig:
     export_every_min: float = 10.0
     seed: int = 0
     threads: int = 0
+    init_from: str = ""  # continue from an exported model directory (same tokenizer)
     max_shard_size: str = "15MB"
 
 
@@ -75,7 +76,10 @@ def train(corpus_dir: Path, tokenizer_path: Path, out_dir: Path, cfg: TrainConfi
     hf_tok = wrap_tokenizer(raw_tok)
     mask_id, filler_id, pad_id = (raw_tok.token_to_id(t) for t in (MASK, FILLER, PAD))
     config = build_config(cfg.size, raw_tok.get_vocab_size(), cfg.seq_len, pad_id)
-    model = ModernBertForMaskedLM(config).to(device)
+    if cfg.init_from:
+        model = ModernBertForMaskedLM.from_pretrained(cfg.init_from, dtype=torch.float32).to(device)
+    else:
+        model = ModernBertForMaskedLM(config).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {cfg.size}, {n_params / 1e6:.1f}M parameters, device {device}", file=sys.stderr)
 
@@ -98,6 +102,9 @@ def train(corpus_dir: Path, tokenizer_path: Path, out_dir: Path, cfg: TrainConfi
 
     autocast = torch.autocast(device_type=device, dtype=torch.bfloat16)
     log: dict = {"config": asdict(cfg), "params": n_params, "history": [], "tokens": 0}
+    prior_log = Path(cfg.init_from) / "training_log.json" if cfg.init_from else None
+    if prior_log and prior_log.is_file():  # keep the whole recipe's record when continuing
+        log["previous_runs"] = [json.loads(prior_log.read_text())]
     t0 = time.time()
     last_export = t0
     budget = cfg.minutes * 60

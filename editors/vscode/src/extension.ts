@@ -95,6 +95,7 @@ function createClient(): LanguageClient {
   const c = new LanguageClient('diffill', 'diffill', serverOptions, clientOptions);
   c.onDidChangeState((e) => {
     if (e.newState === State.Starting) status.set({ state: 'starting', message: 'starting the server' });
+    if (e.newState === State.Running) output.info('diffill server running');
     if (e.newState === State.Stopped && status.state.state !== 'error') {
       status.set({ state: 'stopped', message: 'server stopped' });
     }
@@ -105,8 +106,13 @@ function createClient(): LanguageClient {
 async function startClient(context: vscode.ExtensionContext): Promise<void> {
   const c = createClient();
   client = c;
+  const cmd = serverCommand();
+  output.info(`starting the diffill server: ${[cmd.command, ...cmd.args].join(' ')}`);
   // handlers before start: the server may report status as soon as it is initialized
-  c.onNotification('diffill/status', (p: StatusParams) => status.set(p));
+  c.onNotification('diffill/status', (p: StatusParams) => {
+    status.set(p);
+    output.info(`status: ${p.state} ${p.message}`);
+  });
   c.onNotification('diffill/draft', (p: DraftParams) => {
     if (showDrafts()) drafts.show(c.protocol2CodeConverter.asUri(p.uri), p);
   });
@@ -123,7 +129,7 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
         if (choice === 'Settings') void vscode.commands.executeCommand('workbench.action.openSettings', 'diffill.server');
       });
   }
-  context.subscriptions.push({ dispose: () => void c.stop() });
+  context.subscriptions.push({ dispose: () => void c.stop().catch(() => undefined) });
 }
 
 async function restart(context: vscode.ExtensionContext): Promise<void> {

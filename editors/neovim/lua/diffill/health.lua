@@ -31,8 +31,14 @@ function M.check()
       'pip install diffill (or set cmd = { "/path/to/venv/bin/diffill", "serve" })',
     })
   end
-  if opts.settings.model then
-    local m = opts.settings.model
+  local cmd_model
+  for i, a in ipairs(opts.cmd) do
+    if a == '--model' then
+      cmd_model = opts.cmd[i + 1]
+    end
+  end
+  if opts.settings.model or cmd_model then
+    local m = opts.settings.model or cmd_model
     if m:find('/') and vim.uv.fs_stat(vim.fs.normalize(m)) == nil and not m:match('^[%w_.-]+/[%w_.-]+$') then
       health.warn('settings.model does not exist on disk: ' .. m)
     else

@@ -48,6 +48,9 @@ local function map_keys(bufnr)
   end, { buffer = bufnr, desc = 'diffill: accept suggestion' })
   if km.accept then
     imap(km.accept, function()
+      if inline.use_builtin() then
+        return vim.lsp.inline_completion.get({ bufnr = bufnr })
+      end
       if not inline.current(bufnr) then
         return false
       end
@@ -130,11 +133,13 @@ function M.setup(opts)
   define_highlights()
   create_commands()
 
+  -- an empty Lua table would be sent as a JSON array
+  local server_settings = next(opts.settings) and opts.settings or vim.empty_dict()
   local lsp_config = {
     cmd = opts.cmd,
     root_markers = opts.root_markers,
-    init_options = opts.settings,
-    settings = { diffill = opts.settings },
+    init_options = server_settings,
+    settings = { diffill = server_settings },
     handlers = {
       ['diffill/draft'] = require('diffill.draft').handler,
       ['diffill/status'] = require('diffill.status').handler,

@@ -22,7 +22,7 @@ function M.has_builtin()
   return vim.lsp.inline_completion ~= nil and vim.lsp.inline_completion.enable ~= nil
 end
 
-local function use_builtin()
+function M.use_builtin()
   local mode = require('diffill.config').options.inline.builtin
   if mode == 'auto' then
     return M.has_builtin()
@@ -181,7 +181,7 @@ end
 function M.accept(opts)
   opts = opts or {}
   local bufnr = vim.api.nvim_get_current_buf()
-  if use_builtin() then
+  if M.use_builtin() then
     return vim.lsp.inline_completion.get({ bufnr = bufnr }) and true or false
   end
   local sug = M.current(bufnr)
@@ -227,7 +227,7 @@ end
 
 --- Turn inline suggestions on for `bufnr` (called on LspAttach).
 function M.attach(client, bufnr)
-  if use_builtin() then
+  if M.use_builtin() then
     pcall(vim.lsp.inline_completion.enable, true, { bufnr = bufnr, client_id = client.id })
     return
   end
@@ -289,7 +289,7 @@ function M.toggle(on)
     on = M.enabled == false
   end
   M.enabled = on
-  if use_builtin() then
+  if M.use_builtin() then
     pcall(vim.lsp.inline_completion.enable, on)
   end
   if not on then

@@ -1,0 +1,166 @@
+"""Emacs end to end: editors/emacs/diffill.el with eglot (Debian emacs-nox +
+elpa-eglot), in batch mode, against a real `diffill serve` with a real (tiny,
+random) model: completion-at-point inserts the infill, `diffill-fill` shows
+drafts as an overlay and the server's workspace/applyEdit changes the buffer,
+which is saved.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGIN = REPO / "editors" / "emacs"
+
+SOURCE = '''import os
+
+
+def area(width, height):
+    return width * height
+
+
+def perimeter(width, height):
+    result = 
+
+
+def main():
+    total = 0
+
+    print(total)
+'''
+
+TEST_EL = r"""
+(require 'package)
+(add-to-list 'package-directory-list "/usr/share/emacs/site-lisp/elpa")
+(package-initialize)
+(require 'json)
+(let* ((cfg (json-read-file (getenv "DIFFILL_HARNESS")))
+       (get (lambda (k) (alist-get k cfg)))
+       (result nil)
+       (put (lambda (k v) (setq result (cons (cons k v) (assq-delete-all k result)))))
+       (wait (lambda (pred secs)
+               (let ((end (+ (float-time) secs)))
+                 (while (and (not (funcall pred)) (< (float-time) end))
+                   (accept-process-output nil 0.05))
+                 (funcall pred)))))
+  (add-to-list 'load-path (funcall get 'plugin))
+  (require 'diffill)
+  (setq diffill-server-command (append (funcall get 'cmd) nil)
+        diffill-settings (funcall get 'settings)
+        eglot-confirm-server-initiated-edits nil
+        eglot-sync-connect t
+        eglot-connect-timeout 120)
+  (diffill-eglot-setup '(python-mode))
+  (condition-case err
+      (progn
+        (find-file (funcall get 'file))
+        (funcall put 'mode (symbol-name major-mode))
+        (apply #'eglot (eglot--guess-contact))
+        (funcall put 'connected (if (eglot-current-server) t :json-false))
+        (funcall wait (lambda () (member (plist-get diffill-status :state) '("ready" "error"))) 120)
+        (funcall put 'status (plist-get diffill-status :state))
+        ;; 1. completion-at-point after typing
+        (goto-char (point-min))
+        (search-forward "    result = ")
+        (end-of-line)
+        (insert "2 * (")
+        (let ((before (buffer-substring (line-beginning-position) (line-end-position))))
+          (completion-at-point)
+          (funcall put 'completion_before before)
+          (funcall put 'completion_after (buffer-substring (line-beginning-position) (line-end-position))))
+        ;; 2. diffill-fill on the empty line above print(total), drafts shown meanwhile
+        (let ((drafts nil) (done nil) (before (buffer-string)))
+          (add-hook 'diffill-draft-hook
+                    (lambda (d) (push (list (cons 'step (plist-get d :step))
+                                            (cons 'overlay (if (overlayp diffill--draft-overlay) t :json-false))
+                                            (cons 'shown (and (overlayp diffill--draft-overlay)
+                                                              (substring-no-properties
+                                                               (overlay-get diffill--draft-overlay 'before-string)))))
+                                      drafts)))
+          (add-hook 'diffill-fill-done-hook (lambda (r) (setq done (or r t))))
+          (goto-char (point-min))
+          (search-forward "    print(total)")
+          (forward-line -1)
+          (diffill-fill)
+          (funcall wait (lambda () done) 120)
+          (funcall wait (lambda () (not (equal before (buffer-string)))) 5)
+          (funcall put 'fill_result (if (listp done) (json-encode done) (format "%S" done)))
+          (funcall put 'drafts (vconcat (reverse drafts)))
+          (funcall put 'fill_changed (if (equal before (buffer-string)) :json-false t))
+          (funcall put 'overlay_left (if (overlayp diffill--draft-overlay) t :json-false))
+          (save-buffer)
+          (funcall put 'final (buffer-string))))
+    (error (funcall put 'error (format "%S" err))))
+  (with-temp-file (funcall get 'out) (insert (json-encode result)))
+  (ignore-errors (eglot-shutdown (eglot-current-server)))
+  (kill-emacs 0))
+"""
+
+
+def server_cmd(model_dir: Path) -> list[str]:
+    exe = Path(sys.executable).parent / "diffill"
+    base = [str(exe)] if exe.exists() else [sys.executable, "-m", "engine.cli.main"]
+    return base + ["serve", "--model", str(model_dir)]
+
+
+def run_emacs(tmp: Path, cmd: list[str], settings: dict, timeout_s: float = 300) -> dict:
+    emacs = shutil.which("emacs")
+    if emacs is None:
+        pytest.skip("emacs not installed (run .ci/install-editors.sh: emacs-nox + elpa-eglot)")
+    if not list(Path("/usr/share/emacs/site-lisp/elpa").glob("eglot-*")):
+        pytest.skip("eglot not installed (apt-get install elpa-eglot)")
+    work = tmp / "proj"
+    work.mkdir()
+    (work / ".git").mkdir()  # a project root for eglot
+    src = work / "shapes.py"
+    src.write_text(SOURCE)
+    out = tmp / "result.json"
+    (tmp / "harness.json").write_text(json.dumps({
+        "plugin": str(PLUGIN), "cmd": cmd, "settings": settings, "file": str(src), "out": str(out)}))
+    (tmp / "test.el").write_text(TEST_EL)
+    env = dict(os.environ, DIFFILL_HARNESS=str(tmp / "harness.json"), HOME=str(tmp))
+    proc = subprocess.run([emacs, "--batch", "-Q", "-l", str(tmp / "test.el")], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=timeout_s)
+    assert out.exists(), f"no result\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    res = json.loads(out.read_text())
+    res["_saved"] = src.read_text()
+    res["_stderr"] = proc.stderr[-3000:]
+    return res
+
+
+@pytest.fixture(scope="module")
+def emacs_result(tiny_model_dir, tmp_path_factory) -> dict:
+    return run_emacs(tmp_path_factory.mktemp("emacs"), server_cmd(tiny_model_dir),
+                     {"device": "cpu", "maxNewTokens": 8, "debounceMs": 10})
+
+
+def test_emacs_eglot_connects(emacs_result):
+    assert "error" not in emacs_result, emacs_result
+    assert emacs_result["mode"] == "python-mode"
+    assert emacs_result["connected"] is True
+    assert emacs_result["status"] == "ready"
+
+
+def test_emacs_completion_at_point_inserts(emacs_result):
+    r = emacs_result
+    assert r["completion_before"] == "    result = 2 * ("
+    assert r["completion_after"].startswith(r["completion_before"])
+    assert len(r["completion_after"]) > len(r["completion_before"]), r["_stderr"]
+
+
+def test_emacs_fill_applies_and_saves(emacs_result):
+    r = emacs_result
+    result = json.loads(r["fill_result"])
+    assert result.get("applied") is True, result
+    assert r["fill_changed"] is True
+    assert r["_saved"] == r["final"]
+    assert r["_saved"] != SOURCE
+    assert r["drafts"], "no diffill/draft displayed"
+    assert all(d["overlay"] is True for d in r["drafts"])
+    assert r["overlay_left"] is False
