@@ -35,10 +35,12 @@ def main():
     print(total)
 '''
 
-TEST_EL = r"""
-(require 'package)
-(add-to-list 'package-directory-list "/usr/share/emacs/site-lisp/elpa")
-(package-initialize)
+# Debian's elpa-* packages live in /usr/share/emacs/site-lisp/elpa (Emacs 29+ has eglot built in)
+ELPA_INIT = """(progn (require 'package)
+  (add-to-list 'package-directory-list "/usr/share/emacs/site-lisp/elpa")
+  (package-initialize))"""
+
+TEST_EL = ELPA_INIT + r"""
 (require 'json)
 (let* ((cfg (json-read-file (getenv "DIFFILL_HARNESS")))
        (get (lambda (k) (alist-get k cfg)))
@@ -109,12 +111,19 @@ def server_cmd(model_dir: Path) -> list[str]:
     return base + ["serve", "--model", str(model_dir)]
 
 
-def run_emacs(tmp: Path, cmd: list[str], settings: dict, timeout_s: float = 300) -> dict:
+def require_emacs() -> str:
     emacs = shutil.which("emacs")
     if emacs is None:
         pytest.skip("emacs not installed (run .ci/install-editors.sh: emacs-nox + elpa-eglot)")
-    if not list(Path("/usr/share/emacs/site-lisp/elpa").glob("eglot-*")):
-        pytest.skip("eglot not installed (apt-get install elpa-eglot)")
+    probe = subprocess.run([emacs, "--batch", "-Q", "--eval", ELPA_INIT + "(require 'eglot)"],
+                           capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        pytest.skip("eglot not available to emacs (apt-get install elpa-eglot)")
+    return emacs
+
+
+def run_emacs(tmp: Path, cmd: list[str], settings: dict, timeout_s: float = 300) -> dict:
+    emacs = require_emacs()
     work = tmp / "proj"
     work.mkdir()
     (work / ".git").mkdir()  # a project root for eglot
@@ -135,7 +144,9 @@ def run_emacs(tmp: Path, cmd: list[str], settings: dict, timeout_s: float = 300)
 
 
 @pytest.fixture(scope="module")
-def emacs_result(tiny_model_dir, tmp_path_factory) -> dict:
+def emacs_result(request, tmp_path_factory) -> dict:
+    require_emacs()  # skip before building a model when the editor is missing
+    tiny_model_dir = request.getfixturevalue("tiny_model_dir")
     return run_emacs(tmp_path_factory.mktemp("emacs"), server_cmd(tiny_model_dir),
                      {"device": "cpu", "maxNewTokens": 8, "debounceMs": 10})
 

