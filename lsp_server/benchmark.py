@@ -44,6 +44,9 @@ def register_bench(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--requests", type=int, default=200, help="latency requests (default 200)")
     p.add_argument("--memory-requests", type=int, default=1000, help="requests for the RSS test (default 1000)")
     p.add_argument("--warmup", type=int, default=5, help="warm-up requests (default 5)")
+    p.add_argument("--memory-warmup", type=int, default=None, metavar="N",
+                   help="requests before the RSS baseline (default: one pass over every cursor site, at most 400)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--source", type=Path, default=None, help="Python file to complete in (default: a stdlib module)")
     p.add_argument("--out", type=Path, default=Path("bench-results/lsp.json"), help="JSON output path")
     p.set_defaults(func=run_lsp_bench)
@@ -198,6 +201,10 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
 
         return plain(await client.protocol.send_request_async("diffill/stats", params or None))
 
+    def say(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
     result: dict[str, Any] = {"benchmark": "lsp", "pid": pid, "error": None}
     t_load = time.perf_counter()
     for i in range(max(args.warmup, 1)):
@@ -209,7 +216,12 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         await _shutdown(client)
         return result
 
-    e2e = [await one(args.warmup + i) for i in range(args.requests)]
+    say(f"model loaded after {result['first_requests_s']} s; {args.requests} latency requests")
+    e2e = []
+    for i in range(args.requests):
+        e2e.append(await one(args.warmup + i))
+        if (i + 1) % 50 == 0:
+            say(f"  {i + 1}/{args.requests}, last {e2e[-1]:.1f} ms")
     s = await stats(timings=True, reset=True)
     timings = [t for t in s["timings"] if t["kind"] == "inline"][-len(e2e):]
     engine_ms = [t["engineMs"] for t in timings]
@@ -226,8 +238,9 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
 
     # one pass over every cursor site first: the model's buffers grow with the
     # prompt length until the longest prompt was seen; that is not a leak
-    warm = min(len(sites), 400)
+    warm = min(len(sites), 400) if args.memory_warmup is None else args.memory_warmup
     rss_start = read_rss_kb(pid)
+    say(f"memory: {warm} warm-up requests, then {args.memory_requests}")
     for i in range(warm):
         await one(i)
     rss_before = read_rss_kb(pid)
@@ -237,6 +250,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         await one(i)
         if (i + 1) % step == 0:
             series.append(read_rss_kb(pid))
+            say(f"  {i + 1}/{args.memory_requests}, rss {series[-1]} kB")
     rss_after = read_rss_kb(pid)
     growth = 100.0 * (rss_after - rss_before) / rss_before
     result["memory"] = {"requests": args.memory_requests, "warmup_requests": warm,

@@ -49,7 +49,9 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.tcp is not None:
         server.start_tcp("127.0.0.1", args.tcp)
     else:
-        server.start_io()
+        from lsp_server.transport import serve_stdio
+
+        serve_stdio(server)
     return 0
 
 

@@ -86,10 +86,14 @@ def _check(name: str, value: Any) -> Any:
         if is_int(value) and 1 <= value <= 4096:
             return value
         raise ValueError("expected an integer in 1..4096")
-    if name in ("steps", "context_tokens", "threads"):
-        if value is None or (is_int(value) and value >= 1):
+    if name in ("steps", "threads"):
+        if value is None or (is_int(value) and 1 <= value <= 4096):
             return value
-        raise ValueError("expected a positive integer or null")
+        raise ValueError("expected an integer in 1..4096 or null")
+    if name == "context_tokens":
+        if value is None or (is_int(value) and value >= 16):
+            return value
+        raise ValueError("expected an integer >= 16 or null")
     if name == "debounce_ms":
         if is_int(value) and 0 <= value <= 10_000:
             return value

@@ -40,7 +40,7 @@ class EngineHost:
         if self._task is None or key != self._key:
             self._key = key
             self.engine = None
-            self._task = asyncio.ensure_future(self._load(settings))
+            self._task = asyncio.ensure_future(self._load(settings, key))
             self._task.add_done_callback(_consume)
         return self._task
 
@@ -48,7 +48,7 @@ class EngineHost:
         """The engine for ``settings``; waits for a load in progress."""
         return await asyncio.shield(self.ensure(settings))
 
-    async def _load(self, settings: Settings) -> Engine:
+    async def _load(self, settings: Settings, key: tuple) -> Engine:
         server = self.server
         name = settings.model or "bundled model"
         server.send_status("loading", f"loading {name}")
@@ -62,10 +62,12 @@ class EngineHost:
             server.send_status("error", message)
             server.show_message(f"diffill: could not load the model: {message}", types.MessageType.Error)
             raise EngineUnavailable(message) from exc
+        if key != self._key:  # superseded by a newer load while this one ran
+            return engine
         self.engine = engine
         info = engine.describe()
         server.progress_end(progress, f"loaded on {info.get('device')}")
-        server.send_status("ready", f"{info.get('model')} on {info.get('device')}",
+        server.send_status("ready", f"{info.get('model')} on {info.get('device')} ({info.get('dtype')})",
                            model=str(info.get("model")), device=str(info.get("device")))
         return engine
 

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine import Cancelled, Draft, EngineError, InfillRequest
+from engine import Cancelled, Draft, EngineError, InfillRequest, InputError
 from lsp_server.cache import LruCache
 from lsp_server.documents import Document, extract
 from lsp_server.documents.context import InfillContext, window_sizes
@@ -83,6 +83,9 @@ class InfillPipeline:
             prefix_chars, suffix_chars = window_sizes(settings.context_tokens)
             ctx = extract(doc.text, hole.start, hole.end, language=doc.language_id,
                           prefix_chars=prefix_chars, suffix_chars=suffix_chars)
+            if not ctx.prefix.strip() and not ctx.suffix.strip():
+                timing.outcome = "empty"  # nothing around the cursor to go on
+                return None
             mode = multiline or settings.multiline
             key = _cache_key(ctx, settings.request_key(), settings.engine_key(), mode)
             drafts_out = DraftSender(server, hole, request_id) if drafts else None
@@ -174,9 +177,15 @@ class InfillPipeline:
             stats.errors += 1
             timing.outcome = "error"
             return None
-        except EngineError as exc:
+        except InputError as exc:  # this request only: not worth a popup
             stats.errors += 1
             timing.outcome = "error"
+            server.log_message(f"diffill: request skipped: {exc}")
+            return None
+        except Exception as exc:  # noqa: BLE001 - EngineError, torch OOM, ...: report, stay alive
+            stats.errors += 1
+            timing.outcome = "error"
+            log.exception("engine call failed")
             server.report_engine_error(exc)
             return None
         finally:

@@ -175,9 +175,12 @@ async def test_completion_returns_infill_item(client: LanguageClient, tiny_engin
     assert item.text_edit.range == types.Range(start=types.Position(line, 4), end=types.Position(line, 7))
 
 
-async def test_cancel_storm_computes_only_last(client: LanguageClient):
-    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
-        settings={"diffill": {"debounceMs": 60}}))
+@pytest.mark.parametrize("invoked", [False, True], ids=["debounced", "engine-level"])
+async def test_cancel_storm_computes_only_last(client: LanguageClient, invoked: bool):
+    # debounced: superseded requests end while waiting; invoked (no debounce):
+    # each one reaches the engine queue or the engine and is cancelled there
+    settings = {"debounceMs": 60} if not invoked else {"maxNewTokens": 64, "steps": 64}
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"diffill": settings}))
     open_doc(client, "x = 1\n")
     await stats(client, reset=True)
     futures = []
@@ -193,13 +196,22 @@ async def test_cancel_storm_computes_only_last(client: LanguageClient):
         ))
         text += ch
         futures.append(await send(client.text_document_inline_completion_async(
-            inline_params(line, col + 1, invoked=False))))
+            inline_params(line, col + 1, invoked=invoked))))
     results = await asyncio.gather(*futures)
     s = await stats(client)
     assert s["requests"] == 50
     assert s["completed"] == 1, s
     assert s["cancelled"] == 49, s
     assert all(list(r.items) == [] for r in results[:-1])
+
+
+async def test_empty_document_asks_nothing(client: LanguageClient):
+    open_doc(client, "\n\n")
+    result = await client.text_document_inline_completion_async(inline_params(1, 0))
+    assert list(result.items) == []
+    s = await stats(client)
+    assert s["engineStarted"] == 0 and s["errors"] == 0 and s["last"]["outcome"] == "empty"
+    assert not [m for m in client.messages if m.type == types.MessageType.Error]
 
 
 async def test_cancel_request_stops_engine(client: LanguageClient):
