@@ -55,11 +55,15 @@ def register_bench(bench: argparse._SubParsersAction) -> None:
 def run_lsp_bench(args: argparse.Namespace) -> int:
     """Entry point for `diffill bench lsp`; returns an exit code."""
     result = asyncio.run(_bench(args))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    _write(args.out, result)
     _print_summary(result)
     print(f"wrote {args.out}")
     return 0 if result.get("error") is None else 1
+
+
+def _write(path: Path, result: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -236,6 +240,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         "queue_ms": summary([t["queueMs"] for t in timings]),
     })
 
+    _write(args.out, result | {"partial": "latency done, memory test running"})
     # one pass over every cursor site first: the model's buffers grow with the
     # prompt length until the longest prompt was seen; that is not a leak
     warm = min(len(sites), 400) if args.memory_warmup is None else args.memory_warmup

@@ -92,6 +92,8 @@ class InfillPipeline:
 
             cached = self.cache.get(key)
             if cached is not None:
+                # still cancel-previous: an older request for this document is stale now
+                server.inflight.cancel_matching(lambda k: k == (doc.uri, kind))
                 stats.cache_hits += 1
                 timing.cached = True
                 if drafts_out:

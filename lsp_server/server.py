@@ -20,6 +20,7 @@ from lsp_server.config import Settings, parse_settings
 from lsp_server.debounce import Debouncer
 from lsp_server.documents import Change, DocumentStore, PositionError, UnknownDocumentError
 from lsp_server.documents.positions import Pos
+from lsp_server.documents.store import DISPATCH_SNAPSHOT
 from lsp_server.engine_host import EngineHost, new_token
 from lsp_server.inflight import Inflight
 from lsp_server.logging_setup import set_log_file
@@ -34,6 +35,11 @@ class DiffillProtocol(LanguageServerProtocol):
     (strict positions, LSP line breaks, immutable snapshots)."""
 
     _server: DiffillServer
+
+    def _handle_request(self, msg_id: Any, method_name: str, params: Any) -> None:
+        """Snapshot the documents as the request arrives (see DocumentStore)."""
+        DISPATCH_SNAPSHOT.set(self._server.documents.snapshot())
+        super()._handle_request(msg_id, method_name, params)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> None:

@@ -90,3 +90,22 @@ def test_extract_with_selection():
     assert ctx.prefix == "def f():\n    " and ctx.suffix == "\n"
     with pytest.raises(ValueError):
         extract("abc", 2, 1)
+
+
+def test_get_answers_from_the_dispatch_snapshot():
+    import contextvars
+
+    from lsp_server.documents.store import DISPATCH_SNAPSHOT
+
+    store = DocumentStore()
+    store.open("u", "v1", 1, None)
+
+    ctx = contextvars.copy_context()  # pygls runs each message in its own context
+    ctx.run(lambda: DISPATCH_SNAPSHOT.set(store.snapshot()))
+    store.change("u", 2, [Change("v2")])
+    assert ctx.run(store.get, "u").version == 1  # the request sees what the client saw
+    assert store.get("u").version == 2 and store.current("u").version == 2
+    store.close("u")
+    assert ctx.run(store.get, "u").text == "v1"
+    with pytest.raises(UnknownDocumentError):
+        store.get("u")

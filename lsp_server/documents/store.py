@@ -7,6 +7,8 @@ request can hold a snapshot (text + version) while the user keeps typing.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from lsp_server.documents.positions import UTF16, Pos, PositionError, line_starts, offset_at
@@ -65,8 +67,19 @@ def apply_changes(doc: Document, changes: list[Change], version: int, encoding: 
     return Document(doc.uri, text, version, doc.language_id)
 
 
+#: the open documents as they were when the current request was dispatched
+#: (set per request by the protocol; asyncio tasks inherit it)
+DISPATCH_SNAPSHOT: ContextVar[Mapping[str, "Document"] | None] = ContextVar("diffill_docs", default=None)
+
+
 class DocumentStore:
-    """Open documents by URI."""
+    """Open documents by URI.
+
+    ``get`` answers from the snapshot taken when the current request was
+    dispatched: an async handler starts later, possibly after the client's
+    next ``didChange`` was applied, and the request's positions refer to the
+    text the client had when it sent the request.
+    """
 
     def __init__(self, encoding: str = UTF16) -> None:
         self.encoding = encoding
@@ -78,7 +91,9 @@ class DocumentStore:
         return doc
 
     def change(self, uri: str, version: int, changes: list[Change]) -> Document:
-        doc = self.get(uri)
+        doc = self._docs.get(uri)
+        if doc is None:
+            raise UnknownDocumentError(uri)
         new = apply_changes(doc, changes, version, self.encoding)
         self._docs[uri] = new
         return new
@@ -87,10 +102,18 @@ class DocumentStore:
         self._docs.pop(uri, None)
 
     def get(self, uri: str) -> Document:
+        docs = DISPATCH_SNAPSHOT.get()
         try:
-            return self._docs[uri]
+            return (self._docs if docs is None else docs)[uri]
         except KeyError:
             raise UnknownDocumentError(uri) from None
+
+    def current(self, uri: str) -> Document | None:
+        """The latest version (ignores the dispatch snapshot)."""
+        return self._docs.get(uri)
+
+    def snapshot(self) -> Mapping[str, Document]:
+        return dict(self._docs)
 
     def __contains__(self, uri: str) -> bool:
         return uri in self._docs

@@ -59,7 +59,7 @@ def register(server: DiffillServer) -> None:
             result["reason"] = "cancelled or failed (see diffill/status)"
             return result
         result["text"] = outcome.text
-        current = server.documents.get(doc.uri) if doc.uri in server.documents else None
+        current = server.documents.current(doc.uri)
         if current is None or current.version != doc.version:
             now = "closed" if current is None else f"now at version {current.version}"
             result["reason"] = f"document changed (computed for version {doc.version}, {now})"
