@@ -66,3 +66,36 @@ def test_filler_forbidden_before_committed_real_token():
     state.committed[4] = True
     logits = filler_constraints(torch.zeros(6, V), state)
     assert torch.isinf(logits[:5, FILL]).all() and not torch.isinf(logits[5, FILL])
+
+
+def test_pace_is_kept_after_the_filler_shortens_the_middle():
+    """Once the end is found, the tokens left still come ``min_commit`` at a time."""
+
+    def ends_after_four(state):
+        logits = torch.zeros(16, V)
+        logits[4:, FILL] = 50.0  # sure the middle ends after 4 tokens
+        logits[:4, 5] = 1.0
+        return logits
+
+    def steps_used(min_commit):
+        state = CanvasState.empty(16, MASK, FILL)
+        used = 0
+        for s in range(16):
+            if state.done():
+                break
+            choose(filler_constraints(ends_after_four(state), state), state, 16 - s, "remask", 0.9,
+                   min_commit=min_commit)
+            used += 1
+        assert state.end() == 4 and state.done()
+        return used
+
+    assert steps_used(4) == 2  # the filler at step 1, the four real tokens at step 2
+    assert steps_used(1) > 2
+
+
+def test_end_is_decided_once():
+    state = CanvasState.empty(8, MASK, FILL)
+    state.ids[5:] = FILL
+    state.committed[5:] = True
+    logits = filler_constraints(torch.zeros(8, V), state)
+    assert torch.isinf(logits[:, FILL]).all()

@@ -92,6 +92,7 @@ class MaskedDiffusionBackend:
             generator = torch.Generator(device="cpu").manual_seed(int(request.seed))
 
         steps = self.steps_for(request)
+        pace = math.ceil(canvas / steps)  # commits per step the budget implies
         forwards = 0
         forward_ms = 0.0
         for step in range(steps):
@@ -106,7 +107,7 @@ class MaskedDiffusionBackend:
             logits = forbid_tokens(logits, forbidden)
             logits = filler_constraints(logits, state)
             choose(logits.cpu() if generator is not None and dev.type != "cpu" else logits,
-                   state, steps - step, request.sampler, request.threshold, generator)
+                   state, steps - step, request.sampler, request.threshold, generator, min_commit=pace)
             if not state.done():
                 yield Draft(step=step + 1, steps=steps, text=self._decode(state.middle_ids()),
                             confidence=state.middle_confidence(), done=False)
