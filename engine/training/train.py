@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -54,8 +55,10 @@ def _masked_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return (losses * w).sum() / w.sum().clamp_min(1.0)
 
 
-def export(model, hf_tok, out_dir: Path, cfg: TrainConfig, log: dict) -> None:
+def export(model, hf_tok, out_dir: Path, cfg: TrainConfig, log: dict, corpus_dir: Path | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
+    if corpus_dir and (corpus_dir / "licenses.json").is_file():  # what the weights were trained on
+        shutil.copyfile(corpus_dir / "licenses.json", out_dir / "corpus_licenses.json")
     for old in out_dir.glob("model*.safetensors"):
         old.unlink()
     model.save_pretrained(out_dir, max_shard_size=cfg.max_shard_size)
@@ -139,11 +142,11 @@ def train(corpus_dir: Path, tokenizer_path: Path, out_dir: Path, cfg: TrainConfi
         bar.n = int(min(budget, time.time() - t0))
         bar.refresh()
         if time.time() - last_export > cfg.export_every_min * 60:
-            export(model, hf_tok, out_dir, cfg, log)
+            export(model, hf_tok, out_dir, cfg, log, corpus_dir)
             last_export = time.time()
     bar.close()
     log["seconds"] = round(time.time() - t0, 1)
     log["steps"] = step
     log["tokens_per_second"] = round(log["tokens"] / max(1.0, log["seconds"]), 1)
-    export(model, hf_tok, out_dir, cfg, log)
+    export(model, hf_tok, out_dir, cfg, log, corpus_dir)
     return log
