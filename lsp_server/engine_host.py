@@ -65,11 +65,17 @@ class EngineHost:
         if key != self._key:  # superseded by a newer load while this one ran
             return engine
         self.engine = engine
-        info = engine.describe()
-        server.progress_end(progress, f"loaded on {info.get('device')}")
-        server.send_status("ready", f"{info.get('model')} on {info.get('device')} ({info.get('dtype')})",
-                           model=str(info.get("model")), device=str(info.get("device")))
+        server.progress_end(progress, f"loaded on {engine.describe().get('device')}")
+        self.send_ready()
         return engine
+
+    def send_ready(self) -> None:
+        """``diffill/status`` ready, naming the loaded model (after a load or a request)."""
+        if self.engine is None:
+            return
+        info = self.engine.describe()
+        self.server.send_status("ready", f"{info.get('model')} on {info.get('device')} ({info.get('dtype')})",
+                                model=str(info.get("model")), device=str(info.get("device")))
 
 
 def _load(settings: Settings) -> Engine:

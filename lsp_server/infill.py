@@ -154,10 +154,12 @@ class InfillPipeline:
             )
             engine_started = True
             stats.engine_started += 1
+            server.send_status("busy", "filling")
             run = await server.worker.call(
                 run_infill, engine, request, handle.token,
                 drafts_out.from_thread if drafts_out else None, time.perf_counter(),
             )
+            server.engine_host.send_ready()
             stats.completed += 1
             timing.engine_ms = run.engine_ms
             timing.queue_ms = run.queue_ms
@@ -166,6 +168,7 @@ class InfillPipeline:
             stats.cancelled += 1
             if engine_started:
                 stats.engine_cancelled += 1
+                server.engine_host.send_ready()
             timing.outcome = "cancelled"
             return None
         except asyncio.CancelledError:  # $/cancelRequest: stop the engine too

@@ -127,7 +127,8 @@ class DiffillServer(LanguageServer):
 
     # -- messages to the client --------------------------------------------
     def send_status(self, state: str, message: str, **extra: str) -> None:
-        log.info("status %s: %s", state, message)
+        # busy/ready flip on every request: keep them out of the info log
+        log.log(logging.DEBUG if state in ("busy", "ready") else logging.INFO, "status %s: %s", state, message)
         self.protocol.notify("diffill/status", {"state": state, "message": message, **extra})
 
     def show_message(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
