@@ -110,8 +110,10 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
   output.info(`starting the diffill server: ${[cmd.command, ...cmd.args].join(' ')}`);
   // handlers before start: the server may report status as soon as it is initialized
   c.onNotification('diffill/status', (p: StatusParams) => {
+    // busy/ready flip on every request: show them in the status bar, keep them out of the log
+    const perRequest = p.state === 'busy' || (p.state === 'ready' && status.state.state === 'busy');
     status.set(p);
-    output.info(`status: ${p.state} ${p.message}`);
+    if (!perRequest) output.info(`status: ${p.state} ${p.message}`);
   });
   c.onNotification('diffill/draft', (p: DraftParams) => {
     if (showDrafts()) drafts.show(c.protocol2CodeConverter.asUri(p.uri), p);
