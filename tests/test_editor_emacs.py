@@ -15,25 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from editor_sources import SHAPES
+
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "editors" / "emacs"
 
-SOURCE = '''import os
-
-
-def area(width, height):
-    return width * height
-
-
-def perimeter(width, height):
-    result = 
-
-
-def main():
-    total = 0
-
-    print(total)
-'''
+SOURCE = SHAPES
 
 # Debian's elpa-* packages live in /usr/share/emacs/site-lisp/elpa (Emacs 29+ has eglot built in)
 ELPA_INIT = """(progn (require 'package)

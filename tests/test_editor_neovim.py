@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from editor_sources import SHAPES_WITH_CLASS
+
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "editors" / "neovim"
 
@@ -236,27 +238,7 @@ end)
 vim.schedule(function() assert(coroutine.resume(co)) end)
 """
 
-SOURCE = '''import os
-
-
-def area(width, height):
-    return width * height
-
-
-def perimeter(width, height):
-    result = 
-
-
-def main():
-    total = 0
-
-    print(total)
-
-
-class Shape:
-    def describe(self):
-        return "a shape"
-'''
+SOURCE = SHAPES_WITH_CLASS
 
 
 def run_harness(nvim: str, tmp_path: Path, cmd: list[str], settings: dict, timeout_s: float = 240) -> dict:

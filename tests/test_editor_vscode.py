@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from editor_sources import SHAPES
+
 REPO = Path(__file__).resolve().parents[1]
 EXT = REPO / "editors" / "vscode"
 EDITORS_DIR = Path(os.environ.get("DIFFILL_EDITORS_DIR", "/opt/diffill-editors"))
@@ -73,22 +75,7 @@ def build_vsix() -> Path:
     return vsix
 
 
-SOURCE = '''import os
-
-
-def area(width, height):
-    return width * height
-
-
-def perimeter(width, height):
-    result = 
-
-
-def main():
-    total = 0
-
-    print(total)
-'''
+SOURCE = SHAPES
 
 # playwright-core driver; keys go through the browser exactly as a user's would
 DRIVER = r"""

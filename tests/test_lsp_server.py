@@ -96,6 +96,15 @@ async def stats(client: LanguageClient, **params) -> dict:
     return plain(await client.protocol.send_request_async("diffill/stats", params or None))
 
 
+async def wait_for_draft(client: LanguageClient) -> None:
+    """Wait (up to 10 s) until the engine is denoising, i.e. a draft arrived."""
+    for _ in range(400):
+        if client.drafts:
+            break
+        await asyncio.sleep(0.025)
+    assert client.drafts, "no draft arrived"
+
+
 async def send(coro) -> asyncio.Task:
     """Start a request now (the client's *_async methods send only when awaited)."""
     task = asyncio.ensure_future(coro)
@@ -225,11 +234,7 @@ async def test_cancel_request_stops_engine(client: LanguageClient):
     client.on_draft = lambda: client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
     fut = await send(client.protocol.send_request_async(
         types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(*CURSOR), msg_id=msg_id))
-    for _ in range(400):  # wait until the engine is denoising (a draft arrived)
-        if client.drafts:
-            break
-        await asyncio.sleep(0.025)
-    assert client.drafts, "no draft arrived"
+    await wait_for_draft(client)
     with pytest.raises(JsonRpcException):
         await fut
     await asyncio.sleep(0.3)
@@ -405,11 +410,7 @@ async def test_cancelled_fill_command_applies_nothing(client: LanguageClient):
     fut = await send(client.protocol.send_request_async(types.WORKSPACE_EXECUTE_COMMAND, types.ExecuteCommandParams(
         command="diffill.fillInTheMiddle",
         arguments=[{"uri": URI, "position": {"line": CURSOR[0], "character": CURSOR[1]}}]), msg_id="fill-1"))
-    for _ in range(400):
-        if client.drafts:
-            break
-        await asyncio.sleep(0.025)
-    assert client.drafts, "no draft arrived"
+    await wait_for_draft(client)
     with pytest.raises(JsonRpcException):
         await fut
     await asyncio.sleep(0.3)
