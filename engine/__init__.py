@@ -21,6 +21,7 @@ from engine.errors import (
     InputError,
     ModelLoadError,
     ModelNotFoundError,
+    OutOfMemory,
     UnsupportedModelError,
 )
 from engine.types import Draft, InfillRequest, InfillResult
@@ -37,6 +38,7 @@ __all__ = [
     "InputError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "OutOfMemory",
     "UnsupportedModelError",
     "load_engine",
 ]

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from engine.cancellation import CancellationToken
-from engine.errors import InputError
+from engine.errors import InputError, OutOfMemory
 from engine.types import Draft, InfillRequest, InfillResult
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class Engine:
         """
         _check_input(request)
         token = cancel or CancellationToken()
-        with self._lock:
+        with self._lock, self._out_of_memory_as_error():
             gen = self.backend.run(request, token)
             yield from gen
 
@@ -65,13 +66,27 @@ class Engine:
         """Run the request to the end and return the final middle."""
         _check_input(request)
         token = cancel or CancellationToken()
-        with self._lock:
+        with self._lock, self._out_of_memory_as_error():
             gen = self.backend.run(request, token)
             while True:
                 try:
                     next(gen)
                 except StopIteration as stop:
                     return stop.value
+
+    @contextmanager
+    def _out_of_memory_as_error(self) -> Iterator[None]:
+        """Turn torch's out-of-memory into ``OutOfMemory`` after releasing the
+        allocator's cached blocks, so the next (smaller) request can still run."""
+        import torch
+
+        try:
+            yield
+        except torch.OutOfMemoryError as exc:
+            if self.device.startswith("cuda"):
+                torch.cuda.empty_cache()
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
+            raise OutOfMemory(f"out of memory on {self.device} while filling ({first})") from None
 
 
 def _check_input(request: InfillRequest) -> None:

@@ -28,3 +28,8 @@ class DeviceError(EngineError):
 
 class Cancelled(EngineError):
     """The request was cancelled; raised between denoising steps."""
+
+
+class OutOfMemory(DeviceError):
+    """The device ran out of memory during a request; the engine stays usable
+    (cached blocks were released) and a smaller request or another device may work."""

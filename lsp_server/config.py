@@ -39,7 +39,18 @@ class Settings:
     languages: dict[str, bool] = field(default_factory=dict)
     cache_size: int = 256
     allow_download: bool = False
-    trust_remote_code: bool = False
+    #: models allowed to run their own code (trust_remote_code), by the exact
+    #: name or path given in ``model``: trust is per model, never global
+    trust_remote_code: tuple[str, ...] = ()
+    #: when ``device`` is "cuda" and CUDA is unusable (absent at start, out of
+    #: memory), run on the CPU instead of failing
+    fallback_to_cpu: bool = True
+    #: when the configured model cannot be loaded, load the bundled one
+    fallback_to_bundled: bool = False
+    #: documents larger than this (UTF-8 bytes) get no completions
+    max_document_bytes: int = 8 * 1024 * 1024
+    #: model-bound requests (completions, fill commands) per second; 0 = no limit
+    max_requests_per_second: int = 50
     log_file: str | None = None
 
     def language_enabled(self, language: str | None) -> bool:
@@ -47,10 +58,15 @@ class Settings:
             return True
         return self.languages.get(language, self.languages.get("*", True))
 
+    def trusts_model_code(self) -> bool:
+        """Whether the configured model may run its own code (listed by name)."""
+        return self.model is not None and self.model in self.trust_remote_code
+
     def engine_key(self) -> tuple[Any, ...]:
         """Settings whose change needs the model loaded again."""
         return (self.model, self.device, self.dtype, self.context_tokens, self.threads,
-                self.allow_download, self.trust_remote_code)
+                self.allow_download, self.trusts_model_code(), self.fallback_to_cpu,
+                self.fallback_to_bundled)
 
     def request_key(self) -> tuple[Any, ...]:
         """Settings that change a completion's text (part of the cache key)."""
@@ -102,7 +118,22 @@ def _check(name: str, value: Any) -> Any:
         if is_int(value) and 0 <= value <= 100_000:
             return value
         raise ValueError("expected an integer in 0..100000")
-    if name in ("allow_download", "trust_remote_code", "adaptive_debounce"):
+    if name == "trust_remote_code":
+        if value is False or value is None:
+            return ()
+        if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+            return tuple(value)
+        raise ValueError("expected a list of model names or paths to trust (trust is per model; "
+                         "true is not accepted)")
+    if name == "max_document_bytes":
+        if is_int(value) and 1024 <= value <= 1024 ** 3:
+            return value
+        raise ValueError("expected an integer number of bytes in 1024..1073741824")
+    if name == "max_requests_per_second":
+        if is_int(value) and 0 <= value <= 100_000:
+            return value
+        raise ValueError("expected an integer in 0..100000 (0 = no limit)")
+    if name in ("allow_download", "adaptive_debounce", "fallback_to_cpu", "fallback_to_bundled"):
         if isinstance(value, bool):
             return value
         raise ValueError("expected true or false")

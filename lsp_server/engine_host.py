@@ -1,16 +1,17 @@
 """Owns the loaded engine: lazy background load with progress, reload when
-model/device/dtype settings change, and user-visible errors that never stop
-the server."""
+model/device/dtype settings change, fallbacks (CPU, bundled model) where the
+settings allow them, and user-visible errors that never stop the server."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from engine import Engine, EngineError, load_engine
+from engine import DeviceError, Engine, EngineError, load_engine
 from lsp_server.config import Settings
 from lsp_server.worker import EngineWorker
 
@@ -24,6 +25,14 @@ class EngineUnavailable(Exception):
     """The model could not be loaded; the message is meant for the user."""
 
 
+@dataclass
+class Loaded:
+    """An engine and what the user must be told about how it was loaded."""
+
+    engine: Engine
+    notes: list[str] = field(default_factory=list)
+
+
 class EngineHost:
     """The one engine, loaded on the worker thread when first needed."""
 
@@ -34,15 +43,43 @@ class EngineHost:
         self._key: tuple | None = None
         self._task: asyncio.Task[Engine] | None = None
 
-    def ensure(self, settings: Settings) -> asyncio.Task[Engine]:
-        """Start loading if nothing (or a different model) is loaded."""
+    @property
+    def failed(self) -> bool:
+        """Whether the last load attempt failed (a config change retries it)."""
+        task = self._task
+        return bool(task and task.done() and not task.cancelled() and task.exception() is not None)
+
+    def ensure(self, settings: Settings, *, retry: bool = False) -> asyncio.Task[Engine]:
+        """Start loading if nothing (or a different model) is loaded, or if
+        ``retry`` and the last load failed."""
         key = settings.engine_key()
-        if self._task is None or key != self._key:
-            self._key = key
-            self.engine = None
-            self._task = asyncio.ensure_future(self._load(settings, key))
-            self._task.add_done_callback(_consume)
+        if self._task is None or key != self._key or (retry and self.failed):
+            self._start(settings, key)
+        assert self._task is not None
         return self._task
+
+    def settings_changed(self, old: Settings, new: Settings) -> None:
+        """Reload when the model settings changed and a model is (being) used;
+        after a failed load any configuration change is a retry (the user may
+        have fixed the files or the GPU without touching the model setting)."""
+        if self._task is None:
+            return  # nothing loaded yet: the first request loads with `new`
+        if new.engine_key() != old.engine_key() or self.failed:
+            self.ensure(new, retry=True)
+
+    def fall_back_to_cpu(self, settings: Settings) -> asyncio.Task[Engine]:
+        """Replace a CUDA engine by a CPU one for the same settings (out of GPU
+        memory); a later change of the model settings tries the GPU again."""
+        self._start(replace(settings, device="cpu"), settings.engine_key())
+        assert self._task is not None
+        return self._task
+
+    def _start(self, settings: Settings, key: tuple) -> None:
+        self._key = key
+        self.engine = None
+        self.server.notices.clear()  # a new model: old problems may be gone
+        self._task = asyncio.ensure_future(self._load(settings, key))
+        self._task.add_done_callback(_consume)
 
     async def get(self, settings: Settings) -> Engine:
         """The engine for ``settings``; waits for a load in progress."""
@@ -54,20 +91,26 @@ class EngineHost:
         server.send_status("loading", f"loading {name}")
         progress = await server.progress_begin(f"diffill: loading {name}")
         try:
-            engine = await self.worker.call(_load, settings)
+            loaded = await self.worker.call(load_with_fallbacks, settings)
         except Exception as exc:  # noqa: BLE001 - every failure is reported, none is fatal
-            message = _one_line(exc)
+            message = one_line(exc)
             log.error("model load failed: %s", message)
             server.progress_end(progress, f"failed: {message}")
-            server.send_status("error", message)
-            server.show_message(f"diffill: could not load the model: {message}", types.MessageType.Error)
+            if key == self._key:  # a superseded load's failure is of no interest
+                server.send_status("error", message)
+                server.show_message(f"diffill: could not load the model: {message}. Fix the setting "
+                                    "(or the files) and change any diffill setting to retry.",
+                                    types.MessageType.Error)
             raise EngineUnavailable(message) from exc
         if key != self._key:  # superseded by a newer load while this one ran
-            return engine
-        self.engine = engine
-        server.progress_end(progress, f"loaded on {engine.describe().get('device')}")
+            return loaded.engine
+        for note in loaded.notes:
+            log.warning("%s", note)
+            server.show_message(f"diffill: {note}", types.MessageType.Warning)
+        self.engine = loaded.engine
+        server.progress_end(progress, f"loaded on {loaded.engine.describe().get('device')}")
         self.send_ready()
-        return engine
+        return loaded.engine
 
     def send_ready(self) -> None:
         """``diffill/status`` ready, naming the loaded model (after a load or a request)."""
@@ -78,20 +121,48 @@ class EngineHost:
                                 model=str(info.get("model")), device=str(info.get("device")))
 
 
+def load_with_fallbacks(settings: Settings) -> Loaded:
+    """Load the configured model; where the settings allow, fall back to the
+    CPU (CUDA unusable) and then to the bundled model (model unloadable).
+
+    Runs on the worker thread.  Raises the original error if no fallback applies.
+    """
+    notes: list[str] = []
+    try:
+        return Loaded(_load_on_device(settings, notes), notes)
+    except EngineError as exc:
+        if isinstance(exc, DeviceError) or not settings.fallback_to_bundled or settings.model is None:
+            raise
+        notes.append(f"could not load {settings.model} ({one_line(exc)}); using the bundled model "
+                     "instead (setting fallbackToBundled)")
+        return Loaded(_load_on_device(replace(settings, model=None), notes), notes)
+
+
+def _load_on_device(settings: Settings, notes: list[str]) -> Engine:
+    try:
+        return _load(settings)
+    except DeviceError as exc:
+        if not (settings.device == "cuda" and settings.fallback_to_cpu):
+            raise
+        notes.append(f"{one_line(exc)}; running on the CPU instead (setting fallbackToCpu)")
+        return _load(replace(settings, device="cpu"))
+
+
 def _load(settings: Settings) -> Engine:
     return load_engine(
         settings.model,
         device=settings.device,
         dtype=settings.dtype,
         allow_download=settings.allow_download,
-        trust_remote_code=settings.trust_remote_code,
+        trust_remote_code=settings.trusts_model_code(),
         context_tokens=settings.context_tokens,
         threads=settings.threads,
         progress=False,
     )
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """The first line of an error, with its type unless it is one of ours."""
     text = str(exc).strip()
     if not isinstance(exc, EngineError):
         text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__

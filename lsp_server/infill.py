@@ -16,11 +16,14 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine import Cancelled, Draft, EngineError, InfillRequest, InputError
+from lsprotocol import types
+
+from engine import Cancelled, Draft, InfillRequest, InputError, OutOfMemory
 from lsp_server.cache import LruCache
 from lsp_server.documents import Document, extract
 from lsp_server.documents.context import InfillContext, window_sizes
-from lsp_server.engine_host import EngineUnavailable
+from lsp_server.engine_host import EngineUnavailable, one_line
+from lsp_server.limits import RequestFailed, ServerCancelled, document_too_large
 from lsp_server.postprocess.context import FilterContext
 from lsp_server.postprocess.pipeline import postprocess
 from lsp_server.stats import Timing
@@ -77,6 +80,10 @@ class InfillPipeline:
         timing = Timing(kind=kind, uri=doc.uri, total_ms=0.0)
         request_id = uuid.uuid4().hex[:12]
         try:
+            try:
+                self._check_limits(doc, kind, timing)
+            except _Skip:
+                return None
             if not settings.language_enabled(doc.language_id):
                 timing.outcome = "disabled"
                 return None
@@ -111,6 +118,31 @@ class InfillPipeline:
         finally:
             timing.total_ms = (time.perf_counter() - t0) * 1000.0
             stats.record(timing)
+
+    def _check_limits(self, doc: Document, kind: str, timing: Timing) -> None:
+        """Refuse requests over the rate or document-size limits.
+
+        Over the rate: LSP ``ServerCancelled`` (clients drop it quietly, as a
+        cancellation).  Too large: the fill command (asked for explicitly) gets
+        ``RequestFailed`` with the reason; automatic completions return nothing
+        and the user is told once per document.
+        """
+        server = self.server
+        settings = server.settings
+        if not server.rate_limiter.allow():
+            timing.outcome = "rate-limited"
+            message = (f"diffill: over the request limit ({settings.max_requests_per_second}/s, "
+                       "setting maxRequestsPerSecond); request dropped")
+            server.notices.show_once(("rate",), message, types.MessageType.Warning)
+            raise ServerCancelled(message)
+        too_large = document_too_large(doc, settings.max_document_bytes)
+        if too_large is None:
+            return
+        timing.outcome = "too-large"
+        if kind == "command":
+            raise RequestFailed(too_large)
+        server.notices.show_once(("too-large", doc.uri), too_large, types.MessageType.Warning)
+        raise _Skip
 
     async def _run_engine(
         self,
@@ -160,6 +192,7 @@ class InfillPipeline:
                 drafts_out.from_thread if drafts_out else None, time.perf_counter(),
             )
             server.engine_host.send_ready()
+            server.notices.clear(lambda key: isinstance(key, tuple) and key[0] in ("engine", "rate"))
             stats.completed += 1
             timing.engine_ms = run.engine_ms
             timing.queue_ms = run.queue_ms
@@ -187,14 +220,38 @@ class InfillPipeline:
             timing.outcome = "error"
             server.log_message(f"diffill: request skipped: {exc}")
             return None
-        except Exception as exc:  # noqa: BLE001 - EngineError, torch OOM, ...: report, stay alive
+        except OutOfMemory as exc:
+            stats.errors += 1
+            timing.outcome = "error"
+            self._out_of_memory(exc)
+            return None
+        except Exception as exc:  # noqa: BLE001 - EngineError, bugs, ...: report, stay alive
             stats.errors += 1
             timing.outcome = "error"
             log.exception("engine call failed")
-            server.report_engine_error(exc)
+            server.report_engine_error(one_line(exc))
             return None
         finally:
             server.inflight.end(inflight_key, handle)
+
+
+    def _out_of_memory(self, exc: OutOfMemory) -> None:
+        """Out of GPU memory: move to the CPU if allowed, else report (once)."""
+        server = self.server
+        engine = server.engine_host.engine
+        on_gpu = engine is not None and engine.device.startswith("cuda")
+        if on_gpu and server.settings.fallback_to_cpu:
+            log.error("%s; falling back to the CPU", exc)
+            server.notices.show_once(("oom-fallback",), f"diffill: {exc}; running on the CPU from now on "
+                                     "(setting fallbackToCpu; change the model settings to try the GPU again)",
+                                     types.MessageType.Warning)
+            server.engine_host.fall_back_to_cpu(server.settings)
+            return
+        server.report_engine_error(str(exc))
+
+
+class _Skip(Exception):
+    """Internal: the request is refused quietly (the user was told once)."""
 
 
 class DraftSender:

@@ -23,7 +23,9 @@ from lsp_server.documents.positions import Pos
 from lsp_server.documents.store import DISPATCH_SNAPSHOT
 from lsp_server.engine_host import EngineHost, new_token
 from lsp_server.inflight import Inflight
+from lsp_server.limits import RateLimiter
 from lsp_server.logging_setup import set_log_file
+from lsp_server.notices import Notices
 from lsp_server.stats import Stats
 from lsp_server.worker import EngineWorker
 
@@ -103,6 +105,8 @@ class DiffillServer(LanguageServer):
         self.inflight = Inflight()
         self.debouncer = Debouncer(self.settings.debounce_ms, self.settings.adaptive_debounce)
         self.stats = Stats()
+        self.notices = Notices(self.show_message)
+        self.rate_limiter = RateLimiter(self.settings.max_requests_per_second)
         from lsp_server.infill import InfillPipeline
 
         self.pipeline = InfillPipeline(self)
@@ -116,14 +120,17 @@ class DiffillServer(LanguageServer):
             self.log_message(f"diffill ({source}): {warning}", types.MessageType.Warning)
         self.settings = new
         self.debouncer.configure(new.debounce_ms, new.adaptive_debounce)
+        self.rate_limiter.configure(new.max_requests_per_second)
         self.pipeline.cache.resize(new.cache_size)
         if new.request_key() != old.request_key():
             self.pipeline.cache.clear()
         if new.log_file != old.log_file:
             set_log_file(new.log_file)
-        if new.engine_key() != old.engine_key() and self.engine_host.engine is not None:
+        if new.engine_key() != old.engine_key():
             self.pipeline.cache.clear()
-            self.engine_host.ensure(new)
+        if new.max_document_bytes != old.max_document_bytes:
+            self.notices.clear(lambda key: isinstance(key, tuple) and key[0] == "too-large")
+        self.engine_host.settings_changed(old, new)
 
     # -- messages to the client --------------------------------------------
     def send_status(self, state: str, message: str, **extra: str) -> None:
@@ -138,11 +145,11 @@ class DiffillServer(LanguageServer):
         log.info("%s", message)
         self.window_log_message(types.LogMessageParams(type=kind, message=message))
 
-    def report_engine_error(self, exc: Exception) -> None:
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    def report_engine_error(self, text: str) -> None:
+        """Status error every time; the pop-up only once until a request succeeds."""
         log.error("engine error: %s", text)
         self.send_status("error", text)
-        self.show_message(f"diffill: {text}", types.MessageType.Error)
+        self.notices.show_once(("engine", text), f"diffill: {text}", types.MessageType.Error)
 
     async def progress_begin(self, title: str) -> str | None:
         """Start a work-done progress if the client supports it; returns its token."""

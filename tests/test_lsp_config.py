@@ -11,7 +11,7 @@ def test_defaults_match_protocol_doc():
     assert (s.model, s.device, s.dtype, s.max_new_tokens, s.debounce_ms, s.multiline) == (
         None, "auto", None, 32, 100, "auto")
     assert s.drafts == DraftSettings(completion=False, command=True)
-    assert not s.allow_download and not s.trust_remote_code and s.log_file is None
+    assert not s.allow_download and s.trust_remote_code == () and s.log_file is None
 
 
 def test_parse_camel_case_flat_and_nested():

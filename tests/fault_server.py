@@ -1,0 +1,91 @@
+"""The real language server with faults injected, for tests/test_lsp_faults.py.
+
+Run as ``python tests/fault_server.py``; ``DIFFILL_TEST_FAULTS`` (JSON) says
+what to break.  Production code has no test hooks: the faults are patched in
+here, at the boundary where the real failure would surface.
+
+  load_delay_s    sleep this long in every model load (a slow disk or GPU init)
+  fail_forwards   [i, ...] 1-based model-forward calls that raise, counted over
+                  the process (a failure in the middle of a request)
+  fail_kind       "runtime" (a bug / driver error) or "oom" (torch.OutOfMemoryError)
+  simulated_gpu   device "cuda" loads on the CPU but the engine reports
+                  "cuda:0", so the server's out-of-GPU-memory path can run on
+                  a machine without a GPU
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+
+
+def install(faults: dict) -> None:
+    import torch
+
+    from engine import engine as engine_mod
+    from engine import loading
+    from engine.backends.masked import MaskedDiffusionBackend
+
+    delay = float(faults.get("load_delay_s", 0))
+    if delay:
+        real_load_backend = loading.load_backend
+
+        def slow_load_backend(*args, **kwargs):
+            time.sleep(delay)
+            return real_load_backend(*args, **kwargs)
+
+        loading.load_backend = slow_load_backend
+
+    failing = set(faults.get("fail_forwards", []))
+    if failing:
+        real_logits = MaskedDiffusionBackend.canvas_logits
+        lock = threading.Lock()
+        count = [0]
+        kind = faults.get("fail_kind", "runtime")
+
+        def faulty_logits(self, *args, **kwargs):
+            with lock:
+                count[0] += 1
+                n = count[0]
+            if n in failing:
+                if kind == "oom":
+                    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+                raise RuntimeError("injected fault in a forward")
+            return real_logits(self, *args, **kwargs)
+
+        MaskedDiffusionBackend.canvas_logits = faulty_logits
+
+    if faults.get("simulated_gpu"):
+        real_pick = loading.pick_device
+        loading.pick_device = lambda device: "cpu" if device == "cuda" else real_pick(device)
+        real_load_engine = engine_mod.load_engine
+        import lsp_server.engine_host as host
+
+        class SimulatedGpuEngine(engine_mod.Engine):
+            @property
+            def device(self) -> str:  # what the server sees; tensors stay on the CPU
+                return "cuda:0"
+
+        def load_engine(model=None, device="auto", *args, **kwargs):
+            eng = real_load_engine(model, device, *args, **kwargs)
+            if device == "cuda":
+                eng.__class__ = SimulatedGpuEngine
+            return eng
+
+        host.load_engine = load_engine
+        real_empty = torch.cuda.empty_cache
+        torch.cuda.empty_cache = lambda: None if not torch.cuda.is_available() else real_empty()
+
+
+def main() -> int:
+    sys.path.insert(0, os.getcwd())
+    install(json.loads(os.environ.get("DIFFILL_TEST_FAULTS", "{}")))
+    from lsp_server.cli import main as serve
+
+    return serve([])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
