@@ -55,9 +55,13 @@ def attach_recorders(client: LanguageClient) -> None:
     def _status(params):  # noqa: ANN001
         client.statuses.append(plain(params))
 
+    client.on_apply_edit = None  # type: ignore[attr-defined]
+
     @client.feature(types.WORKSPACE_APPLY_EDIT)
     def _apply(params: types.ApplyWorkspaceEditParams):
         client.edits.append(params)
+        if client.on_apply_edit is not None:  # an editor model decides
+            return client.on_apply_edit(params)
         return types.ApplyWorkspaceEditResult(applied=True)
 
 

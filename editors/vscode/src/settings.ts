@@ -8,7 +8,8 @@ export const SECTION = 'diffill';
 /** keys the server understands, camelCase as in docs/PROTOCOL.md */
 export const SERVER_KEYS = [
   'model', 'device', 'dtype', 'maxNewTokens', 'steps', 'contextTokens', 'debounceMs',
-  'multiline', 'drafts', 'languages', 'allowDownload', 'trustRemoteCode', 'logFile',
+  'multiline', 'drafts', 'languages', 'allowDownload', 'trustRemoteCode', 'fallbackToCpu',
+  'fallbackToBundled', 'maxDocumentBytes', 'maxRequestsPerSecond', 'logFile',
 ] as const;
 
 export interface ServerCommand {
