@@ -4,12 +4,40 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import sys
+
+import pytest
 
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
 from engine.cli.main import build_parser
+
+
+def listening_addresses(port: int) -> list[str]:
+    """Local addresses of sockets in LISTEN state on ``port`` (from /proc/net/tcp*)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        with open(table) as f:
+            for row in list(f)[1:]:
+                local, state = row.split()[1], row.split()[3]
+                address, hex_port = local.split(":")
+                if state == "0A" and int(hex_port, 16) == port:
+                    raw = bytes.fromhex(address)
+                    family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
+                    # /proc prints each 32-bit word in host (little-endian) order
+                    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+                    found.append(socket.inet_ntop(family, words))
+    return found
+
+
+def non_loopback_addresses() -> list[str]:
+    """This machine's IPv4 addresses other than loopback (none in a network namespace)."""
+    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True, check=False).stdout
+    return [a for a in out.split() if "." in a and not a.startswith("127.")]
 
 
 def test_serve_subcommand_registered():
@@ -42,6 +70,12 @@ async def test_tcp_server_on_loopback():
         result = await asyncio.wait_for(client.initialize_async(types.InitializeParams(
             capabilities=types.ClientCapabilities())), 30)
         assert result.capabilities.inline_completion_provider is not None
+        # it listens on loopback only: no other local address reaches it
+        assert listening_addresses(port) == ["127.0.0.1"]
+        for address in non_loopback_addresses():
+            with socket.socket() as s, pytest.raises(OSError):
+                s.settimeout(2)
+                s.connect((address, port))
         await client.shutdown_async(None)
         client.exit(None)
         await client.stop()
