@@ -1,24 +1,73 @@
-"""stdio transport without a thread hop per read.
+"""stdio transport: our own frame reader and message loop (pygls' protocol).
 
-pygls' ``start_io`` reads stdin through a thread pool: every header line and
-every body is one round trip to a worker thread.  On a loaded machine each
-hop costs scheduling latency that shows up directly in completion latency, so
-we read stdin as an asyncio pipe and hand the same message loop
-(``pygls.io_.run_async``) an asyncio reader.  Falls back to pygls' reader when
-stdin is not a pipe, socket or terminal (e.g. a regular file).
+Why not pygls' ``start_io`` / ``run_async``:
+
+- latency: pygls reads stdin through a thread pool (one round trip to a worker
+  thread per header line and per body); we read stdin as an asyncio pipe.
+- robustness (found by tests/test_lsp_fuzz.py): pygls' loop sends no response
+  at all to a request whose params do not fit the LSP types, whose id,
+  jsonrpc or method member is malformed, or that omits ``params`` for a custom
+  method, so the client waits forever; it answers no ``ParseError``; it only
+  knows the exact header ``Content-Length: N\r\n`` at the start of a line, so
+  after one frame whose Content-Length is too short the rest of that body is
+  glued to the next header line and every later message is lost; a header
+  line over the stream limit ends the server; and a client "response" with
+  the id of the client's own pending request resolves (and forgets) that
+  request's future.
+
+Here every message with a ``method`` and an ``id`` gets exactly one response
+(an error if it is malformed; id null when the id itself is unusable); a body
+that is not JSON gets a ``ParseError`` with id null; a header is recognised at
+the *end* of a line, case-insensitively (a JSON body never holds a raw line
+break inside a string, so after a too-short frame we resynchronise at the
+next real header); and a body that does not parse but holds the start of the
+next frame (a too-long Content-Length swallowed it) is cut there and the rest
+is read again as a frame.  A too-long Content-Length with nothing sent after
+it cannot be recovered by any server: it cannot tell a lying client from a
+slow one, and waits for the promised bytes.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
+import re
 import sys
 import threading
-from typing import BinaryIO
+from collections.abc import Callable
+from typing import Any, BinaryIO, Protocol
 
-from pygls.io_ import StdinAsyncReader, StdoutWriter, run_async
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.io_ import StdinAsyncReader, StdoutWriter
+from pygls.protocol import JsonRPCProtocol
 from pygls.server import JsonRPCServer
 
 log = logging.getLogger(__name__)
+
+#: JSON-RPC error codes
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+#: a Content-Length header at the end of a line (case-insensitive, loose spacing; at most
+#: 12 digits: int() refuses thousands of them, and no body is near a terabyte)
+_HEADER_AT_END = re.compile(rb"content-length[ \t]*:[ \t]*(\d{1,12})[ \t]*\r?\n?\Z", re.IGNORECASE)
+#: a complete header line anywhere in a body (where a too-long frame swallowed the next one)
+_HEADER_INSIDE = re.compile(rb"content-length[ \t]*:[ \t]*\d+[ \t]*\r?\n", re.IGNORECASE)
+_HEADER_NAME = b"content-length"
+#: bodies larger than this are skipped (read and dropped in chunks, never buffered)
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+#: returned for a header line over the stream's line limit: junk, not a header
+OVERLONG_LINE = b"\x00overlong line\x00\n"
+_DISCARD_CHUNK = 1 << 20
+
+
+class AsyncReader(Protocol):
+    async def readline(self) -> bytes: ...
+
+    async def readexactly(self, n: int) -> bytes: ...
 
 
 class PipeReader:
@@ -28,13 +77,277 @@ class PipeReader:
         self._stream = stream
 
     async def readline(self) -> bytes:
-        return await self._stream.readline()
+        try:
+            return await self._stream.readline()
+        except ValueError:  # a line over the limit: StreamReader dropped it; keep going
+            return OVERLONG_LINE
 
     async def readexactly(self, n: int) -> bytes:
         try:
             return await self._stream.readexactly(n)
         except asyncio.IncompleteReadError as exc:
             return exc.partial
+
+
+class FrameReader:
+    """Reads LSP frames (header lines, blank line, body) with resynchronisation.
+
+    Junk lines are skipped; the last Content-Length header before the blank
+    line wins; bytes can be pushed back (``unread``) to be read again.
+    """
+
+    def __init__(self, reader: AsyncReader, max_body: int = MAX_MESSAGE_BYTES) -> None:
+        self._reader = reader
+        self._pending = b""
+        self.max_body = max_body
+        #: sizes of bodies skipped for being over ``max_body`` since the last read
+        self.skipped: list[int] = []
+
+    def unread(self, data: bytes) -> None:
+        self._pending = data + self._pending
+
+    async def _readline(self) -> bytes:
+        if self._pending:
+            i = self._pending.find(b"\n")
+            if i >= 0:
+                line, self._pending = self._pending[: i + 1], self._pending[i + 1:]
+                return line
+            line, self._pending = self._pending, b""
+            return line + await self._reader.readline()
+        return await self._reader.readline()
+
+    async def _readexactly(self, n: int) -> bytes:
+        head, self._pending = self._pending[:n], self._pending[n:]
+        if len(head) < n:
+            head += await self._reader.readexactly(n - len(head))
+        return head
+
+    async def _discard(self, n: int) -> bool:
+        while n > 0:
+            chunk = await self._readexactly(min(n, _DISCARD_CHUNK))
+            if not chunk:
+                return False
+            n -= len(chunk)
+        return True
+
+    async def read(self) -> bytes | None:
+        """The next body; None at the end of the input."""
+        while True:
+            length: int | None = None
+            while True:
+                line = await self._readline()
+                if not line:
+                    return None
+                match = _HEADER_AT_END.search(line)
+                if match and line.endswith(b"\n"):
+                    length = int(match.group(1))
+                elif length is not None and not line.strip():
+                    break
+            if length <= self.max_body:
+                body = await self._readexactly(length)
+                return body if len(body) == length else None
+            log.error("skipping a message of %d bytes (over %d)", length, self.max_body)
+            self.skipped.append(length)
+            if not await self._discard(length):
+                return None
+
+
+class MessageHandler:
+    """Turns bodies into pygls messages; answers every malformed request."""
+
+    def __init__(self, protocol: JsonRPCProtocol,
+                 error_handler: Callable[[Exception, type[JsonRpcException]], Any] | None = None) -> None:
+        self.protocol = protocol
+        self.error_handler = error_handler
+
+    def handle(self, raw: Any) -> None:
+        """Dispatch one parsed body."""
+        if isinstance(raw, dict):
+            self.handle_object(raw)
+        elif isinstance(raw, list) and raw:
+            self.handle_batch(raw)
+        else:
+            self.reply_error(None, INVALID_REQUEST, "Invalid Request: a message must be a JSON object")
+
+    def parse_failed(self, exc: Exception) -> None:
+        self.reply_error(None, PARSE_ERROR, f"Parse error: {_short(exc)}")
+
+    def handle_batch(self, items: list[Any]) -> None:
+        """LSP has no batches: each request in one gets an error, nothing runs."""
+        answered = False
+        for item in items:
+            if isinstance(item, dict) and _is_request(item) and _usable_id(item["id"]):
+                self.reply_error(item["id"], INVALID_REQUEST, "Invalid Request: LSP does not support batches")
+                answered = True
+        if not answered:
+            self.reply_error(None, INVALID_REQUEST, "Invalid Request: LSP does not support batches")
+
+    def handle_object(self, raw: dict[str, Any]) -> None:
+        request = _is_request(raw)
+        msg_id = raw.get("id")
+        reply_id = msg_id if _usable_id(msg_id) else None
+        problem = _envelope_problem(raw)
+        if problem is not None:
+            if request:
+                self.reply_error(reply_id, INVALID_REQUEST, f"Invalid Request: {problem}")
+            else:
+                log.warning("ignoring a malformed message: %s", problem)
+            return
+        if request and getattr(self.protocol, "_shutdown", False) and raw["method"] != "exit":
+            self.reply_error(msg_id, INVALID_REQUEST, "Invalid Request: the server is shutting down")
+            return
+        if "method" not in raw and raw["id"] not in self.protocol._result_types:  # noqa: SLF001
+            # a response to no request of ours, e.g. with the id of the client's own
+            # request: pygls would resolve (and forget) that request's future
+            log.warning("ignoring a response to id %r, which the server never sent", raw["id"])
+            return
+        if "method" in raw and "params" not in raw:
+            raw = {**raw, "params": None}  # JSON-RPC allows this; pygls' untyped messages do not
+        self._dispatch(raw, request)
+
+    def _dispatch(self, raw: dict[str, Any], request: bool) -> None:
+        """Structure (LSP types) and hand to pygls; an error response if either fails."""
+        try:
+            message = self.protocol.structure_message(raw)
+        except Exception as exc:  # noqa: BLE001 - cattrs errors come wrapped in pygls ones
+            if request:
+                code = INVALID_PARAMS if isinstance(exc, JsonRpcInvalidParams) else INVALID_REQUEST
+                self.reply_error(raw["id"], code,
+                                 f"{_code_name(code)} for {raw['method']!r}: {_structure_details(exc)}")
+            else:
+                log.warning("ignoring a message that does not fit its type: %s", _structure_details(exc))
+            return
+        try:
+            self.protocol.handle_message(message)
+        except Exception as exc:  # noqa: BLE001 - never end the loop
+            log.exception("unable to handle message")
+            if request:
+                self.reply_error(raw["id"], INTERNAL_ERROR, f"Internal error: {_short(exc)}")
+            else:
+                self._report(exc)
+
+    def reply_error(self, msg_id: Any, code: int, message: str) -> None:
+        log.warning("error response to %r: %s", msg_id, message)
+        self.protocol._send_data(  # noqa: SLF001 - a plain dict keeps odd-but-valid ids as sent
+            {"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}}
+        )
+
+    def _report(self, exc: Exception) -> None:
+        if self.error_handler is not None:
+            try:
+                self.error_handler(exc, JsonRpcException)
+            except Exception:  # noqa: BLE001 - reporting must not end the loop
+                log.exception("error handler failed")
+
+
+def _is_request(raw: dict[str, Any]) -> bool:
+    return "method" in raw and "id" in raw
+
+
+def _usable_id(msg_id: Any) -> bool:
+    """JSON-RPC ids are strings or numbers (not booleans, not NaN/Infinity, which JSON
+    cannot carry back); anything else is answered with id null."""
+    if isinstance(msg_id, float):
+        return math.isfinite(msg_id)
+    return isinstance(msg_id, (str, int)) and not isinstance(msg_id, bool)
+
+
+def _envelope_problem(raw: dict[str, Any]) -> str | None:
+    """What is wrong with a message's jsonrpc/id/method members, if anything."""
+    if raw.get("jsonrpc") != JsonRPCProtocol.VERSION:
+        return 'expected "jsonrpc": "2.0"'
+    if "method" in raw and not isinstance(raw["method"], str):
+        return "method must be a string"
+    if "id" in raw and not _usable_id(raw["id"]):
+        return "id must be a string or a number"
+    if "method" in raw and ("result" in raw or "error" in raw):
+        return "a message cannot be both a request and a response"
+    if "method" not in raw and "id" not in raw:
+        return "neither a request, a notification nor a response"
+    return None
+
+
+def _structure_details(exc: Exception) -> str:
+    cause = exc.__cause__ or exc
+    try:
+        from cattrs import transform_error
+
+        return "; ".join(transform_error(cause, path="$"))[:500]
+    except Exception:  # noqa: BLE001 - not a cattrs error
+        return _short(cause)
+
+
+def _code_name(code: int) -> str:
+    return {INVALID_PARAMS: "Invalid params", INVALID_REQUEST: "Invalid Request"}.get(code, "Error")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]
+
+
+async def message_loop(
+    stop: threading.Event,
+    reader: AsyncReader,
+    protocol: JsonRPCProtocol,
+    error_handler: Callable[[Exception, type[JsonRpcException]], Any] | None = None,
+) -> None:
+    """Read frames and dispatch them until ``stop`` is set or the input ends."""
+    frames = FrameReader(reader)
+    handler = MessageHandler(protocol, error_handler)
+    while not stop.is_set():
+        body = await frames.read()
+        for size in frames.skipped:
+            handler.reply_error(None, INVALID_REQUEST, f"Invalid Request: message of {size} bytes is too large")
+        frames.skipped.clear()
+        if body is None:
+            break
+        _dispatch_body(body, frames, handler)
+
+
+def _dispatch_body(body: bytes, frames: FrameReader, handler: MessageHandler) -> None:
+    raw, error = _parse(body)
+    if error is not None:
+        cut = _swallowed_frame(body)
+        if cut is None:
+            handler.parse_failed(error)
+            return
+        # a too-long Content-Length swallowed the start of the next frame: read
+        # that again as a frame, and handle what came before it on its own
+        frames.unread(body[cut:])
+        raw, error = _parse(body[:cut])
+        if error is not None:
+            handler.parse_failed(error)
+            return
+    handler.handle(raw)
+
+
+def _swallowed_frame(body: bytes) -> int | None:
+    """Where the next frame starts inside a body that is not JSON (None: nowhere).
+
+    Either a whole header line is inside, or the body is one JSON object
+    followed by the start of one ("Content-Le..."; the rest is still unread).
+    """
+    match = _HEADER_INSIDE.search(body)
+    if match is not None:
+        return match.start()
+    try:
+        text = body.decode("utf-8")
+        _, end = json.JSONDecoder().raw_decode(text, len(text) - len(text.lstrip()))
+    except Exception:  # noqa: BLE001 - no JSON value at the start
+        return None
+    end = len(text[:end].encode("utf-8"))
+    rest = body[end:].lstrip()
+    if rest and _HEADER_NAME.startswith(rest[: len(_HEADER_NAME)].lower()):
+        return len(body) - len(rest)
+    return None
+
+
+def _parse(body: bytes) -> tuple[Any, Exception | None]:
+    try:
+        return json.loads(body), None
+    except Exception as exc:  # noqa: BLE001 - ValueError, UnicodeDecodeError, RecursionError
+        return None, exc
 
 
 def serve_stdio(server: JsonRPCServer, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
@@ -49,12 +362,11 @@ def serve_stdio(server: JsonRPCServer, stdin: BinaryIO | None = None, stdout: Bi
         stream = asyncio.StreamReader(limit=1 << 24)
         try:
             await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream), stdin)
-            reader: PipeReader | StdinAsyncReader = PipeReader(stream)
+            reader: AsyncReader = PipeReader(stream)
         except (ValueError, OSError):
             reader = StdinAsyncReader(stdin, server.thread_pool)
         server.protocol.set_writer(StdoutWriter(stdout))
-        await run_async(stop_event=stop, reader=reader, protocol=server.protocol,
-                        logger=log, error_handler=server.report_server_error)
+        await message_loop(stop, reader, server.protocol, server.report_server_error)
 
     try:
         asyncio.run(main())

@@ -92,6 +92,18 @@ def test_extract_with_selection():
         extract("abc", 2, 1)
 
 
+def test_extract_replaces_lone_surrogates_for_the_model():
+    # a client may send "\ud800" in JSON; the tokenizer rejected it with a TypeError
+    # that the server reported as an engine error (status "error" and a pop-up)
+    text = "s = '\ud800'\nx = \udfff + \U0001F60B\n"
+    cursor = text.index("x = ") + 4
+    ctx = extract(text, cursor)
+    assert ctx.prefix == "s = '\ufffd'\nx = " and ctx.suffix == "\ufffd + \U0001F60B\n"
+    assert ctx.line_suffix == "\ufffd + \U0001F60B"
+    assert len(ctx.prefix) == cursor  # one for one: offsets are unchanged
+    (ctx.prefix + ctx.suffix).encode("utf-8")  # strict UTF-8 now works
+
+
 def test_get_answers_from_the_dispatch_snapshot():
     import contextvars
 

@@ -7,6 +7,7 @@ the same key (same completion, served from the cache).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 #: characters of text kept before / after the cursor when no token budget is set
@@ -14,6 +15,9 @@ DEFAULT_PREFIX_CHARS = 12_000
 DEFAULT_SUFFIX_CHARS = 6_000
 #: rough characters per token for code, used to size the window from a token budget
 CHARS_PER_TOKEN = 4
+#: a surrogate code point in a ``str`` is always a lone one (pairs decode to one
+#: astral character); clients may send them as JSON escapes ("\\ud800")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -72,4 +76,12 @@ def extract(
         if i != -1:
             eol = min(eol, i)
     line_suffix = text[end:eol]
-    return InfillContext(prefix, suffix, line_prefix, line_suffix, language)
+    return InfillContext(_scalar(prefix), _scalar(suffix), _scalar(line_prefix), _scalar(line_suffix), language)
+
+
+def _scalar(text: str) -> str:
+    """``text`` with lone surrogates as U+FFFD: tokenizers (and UTF-8) reject them.
+
+    One code point for one keeps every length and offset as it was.
+    """
+    return _LONE_SURROGATE.sub("\ufffd", text)

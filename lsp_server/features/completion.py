@@ -9,7 +9,6 @@ again (and hit the cache or the model) instead of filtering a stale item.
 """
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -20,8 +19,20 @@ from lsp_server.features.common import hole_at
 if TYPE_CHECKING:
     from lsp_server.server import DiffillServer
 
-_WORD_TAIL = re.compile(r"[\w$]*\Z")
 LABEL_CHARS = 60
+
+
+def word_before(text: str, end: int) -> str:
+    """The identifier that ends at ``end`` (``[\\w$]*``), found by walking back from it.
+
+    Walking back costs the word's length; a regex anchored at ``end`` but searched
+    from the line start cost the whole line (a minified file, or one with ``\\r``
+    line breaks that a ``\\n`` search does not see) on every completion request.
+    """
+    start = end
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_$"):
+        start -= 1
+    return text[start:end]
 
 
 def register(server: DiffillServer) -> None:
@@ -36,8 +47,7 @@ def register(server: DiffillServer) -> None:
         if outcome is None or not outcome.text:
             return types.CompletionList(is_incomplete=True, items=[])
         text = hole.doc.text
-        line_start = text.rfind("\n", 0, hole.start) + 1
-        word = _WORD_TAIL.search(text, line_start, hole.start).group(0)
+        word = word_before(text, hole.start)
         start = position_at(text, hole.doc.starts, hole.start - len(word), server.documents.encoding)
         new_text = word + outcome.text
         first_line = new_text.split("\n", 1)[0]
