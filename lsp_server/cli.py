@@ -39,7 +39,11 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.tcp is not None and not 0 < args.tcp < 65536:
         print(f"diffill: error: invalid port {args.tcp}", file=sys.stderr)
         return 2
-    set_log_file(args.log_file)
+    try:
+        set_log_file(args.log_file)
+    except OSError as exc:
+        print(f"diffill: error: cannot write the log file: {exc}", file=sys.stderr)
+        return 2
     if not args.log_file:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
         logging.getLogger("pygls").setLevel(logging.ERROR)

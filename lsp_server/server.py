@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from dataclasses import replace
 from typing import Any
 
 from lsprotocol import types
@@ -125,7 +126,12 @@ class DiffillServer(LanguageServer):
         if new.request_key() != old.request_key():
             self.pipeline.cache.clear()
         if new.log_file != old.log_file:
-            set_log_file(new.log_file)
+            try:
+                set_log_file(new.log_file)
+            except OSError as exc:
+                new = self.settings = replace(new, log_file=old.log_file)
+                self.log_message(f"diffill ({source}): cannot write the log file: {exc}; "
+                                 f"keeping {old.log_file!r}", types.MessageType.Warning)
         if new.engine_key() != old.engine_key():
             self.pipeline.cache.clear()
         if new.max_document_bytes != old.max_document_bytes:

@@ -235,3 +235,16 @@ async def test_request_flood_is_rate_limited_with_server_cancelled(tiny_model_di
         assert len(popups(client, types.MessageType.Warning)) == 1
         await asyncio.sleep(1.0)
         assert await complete(client)
+
+
+async def test_unwritable_log_file_is_a_warning_and_other_settings_still_apply(
+        tiny_model_dir: Path, tmp_path: Path) -> None:
+    async with server({"model": "/nonexistent/model", "logFile": "/nonexistent/dir/diffill.log"}) as client:
+        warnings = [m.message for m in client.log_messages if m.type == types.MessageType.Warning]
+        assert any("log file" in w for w in warnings), warnings
+        log = tmp_path / "diffill.log"
+        configure(client, {"model": str(tiny_model_dir), "logFile": str(log)})
+        configure(client, {"logFile": "/nonexistent/dir/again.log"})  # keeps the working one
+        open_doc(client)
+        assert await complete(client)
+        assert log.exists() and log.stat().st_size > 0
