@@ -55,13 +55,13 @@ def register_bench(bench: argparse._SubParsersAction) -> None:
 def run_lsp_bench(args: argparse.Namespace) -> int:
     """Entry point for `diffill bench lsp`; returns an exit code."""
     result = asyncio.run(_bench(args))
-    _write(args.out, result)
+    write_json(args.out, result)
     _print_summary(result)
     print(f"wrote {args.out}")
     return 0 if result.get("error") is None else 1
 
 
-def _write(path: Path, result: dict[str, Any]) -> None:
+def write_json(path: Path, result: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
@@ -103,17 +103,22 @@ def _cursor_sites(text: str) -> list[tuple[int, int]]:
     return sites
 
 
-class _Client:
-    """A thin wrapper over pygls' client with the handlers the benchmark needs."""
+class BenchClient:
+    """A thin wrapper over pygls' client with the handlers the benchmarks need
+    (``bench lsp`` and ``bench soak``; the latter adds its own handlers)."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "diffill-bench") -> None:
         from lsprotocol import types
         from pygls.lsp.client import LanguageClient
 
         self.types = types
-        self.client = LanguageClient("diffill-bench", "0.1.0")
+        self.client = LanguageClient(name, "0.1.0")
         self.statuses: list[Any] = []
         self.messages: list[str] = []
+        #: window/showMessage of type Error: what an editor pops up as an error
+        self.shown_errors: list[str] = []
+        #: window/logMessage of type Error (e.g. "didChange ignored": client and server disagree)
+        self.log_errors: list[str] = []
         self.stderr_tail: list[str] = []
 
         @self.client.feature("diffill/status")
@@ -123,10 +128,13 @@ class _Client:
         @self.client.feature(types.WINDOW_SHOW_MESSAGE)
         def _show(params: types.ShowMessageParams) -> None:
             self.messages.append(params.message)
+            if params.type == types.MessageType.Error:
+                self.shown_errors.append(params.message)
 
         @self.client.feature(types.WINDOW_LOG_MESSAGE)
         def _log(params: types.LogMessageParams) -> None:
-            pass
+            if params.type == types.MessageType.Error:
+                self.log_errors.append(params.message)
 
         @self.client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
         def _progress_create(params: Any) -> None:
@@ -150,25 +158,38 @@ class _Client:
         while line := await stream.readline():
             self.stderr_tail = (self.stderr_tail + [line.decode(errors="replace").rstrip()])[-20:]
 
+    async def initialize(self, options: dict[str, Any], capabilities: Any = None) -> None:
+        """``initialize`` + ``initialized`` with ``options`` as initializationOptions."""
+        types = self.types
+        caps = capabilities or types.ClientCapabilities(
+            window=types.WindowClientCapabilities(work_done_progress=True))
+        await self.client.initialize_async(types.InitializeParams(capabilities=caps,
+                                                                  initialization_options=options))
+        self.client.initialized(types.InitializedParams())
+
+    async def stats(self, **params: Any) -> dict[str, Any]:
+        """``diffill/stats`` as a plain dict."""
+        from lsp_server.features.common import plain
+
+        return plain(await self.client.protocol.send_request_async("diffill/stats", params or None))
+
+
+def server_options(args: argparse.Namespace, **settings: Any) -> dict[str, Any]:
+    """initializationOptions from the common --device/--model/--dtype/--threads options."""
+    options = {"device": args.device, **settings}
+    for key, value in (("model", args.model), ("dtype", getattr(args, "dtype", None)), ("threads", args.threads)):
+        if value:
+            options[key] = value
+    return options
+
 
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
-    c = _Client()
+    c = BenchClient()
     types = c.types
     client = c.client
     pid = await c.start()
-    options = {"device": args.device, "debounceMs": 0, "maxNewTokens": args.max_new_tokens,
-               "multiline": "never", "cacheSize": 256}
-    if args.model:
-        options["model"] = args.model
-    if args.dtype:
-        options["dtype"] = args.dtype
-    if args.threads:
-        options["threads"] = args.threads
-    await client.initialize_async(types.InitializeParams(
-        capabilities=types.ClientCapabilities(window=types.WindowClientCapabilities(work_done_progress=True)),
-        initialization_options=options,
-    ))
-    client.initialized(types.InitializedParams())
+    options = server_options(args, debounceMs=0, maxNewTokens=args.max_new_tokens, multiline="never", cacheSize=256)
+    await c.initialize(options)
     source = (args.source or _default_source()).read_text(encoding="utf-8")
     sites = _cursor_sites(source)
     version = 1
@@ -200,10 +221,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         await client.text_document_inline_completion_async(params)
         return (time.perf_counter() - t0) * 1000.0
 
-    async def stats(**params: Any) -> dict[str, Any]:
-        from lsp_server.features.common import plain
-
-        return plain(await client.protocol.send_request_async("diffill/stats", params or None))
+    stats = c.stats
 
     def say(message: str) -> None:
         if not args.quiet:
@@ -217,7 +235,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     s = await stats(reset=True)
     if not s.get("engineLoaded"):
         result["error"] = "model did not load: " + "; ".join(c.messages or c.stderr_tail[-3:])
-        await _shutdown(client)
+        await shutdown(client)
         return result
 
     say(f"model loaded after {result['first_requests_s']} s; {args.requests} latency requests")
@@ -240,7 +258,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         "queue_ms": summary([t["queueMs"] for t in timings]),
     })
 
-    _write(args.out, result | {"partial": "latency done, memory test running"})
+    write_json(args.out, result | {"partial": "latency done, memory test running"})
     # one pass over every cursor site first: the model's buffers grow with the
     # prompt length until the longest prompt was seen; that is not a leak
     warm = min(len(sites), 400) if args.memory_warmup is None else args.memory_warmup
@@ -273,7 +291,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         "rss_growth_pct": TARGET_RSS_GROWTH_PCT,
         "rss_ok": growth <= TARGET_RSS_GROWTH_PCT,
     }
-    await _shutdown(client)
+    await shutdown(client)
     return result
 
 
@@ -281,7 +299,8 @@ def _get(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
 
 
-async def _shutdown(client: Any) -> None:
+async def shutdown(client: Any) -> None:
+    """shutdown + exit, then stop the client (best effort: the server may be gone)."""
     try:
         await asyncio.wait_for(client.shutdown_async(None), 10)
         client.exit(None)

@@ -5,8 +5,8 @@ processes), exact match and edit similarity per subset; ``--oracle`` adds the
 oracle-length run (fixed canvas of the true middle's token count) and the gap.
 ``bench speed`` compares parallel decoding with a one-token-per-step run of the
 same model (tokens per forward, latency p50/p95, exact match) and writes a JSON
-file and a PNG plot.  ``bench lsp`` comes from ``lsp_server.benchmark`` when it
-is installed.
+file and a PNG plot.  ``bench lsp`` and ``bench soak`` come from
+``lsp_server.benchmark`` and ``lsp_server.soak`` when they are installed.
 """
 from __future__ import annotations
 
@@ -26,13 +26,14 @@ DEFAULT_QUALITY_SUBSETS = "single,multi,random,heldout"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("bench", help="benchmarks: quality, speed, lsp", description=__doc__,
+    parser = subparsers.add_parser("bench", help="benchmarks: quality, speed, lsp, soak", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     bench = parser.add_subparsers(dest="bench_command", metavar="BENCHMARK")
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
     _register_quality(bench)
     _register_speed(bench)
     _register_lsp(bench)
+    _register_lsp(bench, "lsp_server.soak")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -78,12 +79,12 @@ def _register_speed(bench: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_speed)
 
 
-def _register_lsp(bench: argparse._SubParsersAction) -> None:
-    """``bench lsp`` lives in lsp_server; registered only when that module exists."""
+def _register_lsp(bench: argparse._SubParsersAction, name: str = "lsp_server.benchmark") -> None:
+    """``bench lsp`` (and ``soak``) live in lsp_server; registered only when the module exists."""
     try:
-        module = importlib.import_module("lsp_server.benchmark")
+        module = importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name in ("lsp_server", "lsp_server.benchmark"):
+        if exc.name in ("lsp_server", name):
             return
         raise
     module.register_bench(bench)
