@@ -44,6 +44,17 @@ class DiffillProtocol(LanguageServerProtocol):
         DISPATCH_SNAPSHOT.set(self._server.documents.snapshot())
         super()._handle_request(msg_id, method_name, params)
 
+    def _handle_response(self, msg_id: Any, result: Any | None = None, error: Any | None = None) -> None:
+        """Drop the client's answer to a server request we cancelled meanwhile (a
+        cancelled fill command awaiting ``workspace/applyEdit``): pygls 2.1.1 sets
+        the result on the cancelled future and reports "Error in server" to the
+        user (pygls#621, fixed upstream after 2.1.1)."""
+        future = self._request_futures.get(msg_id)
+        if future is not None and future.cancelled():
+            self._request_futures.pop(msg_id, None)
+            return
+        super()._handle_response(msg_id, result, error)
+
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document

@@ -405,6 +405,27 @@ async def test_bundled_model_default(bundled_client: LanguageClient):
         assert item.insert_text.strip() and "\n" not in item.insert_text
 
 
+async def test_fill_cancelled_while_the_editor_applies_its_edit_is_quiet(client: LanguageClient):
+    """The user cancels just as the editor answers workspace/applyEdit: the late
+    answer is dropped, not reported as an "Error in server" (pygls#621)."""
+    open_doc(client)
+
+    def cancel_then_apply(params):
+        client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="fill-late"))
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+    client.on_apply_edit = cancel_then_apply
+    fut = await send(client.protocol.send_request_async(types.WORKSPACE_EXECUTE_COMMAND, types.ExecuteCommandParams(
+        command="diffill.fillInTheMiddle",
+        arguments=[{"uri": URI, "position": {"line": CURSOR[0], "character": CURSOR[1]}}]), msg_id="fill-late"))
+    with pytest.raises(JsonRpcException) as err:
+        await fut
+    assert err.value.code == -32800
+    await stats(client)  # the answer to applyEdit has been handled by now
+    assert len(client.edits) == 1
+    assert not [m for m in client.messages if m.type == types.MessageType.Error], client.messages
+
+
 async def test_cancelled_fill_command_applies_nothing(client: LanguageClient):
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
         settings={"diffill": {"maxNewTokens": 64, "steps": 64}}))
