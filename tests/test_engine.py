@@ -155,3 +155,23 @@ def test_offline_loading_in_a_fresh_process(tiny_model_dir):
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert int(proc.stdout.strip().splitlines()[-1]) >= 1
+
+
+def test_prompts_are_padded_to_few_shapes_without_changing_the_middle(tiny_engine):
+    """Padding (attention-masked) bounds the per-shape kernel caches that grow the
+    server's memory with every new prompt length; it must not change results."""
+    backend = tiny_engine.backend
+    assert backend.shape_bucket == 64
+    lengths = {backend.padded_length(n) for n in range(1, backend.info.max_positions + 1)}
+    assert len(lengths) <= -(-backend.info.max_positions // 64)
+    assert all(backend.padded_length(n) >= n for n in range(1, 600))
+    text = "def area(w, h):\n    return w * h\n\n\ndef perimeter(w, h):\n    return 2 * (w + h)\n" * 3
+    try:
+        for cut in range(20, len(text) - 20, 37):
+            request = InfillRequest(prefix=text[:cut], suffix=text[cut:], max_new_tokens=8, seed=1)
+            backend.shape_bucket = 64
+            padded = tiny_engine.infill(request).middle
+            backend.shape_bucket = 1
+            assert tiny_engine.infill(request).middle == padded
+    finally:
+        backend.shape_bucket = 64

@@ -22,6 +22,15 @@ from engine.window import build_window
 
 #: tokens committed per step that the default step budget aims at
 DEFAULT_TOKENS_PER_STEP = 4
+#: prompts are padded (attention-masked) to a multiple of this many tokens: CPU
+#: kernels keep per-shape caches that are never freed (about 2 MB per new prompt
+#: length, measured with `diffill bench soak`), so a server that saw every length
+#: from 1 to the context size would hold hundreds of MB; buckets bound that
+SHAPE_BUCKET = 64
+#: encoder families whose padding is fully masked by ``attention_mask``; other
+#: models (e.g. LLaDA/Dream with their own code) run unpadded
+PADDABLE_MODEL_TYPES = frozenset({"modernbert", "bert", "roberta", "xlm-roberta", "distilbert", "electra",
+                                  "deberta-v2", "camembert"})
 
 
 @dataclass
@@ -49,15 +58,24 @@ class MaskedDiffusionBackend:
         self.context_tokens = context_tokens
         # ModernBERT-style models: run the head on canvas positions only
         self._split_head = all(hasattr(model, a) for a in ("model", "head", "decoder"))
+        model_type = getattr(getattr(model, "config", None), "model_type", None)
+        self.shape_bucket = SHAPE_BUCKET if model_type in PADDABLE_MODEL_TYPES else 1
+
+    def padded_length(self, length: int) -> int:
+        """``length`` rounded up to the shape bucket, within the model's positions."""
+        bucket = self.shape_bucket
+        return max(length, min(self.info.max_positions, -(-length // bucket) * bucket))
 
     # -- one forward ----------------------------------------------------------------
     @torch.inference_mode()
-    def canvas_logits(self, input_ids: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    def canvas_logits(self, input_ids: torch.Tensor, start: int, stop: int,
+                      attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (batch, stop-start, vocab) for the canvas slice of ``input_ids``."""
+        kwargs = {} if attention_mask is None else {"attention_mask": attention_mask}
         if self._split_head:
-            hidden = self.model.model(input_ids=input_ids).last_hidden_state[:, start:stop]
+            hidden = self.model.model(input_ids=input_ids, **kwargs).last_hidden_state[:, start:stop]
             return self.model.decoder(self.model.head(hidden))
-        out = self.model(input_ids=input_ids)
+        out = self.model(input_ids=input_ids, **kwargs)
         return out.logits[:, start:stop]
 
     def steps_for(self, request: InfillRequest) -> int:
@@ -91,6 +109,14 @@ class MaskedDiffusionBackend:
         if request.seed is not None:
             generator = torch.Generator(device="cpu").manual_seed(int(request.seed))
 
+        length = start + canvas + suffix.numel()
+        pad = self.padded_length(length) - length
+        padding = torch.full((pad,), self.info.mask_id, dtype=torch.long, device=dev)
+        attention_mask = None
+        if pad:
+            attention_mask = torch.ones(1, length + pad, dtype=torch.long, device=dev)
+            attention_mask[0, length:] = 0
+
         steps = self.steps_for(request)
         pace = math.ceil(canvas / steps)  # commits per step the budget implies
         forwards = 0
@@ -99,9 +125,9 @@ class MaskedDiffusionBackend:
             if state.done():
                 break
             cancel.raise_if_cancelled()
-            input_ids = torch.cat([prefix, state.ids, suffix])[None]
+            input_ids = torch.cat([prefix, state.ids, suffix, padding])[None]
             tf = time.perf_counter()
-            logits = self.canvas_logits(input_ids, start, stop)[0].float()
+            logits = self.canvas_logits(input_ids, start, stop, attention_mask)[0].float()
             forward_ms += (time.perf_counter() - tf) * 1000
             forwards += 1
             logits = forbid_tokens(logits, forbidden)
