@@ -34,9 +34,9 @@ def test_prefix_and_suffix_tokens_never_change(tiny_engine):
     seen = []
     original = backend.canvas_logits
 
-    def spy(input_ids, start, stop):
+    def spy(input_ids, start, stop, attention_mask=None):
         seen.append((input_ids.clone(), start, stop))
-        return original(input_ids, start, stop)
+        return original(input_ids, start, stop, attention_mask)
 
     backend.canvas_logits = spy
     try:
