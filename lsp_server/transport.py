@@ -32,7 +32,9 @@ import asyncio
 import json
 import logging
 import math
+import os
 import re
+import stat
 import sys
 import threading
 from collections.abc import Callable
@@ -350,6 +352,20 @@ def _parse(body: bytes) -> tuple[Any, Exception | None]:
         return None, exc
 
 
+def _pollable(stream: BinaryIO) -> bool:
+    """Whether the event loop can watch ``stream`` (a pipe, socket or terminal).
+
+    ``connect_read_pipe`` accepts a character device such as /dev/null but its
+    epoll registration then fails in a callback, and the server would wait forever.
+    """
+    try:
+        fd = stream.fileno()
+        mode = os.fstat(fd).st_mode
+    except (OSError, ValueError, AttributeError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or (stat.S_ISCHR(mode) and os.isatty(fd))
+
+
 def serve_stdio(server: JsonRPCServer, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
     """Run ``server`` over stdin/stdout until the client exits or disconnects."""
     stdin = stdin or sys.stdin.buffer
@@ -360,10 +376,11 @@ def serve_stdio(server: JsonRPCServer, stdin: BinaryIO | None = None, stdout: Bi
     async def main() -> None:
         loop = asyncio.get_running_loop()
         stream = asyncio.StreamReader(limit=1 << 24)
-        try:
+        reader: AsyncReader
+        if _pollable(stdin):
             await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream), stdin)
-            reader: AsyncReader = PipeReader(stream)
-        except (ValueError, OSError):
+            reader = PipeReader(stream)
+        else:  # a regular file or /dev/null: epoll refuses them; read in a thread
             reader = StdinAsyncReader(stdin, server.thread_pool)
         server.protocol.set_writer(StdoutWriter(stdout))
         await message_loop(stop, reader, server.protocol, server.report_server_error)

@@ -426,6 +426,29 @@ async def test_fill_cancelled_while_the_editor_applies_its_edit_is_quiet(client:
     assert not [m for m in client.messages if m.type == types.MessageType.Error], client.messages
 
 
+async def test_fill_after_close_and_reopen_with_the_same_version_applies_nothing(client: LanguageClient):
+    """Editors may restart version numbers when a file is reopened: the same
+    number with other text is another document, and the edit is not sent.
+    (Closing cancels the fill; if the engine had already finished, the text
+    comparison in fill_command.py refuses it.)"""
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"diffill": {"maxNewTokens": 64, "steps": 64}}))
+    open_doc(client)
+
+    def reopen() -> None:
+        client.on_draft = None
+        client.text_document_did_close(types.DidCloseTextDocumentParams(
+            text_document=types.TextDocumentIdentifier(uri=URI)))
+        open_doc(client, "# rewritten elsewhere\n" + TEXT, version=1)
+
+    client.on_draft = reopen
+    result = plain(await client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="diffill.fillInTheMiddle",
+        arguments=[{"uri": URI, "position": {"line": CURSOR[0], "character": CURSOR[1]}}])))
+    assert result["applied"] is False and ("changed" in result["reason"] or "cancelled" in result["reason"]), result
+    assert client.edits == []
+
+
 async def test_cancelled_fill_command_applies_nothing(client: LanguageClient):
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
         settings={"diffill": {"maxNewTokens": 64, "steps": 64}}))

@@ -3,6 +3,8 @@ an answer for every malformed request.  Regression tests for what the fuzzer
 (tests/test_lsp_fuzz.py) found in pygls' own message loop."""
 from __future__ import annotations
 
+import os
+
 import asyncio
 import json
 import threading
@@ -171,3 +173,15 @@ async def test_pipe_reader_turns_an_overlong_line_into_junk():
     reader = PipeReader(stream)
     assert await reader.readline() == OVERLONG_LINE
     assert await reader.readline() == b"ok\n"
+
+
+def test_server_exits_at_once_when_stdin_is_dev_null() -> None:
+    """/dev/null cannot be watched by epoll: the server must read it in a thread
+    and stop at its end, not wait forever."""
+    import subprocess
+    import sys
+
+    with open(os.devnull, "rb") as devnull:
+        proc = subprocess.run([sys.executable, "-m", "lsp_server"], stdin=devnull, capture_output=True,
+                              timeout=60, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]

@@ -60,7 +60,8 @@ def register(server: DiffillServer) -> None:
             return result
         result["text"] = outcome.text
         current = server.documents.current(doc.uri)
-        if current is None or current.version != doc.version:
+        # the text too: a document closed and reopened may restart its version numbers
+        if current is None or current.version != doc.version or current.text != doc.text:
             now = "closed" if current is None else f"now at version {current.version}"
             result["reason"] = f"document changed (computed for version {doc.version}, {now})"
             server.show_message(
