@@ -80,12 +80,17 @@ def summary(values: list[float]) -> dict[str, float]:
             "mean": round(statistics.fmean(values), 3) if values else float("nan"), "n": len(values)}
 
 
-def read_rss_kb(pid: int) -> int:
+def proc_status(pid: int, key: str) -> int:
+    """The number after ``key:`` in /proc/PID/status (e.g. VmRSS in kB, Threads)."""
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc status")
+    raise RuntimeError(f"no {key} in /proc status")
+
+
+def read_rss_kb(pid: int) -> int:
+    return proc_status(pid, "VmRSS")
 
 
 def _default_source() -> Path:

@@ -160,11 +160,7 @@ def _target(value: Any, limit: Any, ok: bool) -> dict[str, Any]:
 # --- /proc readings ---------------------------------------------------------------
 
 def read_threads(pid: int) -> int:
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    raise RuntimeError("no Threads in /proc status")
+    return lsp_bench.proc_status(pid, "Threads")
 
 
 def thread_names(pid: int) -> dict[str, int]:
