@@ -80,9 +80,7 @@ class InfillPipeline:
         timing = Timing(kind=kind, uri=doc.uri, total_ms=0.0)
         request_id = uuid.uuid4().hex[:12]
         try:
-            try:
-                self._check_limits(doc, kind, timing)
-            except _Skip:
+            if self._refused(doc, kind, timing):
                 return None
             if not settings.language_enabled(doc.language_id):
                 timing.outcome = "disabled"
@@ -119,13 +117,13 @@ class InfillPipeline:
             timing.total_ms = (time.perf_counter() - t0) * 1000.0
             stats.record(timing)
 
-    def _check_limits(self, doc: Document, kind: str, timing: Timing) -> None:
-        """Refuse requests over the rate or document-size limits.
+    def _refused(self, doc: Document, kind: str, timing: Timing) -> bool:
+        """Whether the request is over the rate or document-size limits.
 
-        Over the rate: LSP ``ServerCancelled`` (clients drop it quietly, as a
-        cancellation).  Too large: the fill command (asked for explicitly) gets
-        ``RequestFailed`` with the reason; automatic completions return nothing
-        and the user is told once per document.
+        Over the rate: raises LSP ``ServerCancelled`` (clients drop it quietly,
+        as a cancellation).  Too large: the fill command (asked for explicitly)
+        gets ``RequestFailed`` with the reason; automatic completions are refused
+        quietly (True) and the user is told once per document.
         """
         server = self.server
         settings = server.settings
@@ -137,12 +135,12 @@ class InfillPipeline:
             raise ServerCancelled(message)
         too_large = document_too_large(doc, settings.max_document_bytes)
         if too_large is None:
-            return
+            return False
         timing.outcome = "too-large"
         if kind == "command":
             raise RequestFailed(too_large)
         server.notices.show_once(("too-large", doc.uri), too_large, types.MessageType.Warning)
-        raise _Skip
+        return True
 
     async def _run_engine(
         self,
@@ -192,7 +190,7 @@ class InfillPipeline:
                 drafts_out.from_thread if drafts_out else None, time.perf_counter(),
             )
             server.engine_host.send_ready()
-            server.notices.clear(lambda key: isinstance(key, tuple) and key[0] in ("engine", "rate"))
+            server.notices.clear("engine", "rate")
             stats.completed += 1
             timing.engine_ms = run.engine_ms
             timing.queue_ms = run.queue_ms
@@ -211,29 +209,26 @@ class InfillPipeline:
                 stats.engine_cancelled += 1
             timing.outcome = "cancelled"
             raise
-        except EngineUnavailable:
-            stats.errors += 1
-            timing.outcome = "error"
-            return None
-        except InputError as exc:  # this request only: not worth a popup
-            stats.errors += 1
-            timing.outcome = "error"
-            server.log_message(f"diffill: request skipped: {exc}")
-            return None
-        except OutOfMemory as exc:
-            stats.errors += 1
-            timing.outcome = "error"
-            self._out_of_memory(exc)
-            return None
         except Exception as exc:  # noqa: BLE001 - EngineError, bugs, ...: report, stay alive
             stats.errors += 1
             timing.outcome = "error"
-            log.exception("engine call failed")
-            server.report_engine_error(one_line(exc))
+            self._report_failure(exc)
             return None
         finally:
             server.inflight.end(inflight_key, handle)
 
+    def _report_failure(self, exc: Exception) -> None:
+        """Tell the user about a failed request, as much as it deserves."""
+        server = self.server
+        if isinstance(exc, EngineUnavailable):
+            return  # the failed load was reported when it happened
+        if isinstance(exc, InputError):  # this request only: not worth a popup
+            server.log_message(f"diffill: request skipped: {exc}")
+        elif isinstance(exc, OutOfMemory):
+            self._out_of_memory(exc)
+        else:
+            log.exception("engine call failed")
+            server.report_engine_error(one_line(exc))
 
     def _out_of_memory(self, exc: OutOfMemory) -> None:
         """Out of GPU memory: move to the CPU if allowed, else report (once)."""
@@ -248,10 +243,6 @@ class InfillPipeline:
             server.engine_host.fall_back_to_cpu(server.settings)
             return
         server.report_engine_error(str(exc))
-
-
-class _Skip(Exception):
-    """Internal: the request is refused quietly (the user was told once)."""
 
 
 class DraftSender:
