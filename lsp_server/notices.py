@@ -15,15 +15,20 @@ ShowMessage = Callable[[str, types.MessageType], None]
 
 
 class Notices:
-    """``window/showMessage`` with de-duplication by key."""
+    """``window/showMessage`` with de-duplication by key.
+
+    A key is a tuple whose first item names the kind of problem ("engine",
+    "too-large", ...), so that a kind can be forgotten at once.
+    """
 
     def __init__(self, show: ShowMessage, limit: int = 1024) -> None:
         self._show = show
-        self._seen: dict[Hashable, None] = {}
+        self._seen: dict[tuple[Hashable, ...], None] = {}
         self._limit = limit
 
-    def show_once(self, key: Hashable, message: str, kind: types.MessageType = types.MessageType.Error) -> bool:
-        """Show ``message`` unless ``key`` was shown since the last ``clear``."""
+    def show_once(self, key: tuple[Hashable, ...], message: str,
+                  kind: types.MessageType = types.MessageType.Error) -> bool:
+        """Show ``message`` unless ``key`` was shown since it was last cleared."""
         if key in self._seen:
             return False
         if len(self._seen) >= self._limit:  # bounded: keys can be per document
@@ -32,10 +37,10 @@ class Notices:
         self._show(message, kind)
         return True
 
-    def clear(self, predicate: Callable[[Hashable], bool] | None = None) -> None:
-        """Forget shown keys (all, or those matching ``predicate``)."""
-        if predicate is None:
+    def clear(self, *kinds: str) -> None:
+        """Forget shown keys of these kinds (all keys if none is named)."""
+        if not kinds:
             self._seen.clear()
-        else:
-            for key in [k for k in self._seen if predicate(k)]:
-                del self._seen[key]
+            return
+        for key in [k for k in self._seen if k[0] in kinds]:
+            del self._seen[key]

@@ -146,7 +146,7 @@ class DiffillServer(LanguageServer):
         if new.engine_key() != old.engine_key():
             self.pipeline.cache.clear()
         if new.max_document_bytes != old.max_document_bytes:
-            self.notices.clear(lambda key: isinstance(key, tuple) and key[0] == "too-large")
+            self.notices.clear("too-large")
         self.engine_host.settings_changed(old, new)
 
     # -- messages to the client --------------------------------------------

@@ -80,10 +80,10 @@ def test_rate_limiter_allows_a_burst_then_the_rate():
 def test_notices_show_once_until_cleared():
     shown: list[str] = []
     notices = Notices(lambda message, kind: shown.append(message))
-    assert notices.show_once("k", "boom", types.MessageType.Error)
-    assert not notices.show_once("k", "boom", types.MessageType.Error)
+    assert notices.show_once(("k",), "boom", types.MessageType.Error)
+    assert not notices.show_once(("k",), "boom", types.MessageType.Error)
     notices.show_once(("doc", 1), "big")
-    notices.clear(lambda key: key == "k")
-    notices.show_once("k", "boom again")
+    notices.clear("k")
+    notices.show_once(("k",), "boom again")
     notices.show_once(("doc", 1), "big")
     assert shown == ["boom", "big", "boom again"]
