@@ -81,6 +81,19 @@ def _camel(name: str) -> str:
 _KEYS = {_camel(f.name): f.name for f in fields(Settings)}
 
 
+#: integer settings: (lowest, highest or None, whether null is allowed)
+INT_RANGES: dict[str, tuple[int, int | None, bool]] = {
+    "max_new_tokens": (1, 4096, False),
+    "steps": (1, 4096, True),
+    "threads": (1, 4096, True),
+    "context_tokens": (16, None, True),
+    "debounce_ms": (0, 10_000, False),
+    "cache_size": (0, 100_000, False),
+    "max_document_bytes": (1024, 1024 ** 3, False),
+    "max_requests_per_second": (0, 100_000, False),  # 0 = no limit
+}
+
+
 def _check(name: str, value: Any) -> Any:
     """Validate one value; raise ValueError with a message for the user."""
     def is_int(v: Any) -> bool:
@@ -98,26 +111,12 @@ def _check(name: str, value: Any) -> Any:
         if value in MULTILINE_MODES:
             return value
         raise ValueError(f"expected one of {', '.join(MULTILINE_MODES)}")
-    if name == "max_new_tokens":
-        if is_int(value) and 1 <= value <= 4096:
+    if name in INT_RANGES:
+        low, high, nullable = INT_RANGES[name]
+        if (value is None and nullable) or (is_int(value) and low <= value and (high is None or value <= high)):
             return value
-        raise ValueError("expected an integer in 1..4096")
-    if name in ("steps", "threads"):
-        if value is None or (is_int(value) and 1 <= value <= 4096):
-            return value
-        raise ValueError("expected an integer in 1..4096 or null")
-    if name == "context_tokens":
-        if value is None or (is_int(value) and value >= 16):
-            return value
-        raise ValueError("expected an integer >= 16 or null")
-    if name == "debounce_ms":
-        if is_int(value) and 0 <= value <= 10_000:
-            return value
-        raise ValueError("expected an integer in 0..10000")
-    if name == "cache_size":
-        if is_int(value) and 0 <= value <= 100_000:
-            return value
-        raise ValueError("expected an integer in 0..100000")
+        bounds = f">= {low}" if high is None else f"in {low}..{high}"
+        raise ValueError(f"expected an integer {bounds}{' or null' if nullable else ''}")
     if name == "trust_remote_code":
         if value is False or value is None:
             return ()
@@ -125,14 +124,6 @@ def _check(name: str, value: Any) -> Any:
             return tuple(value)
         raise ValueError("expected a list of model names or paths to trust (trust is per model; "
                          "true is not accepted)")
-    if name == "max_document_bytes":
-        if is_int(value) and 1024 <= value <= 1024 ** 3:
-            return value
-        raise ValueError("expected an integer number of bytes in 1024..1073741824")
-    if name == "max_requests_per_second":
-        if is_int(value) and 0 <= value <= 100_000:
-            return value
-        raise ValueError("expected an integer in 0..100000 (0 = no limit)")
     if name in ("allow_download", "adaptive_debounce", "fallback_to_cpu", "fallback_to_bundled"):
         if isinstance(value, bool):
             return value
