@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--corpus", type=Path, default=DATA / "corpus")
     m.add_argument("--tokenizer", type=Path, default=DATA / "tokenizer.json")
     m.add_argument("--out", type=Path, default=BUNDLED_DIR)
-    m.add_argument("--size", default="tiny", choices=["test", "tiny", "small"])
+    m.add_argument("--size", default="tiny", choices=["test", "tiny", "small", "base"])
     m.add_argument("--minutes", type=float, default=60.0)
     m.add_argument("--max-steps", type=int, default=0)
     m.add_argument("--batch-size", type=int, default=8)

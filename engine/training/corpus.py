@@ -61,23 +61,39 @@ def _dist_roots() -> dict[Path, tuple[str, str]]:
     return roots
 
 
-def discover(max_files: int | None = None) -> list[tuple[Path, str, str]]:
-    """(path, distribution, licence) for every candidate .py file."""
+def discover(max_files: int | None = None) -> list[tuple[Path, str, str, str]]:
+    """(path, distribution, licence, path relative to its installation root) for
+    every candidate .py file; the relative path is what a repository would show."""
     stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
-    found: list[tuple[Path, str, str]] = []
+    found: list[tuple[Path, str, str, str]] = []
     for p in sorted(stdlib.rglob("*.py")):
         rel = p.relative_to(stdlib).parts
-        if rel and rel[0] in ("site-packages", "test", "idlelib", "lib2to3") or "tests" in rel:
+        if rel and rel[0] in ("site-packages", "dist-packages", "test", "idlelib", "lib2to3") or "tests" in rel:
             continue
-        found.append((p, "cpython-stdlib", "PSF-2.0"))
+        found.append((p, "cpython-stdlib", "PSF-2.0", "/".join(rel)))
     for top, (dist, lic) in sorted(_dist_roots().items()):
         if top.is_file() and top.suffix == ".py":
-            found.append((top, dist, lic))
+            found.append((top, dist, lic, top.name))
         elif top.is_dir():
-            found.extend((p, dist, lic) for p in sorted(top.rglob("*.py")))
+            found.extend((p, dist, lic, str(p.relative_to(top.parent))) for p in sorted(top.rglob("*.py")))
     if max_files:
         found = found[:max_files]
     return found
+
+
+def read_source(path: Path) -> tuple[str | None, str]:
+    """(normalised text, "") for a usable file, else (None, reason skipped)."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None, "skipped_unreadable"
+    if not MIN_BYTES <= len(raw) <= MAX_BYTES:
+        return None, "skipped_size"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "skipped_encoding"
+    return text.replace("\r\n", "\n"), ""
 
 
 def is_heldout(digest: str) -> bool:
@@ -92,20 +108,12 @@ def build(out_dir: Path, max_files: int | None = None, progress: bool = True) ->
     licenses: dict[str, str] = {}
     stats = Counter()
     with (out_dir / "train.jsonl").open("w") as train, (out_dir / "heldout.jsonl").open("w") as held:
-        for path, dist, lic in tqdm(discover(max_files), desc="corpus", disable=not progress, file=sys.stderr):
-            try:
-                raw = path.read_bytes()
-            except OSError:
+        for path, dist, lic, _rel in tqdm(discover(max_files), desc="corpus", disable=not progress, file=sys.stderr):
+            text, skipped = read_source(path)
+            if text is None:
+                stats[skipped] += 1
                 continue
-            if not MIN_BYTES <= len(raw) <= MAX_BYTES:
-                stats["skipped_size"] += 1
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                stats["skipped_encoding"] += 1
-                continue
-            text = text.replace("\r\n", "\n")
+            raw = text.encode()
             digest = hashlib.sha256(text.encode()).hexdigest()
             if digest in seen:
                 stats["duplicates"] += 1

@@ -10,6 +10,9 @@ Two kinds, mixed:
   middle is written into a canvas padded with end-of-infill filler tokens to a
   random canvas size, so the model learns where the middle ends.
 
+Span examples may carry context from other files before the prefix
+(``engine.context_format``), so the model learns to use repository context.
+
 Filler positions after the first one are down-weighted: at inference they are
 forced once the first filler is committed, so only the end decision matters.
 """
@@ -74,63 +77,56 @@ class ExampleBuilder:
         return text[:start], text[start:end], text[end:]
 
     # -- building tensors -------------------------------------------------------------
-    def span_example(self, text: str) -> tuple[list[int], list[int], list[float]]:
+    def _mask(self, targets: list[int], t: float) -> tuple[list[int], list[int], list[bool]]:
+        """Mask each target with probability ``t`` (at least one): inputs, labels, masked."""
+        masked = [self.rng.random() < t for _ in targets]
+        if targets and not any(masked):
+            masked[self.rng.randrange(len(targets))] = True
+        inputs = [self.mask_id if m else tok for tok, m in zip(targets, masked)]
+        labels = [tok if m else IGNORE for tok, m in zip(targets, masked)]
+        return inputs, labels, masked
+
+    def span_example(self, text: str, context: str = "") -> tuple[list[int], list[int], list[float]]:
+        """An editor-like infill example; ``context`` (other files, already formatted by
+        ``engine.context_format``) goes before the prefix, kept whole within a quarter of the row."""
         cfg = self.cfg
         prefix, middle, suffix = self._split(self._window_lines(text))
         mid = self.encode(middle)[: cfg.seq_len // 4]
         if not mid:
             return self.random_example(text)
+        ctx = self.encode(context)[-(cfg.seq_len // 4):] if context else []
         extra = self.rng.randint(0, cfg.max_canvas_extra) if self.rng.random() < 0.85 else 0
         canvas_targets = mid + [self.filler_id] * extra
-        room = cfg.seq_len - len(canvas_targets)
+        room = cfg.seq_len - len(canvas_targets) - len(ctx)
         pre, suf = self.encode(prefix), self.encode(suffix)
         pre_budget = max(room - min(len(suf), room // 3), room * 2 // 3) if len(pre) > room * 2 // 3 else len(pre)
         pre = pre[-pre_budget:] if pre_budget > 0 else []
         suf = suf[: max(0, room - len(pre))]
         t = self.rng.uniform(cfg.t_min, 1.0)
-        inputs, labels, weights = list(pre), [IGNORE] * len(pre), [0.0] * len(pre)
-        masked_any = False
-        for j, tgt in enumerate(canvas_targets):
-            if self.rng.random() < t:
-                inputs.append(self.mask_id)
-                labels.append(tgt)
-                weights.append(cfg.later_filler_weight if (tgt == self.filler_id and j > len(mid)) else 1.0)
-                masked_any = True
-            else:
-                inputs.append(tgt)
-                labels.append(IGNORE)
-                weights.append(0.0)
-        if not masked_any:
-            j = len(pre) + self.rng.randrange(len(canvas_targets))
-            labels[j], inputs[j], weights[j] = inputs[j], self.mask_id, 1.0
-        inputs += suf
-        labels += [IGNORE] * len(suf)
-        weights += [0.0] * len(suf)
+        canvas_in, canvas_labels, masked = self._mask(canvas_targets, t)
+        canvas_w = [0.0 if not m else (cfg.later_filler_weight if (tgt == self.filler_id and j > len(mid)) else 1.0)
+                    for j, (tgt, m) in enumerate(zip(canvas_targets, masked))]
+        head = ctx + pre
+        inputs = head + canvas_in + suf
+        labels = [IGNORE] * len(head) + canvas_labels + [IGNORE] * len(suf)
+        weights = [0.0] * len(head) + canvas_w + [0.0] * len(suf)
         return inputs, labels, weights
 
     def random_example(self, text: str) -> tuple[list[int], list[int], list[float]]:
         ids = self.encode("".join(self._window_lines(text)))[: self.cfg.seq_len]
-        t = self.rng.uniform(self.cfg.t_min, 1.0)
-        inputs, labels, weights = [], [], []
-        for tok in ids:
-            if self.rng.random() < t:
-                inputs.append(self.mask_id)
-                labels.append(tok)
-                weights.append(1.0)
-            else:
-                inputs.append(tok)
-                labels.append(IGNORE)
-                weights.append(0.0)
-        return inputs, labels, weights
+        inputs, labels, masked = self._mask(ids, self.rng.uniform(self.cfg.t_min, 1.0))
+        return inputs, labels, [1.0 if m else 0.0 for m in masked]
 
-    def example(self, text: str):
+    def example(self, text: str, context: str = ""):
         if self.rng.random() < self.cfg.span_fraction:
-            return self.span_example(text)
+            return self.span_example(text, context)
         return self.random_example(text)
 
-    def batch(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        rows = [self.example(t) for t in texts]
-        width = max(len(r[0]) for r in rows)
+    def batch(self, texts: list[str], contexts: list[str] | None = None, width: int | None = None) -> dict[str, torch.Tensor]:
+        """Rows padded to the longest (or to ``width``, for fixed shapes on a GPU)."""
+        contexts = contexts or [""] * len(texts)
+        rows = [self.example(t, c) for t, c in zip(texts, contexts)]
+        width = width or max(len(r[0]) for r in rows)
         n = len(rows)
         input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
         labels = torch.full((n, width), IGNORE, dtype=torch.long)

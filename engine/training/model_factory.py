@@ -20,6 +20,8 @@ SIZES: dict[str, dict[str, int]] = {
     "test": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64},
     "tiny": {"hidden_size": 256, "num_hidden_layers": 6, "num_attention_heads": 4, "intermediate_size": 640},
     "small": {"hidden_size": 384, "num_hidden_layers": 8, "num_attention_heads": 6, "intermediate_size": 1024},
+    # the device job's model: ~22.5M parameters, 45 MB in bf16 (three 15 MiB shards)
+    "base": {"hidden_size": 384, "num_hidden_layers": 10, "num_attention_heads": 6, "intermediate_size": 1152},
 }
 
 
