@@ -1,9 +1,10 @@
 """Sampler invariants on synthetic logits (no model needed)."""
 from __future__ import annotations
 
+import pytest
 import torch
 
-from engine.samplers import CanvasState, choose, commit_count, filler_constraints
+from engine.samplers import CanvasState, choose, commit_count, filler_constraints, grow
 
 MASK, FILL, V = 0, 1, 20
 
@@ -99,3 +100,59 @@ def test_end_is_decided_once():
     state.committed[5:] = True
     logits = filler_constraints(torch.zeros(8, V), state)
     assert torch.isinf(logits[:, FILL]).all()
+
+
+# -- grow: unknown length, the middle written from the left ---------------------------------
+
+def _sure(n: int, pattern: dict[int, int], weak: int = 5) -> torch.Tensor:
+    """Logits that are sure of ``pattern[pos]`` and unsure (uniform-ish) elsewhere."""
+    logits = torch.zeros(n, V)
+    logits[:, weak] = 0.5
+    for pos, tok in pattern.items():
+        logits[pos, tok] = 20.0
+    return logits
+
+
+def test_grow_ends_where_the_filler_is_the_models_first_choice():
+    state = CanvasState.empty(12, MASK, FILL)
+    # sure of three tokens, then of the filler at position 3 (the canvas end is unsure)
+    for s in range(12):
+        if state.done():
+            break
+        grow(_sure(12, {0: 7, 1: 8, 2: 9, 3: FILL}), state, 12 - s, "threshold", 0.9)
+    assert state.middle_ids() == [7, 8, 9] and state.end() == 3
+    assert state.ids[3:].tolist() == [FILL] * 9
+
+
+def test_grow_never_ends_before_the_first_token():
+    state = CanvasState.empty(6, MASK, FILL)
+    decided = grow(_sure(6, {0: FILL, 1: FILL}), state, 6, "threshold", 0.9)
+    assert decided >= 1 and state.ids[0] != FILL and state.committed[0]
+
+
+def test_grow_commits_the_pace_from_the_left_and_sure_tokens_beyond_it():
+    state = CanvasState.empty(10, MASK, FILL)
+    # unsure everywhere except positions 1 and 2: pace 1 commits position 0, then 1 and 2 follow
+    decided = grow(_sure(10, {1: 11, 2: 12}), state, 10, "threshold", 0.9, min_commit=1)
+    assert decided == 3 and state.committed[:3].all() and not state.committed[3:].any()
+    assert state.ids[1:3].tolist() == [11, 12]
+
+
+def test_grow_remask_commits_exactly_the_pace():
+    state = CanvasState.empty(10, MASK, FILL)
+    decided = grow(_sure(10, {0: 7, 1: 8, 2: 9}), state, 10, "remask", 0.9, min_commit=2)
+    assert decided == 2 and state.ids[:2].tolist() == [7, 8] and not state.committed[2:].any()
+
+
+def test_grow_fills_the_whole_canvas_when_the_model_never_ends():
+    state = CanvasState.empty(8, MASK, FILL)
+    steps = 0
+    while not state.done():
+        grow(_sure(8, {}), state, 4 - min(steps, 3), "threshold", 0.9)
+        steps += 1
+    assert steps == 4 and state.middle_ids() == [5] * 8
+
+
+def test_grow_needs_a_filler():
+    with pytest.raises(ValueError):
+        grow(torch.zeros(4, V), CanvasState.empty(4, MASK, None), 4, "threshold", 0.9)

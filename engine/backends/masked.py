@@ -16,7 +16,7 @@ import torch
 
 from engine.backends.base import DraftGenerator
 from engine.cancellation import CancellationToken
-from engine.samplers import CanvasState, choose, filler_constraints, forbid_tokens
+from engine.samplers import CanvasState, choose, forbid_tokens, grow
 from engine.types import Draft, InfillRequest, InfillResult
 from engine.window import build_window
 
@@ -131,9 +131,12 @@ class MaskedDiffusionBackend:
             forward_ms += (time.perf_counter() - tf) * 1000
             forwards += 1
             logits = forbid_tokens(logits, forbidden)
-            logits = filler_constraints(logits, state)
-            choose(logits.cpu() if generator is not None and dev.type != "cpu" else logits,
-                   state, steps - step, request.sampler, request.threshold, generator, min_commit=pace)
+            if generator is not None and dev.type != "cpu":
+                logits = logits.cpu()
+            if filler is None:  # fixed length: commit the surest positions anywhere
+                choose(logits, state, steps - step, request.sampler, request.threshold, generator, min_commit=pace)
+            else:  # unknown length: grow the middle from the left until the filler (engine.samplers)
+                grow(logits, state, steps - step, request.sampler, request.threshold, min_commit=pace)
             if not state.done():
                 yield Draft(step=step + 1, steps=steps, text=self._decode(state.middle_ids()),
                             confidence=state.middle_confidence(), done=False)

@@ -4,6 +4,7 @@
     diffill train tokenizer  # byte-level BPE on the training split
     diffill train model      # time-budgeted masked-diffusion training, exports to engine/models/diffill-tiny
     diffill train evalsets   # held-out infill cases -> engine/bench/data/heldout-{single,multi}.jsonl
+    diffill train install D  # make a device export (docs/DEVICE.md) the bundled model
 """
 from __future__ import annotations
 
@@ -52,6 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--per-kind", type=int, default=200)
     e.set_defaults(func=_evalsets)
 
+    i = tsub.add_parser("install", help="make a device training export the bundled model")
+    i.add_argument("export", type=Path, help="the directory the device job wrote ($OUT)")
+    i.add_argument("--dest", type=Path, default=BUNDLED_DIR)
+    i.set_defaults(func=_install)
+
 
 def _corpus(args: argparse.Namespace) -> int:
     from engine.training.corpus import build
@@ -84,4 +90,12 @@ def _evalsets(args: argparse.Namespace) -> int:
 
     counts = write_evalsets(args.corpus / "heldout.jsonl", args.out, args.per_kind)
     print(json.dumps(counts))
+    return 0
+
+
+def _install(args: argparse.Namespace) -> int:
+    from engine.training.install import install
+
+    record = install(args.export, args.dest)
+    print(json.dumps({"installed": str(args.dest), "tokens": record.get("tokens"), "steps": record.get("steps")}))
     return 0

@@ -33,6 +33,9 @@ class ExampleConfig:
     t_min: float = 0.05
     max_canvas_extra: int = 64
     later_filler_weight: float = 0.1
+    #: share of span examples whose canvas shows a left part of the middle and
+    #: masks the rest, as the canvas looks while ``engine.samplers.grow`` writes it
+    left_revealed: float = 0.5
 
 
 class ExampleBuilder:
@@ -95,15 +98,22 @@ class ExampleBuilder:
         if not mid:
             return self.random_example(text)
         ctx = self.encode(context)[-(cfg.seq_len // 4):] if context else []
-        extra = self.rng.randint(0, cfg.max_canvas_extra) if self.rng.random() < 0.85 else 0
+        # at least one filler: a canvas exactly as long as the middle would teach the
+        # model that the canvas size is the middle's length (it is not at inference)
+        extra = self.rng.randint(1, cfg.max_canvas_extra)
         canvas_targets = mid + [self.filler_id] * extra
         room = cfg.seq_len - len(canvas_targets) - len(ctx)
         pre, suf = self.encode(prefix), self.encode(suffix)
         pre_budget = max(room - min(len(suf), room // 3), room * 2 // 3) if len(pre) > room * 2 // 3 else len(pre)
         pre = pre[-pre_budget:] if pre_budget > 0 else []
         suf = suf[: max(0, room - len(pre))]
-        t = self.rng.uniform(cfg.t_min, 1.0)
-        canvas_in, canvas_labels, masked = self._mask(canvas_targets, t)
+        if self.rng.random() < cfg.left_revealed:
+            shown = self.rng.randint(0, len(mid))
+            masked = [j >= shown for j in range(len(canvas_targets))]
+            canvas_in = canvas_targets[:shown] + [self.mask_id] * (len(canvas_targets) - shown)
+            canvas_labels = [IGNORE] * shown + canvas_targets[shown:]
+        else:
+            canvas_in, canvas_labels, masked = self._mask(canvas_targets, self.rng.uniform(cfg.t_min, 1.0))
         canvas_w = [0.0 if not m else (cfg.later_filler_weight if (tgt == self.filler_id and j > len(mid)) else 1.0)
                     for j, (tgt, m) in enumerate(zip(canvas_targets, masked))]
         head = ctx + pre
