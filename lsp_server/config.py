@@ -1,16 +1,29 @@
-"""Server settings: a typed dataclass with defaults, parsed from the client's
-camelCase JSON (``initializationOptions`` or ``settings.diffill``).
+"""Server settings, each declared once: name, type, default, bounds, effect, description.
+
+Every field of ``Settings`` is built with :func:`setting`, which records in the
+field's metadata everything else that needs to know about it: validation
+(``parse_settings``), the two keys that decide when the model is loaded again
+and what a cached completion depends on, docs/PROTOCOL.md's settings table and
+the VS Code extension's contributions (``lsp_server.settings_doc`` writes and
+checks both).  Parsed from the client's camelCase JSON
+(``initializationOptions`` or ``settings.diffill``).
 
 Bad or unknown keys never stop the server: they are returned as warnings,
 which the server reports with ``window/logMessage``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from collections.abc import Callable
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from typing import Any, Literal
 
-MULTILINE_MODES = ("auto", "always", "never")
-DEVICES = ("auto", "cpu", "cuda")
+Multiline = Literal["auto", "always", "never"]
+Device = Literal["auto", "cpu", "cuda"]
+MULTILINE_MODES: tuple[Multiline, ...] = ("auto", "always", "never")
+DEVICES: tuple[Device, ...] = ("auto", "cpu", "cuda")
+
+#: how a value is checked and documented
+Kind = Literal["text", "choice", "int", "bool", "names", "flags", "drafts"]
 
 
 @dataclass(frozen=True)
@@ -22,36 +35,75 @@ class DraftSettings:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Every setting the server understands (docs/PROTOCOL.md lists them)."""
+class SettingSpec:
+    """What the server knows about one setting besides its Python type and default."""
 
-    model: str | None = None
-    device: str = "auto"
-    dtype: str | None = None
-    max_new_tokens: int = 32
-    steps: int | None = None
-    context_tokens: int | None = None
-    threads: int | None = None
-    debounce_ms: int = 100
-    adaptive_debounce: bool = True
-    multiline: str = "auto"
-    drafts: DraftSettings = field(default_factory=DraftSettings)
-    languages: dict[str, bool] = field(default_factory=dict)
-    cache_size: int = 256
-    allow_download: bool = False
+    kind: Kind
+    description: str
+    reload: bool = False  # a change loads the model again (part of ``engine_key``)
+    cache: bool = False  # a change changes completions (part of ``request_key``)
+    low: int | None = None
+    high: int | None = None
+    nullable: bool = False
+    choices: tuple[str, ...] = ()
+    #: the default as the docs say it, where the value alone would not tell
+    shown_default: str | None = None
+
+
+def setting(default: Any, kind: Kind, description: str, **spec: Any) -> Any:
+    """A ``Settings`` field whose metadata carries its :class:`SettingSpec`."""
+    meta = {"spec": SettingSpec(kind, description, **spec)}
+    if isinstance(default, (dict, list)) or callable(default):
+        factory: Callable[[], Any] = default if callable(default) else (lambda d=default: type(d)(d))
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the server understands."""
+
+    model: str | None = setting(
+        None, "text", "Model: bundled name, local directory or hub id (null: the bundled model).", reload=True, nullable=True,
+        shown_default="bundled")
+    device: Device = setting("auto", "choice", "Device the model runs on.", reload=True, choices=DEVICES)
+    dtype: str | None = setting(
+        None, "text", "Model dtype (float32, bfloat16, float16); null: per device.", reload=True, nullable=True, shown_default="per device")
+    max_new_tokens: int = setting(32, "int", "Most tokens one infill may produce (the canvas size).",
+                                  cache=True, low=1, high=4096)
+    steps: int | None = setting(None, "int", "Most denoising forward passes per infill (null: the backend's default).", cache=True, low=1, high=4096,
+                                nullable=True, shown_default="backend default")
+    context_tokens: int | None = setting(
+        None, "int", "Context window around the cursor in tokens (null: the model's default).", reload=True, cache=True, low=16, nullable=True,
+        shown_default="model default")
+    threads: int | None = setting(None, "int", "CPU threads for the model (null: the engine's default).", reload=True, low=1, high=4096,
+                                  nullable=True, shown_default="engine default")
+    debounce_ms: int = setting(100, "int", "Milliseconds the server waits after a keystroke before an automatic completion (0: none).",
+                               low=0, high=10_000)
+    adaptive_debounce: bool = setting(True, "bool", "Adapt that wait to the typing rhythm (between half and three times debounceMs).")
+    multiline: Multiline = setting("auto", "choice", "Whether suggestions may span several lines.", cache=True,
+                                   choices=MULTILINE_MODES)
+    drafts: DraftSettings = setting(DraftSettings, "drafts",
+                                    "Which requests stream diffill/draft notifications (one bool sets both).")
+    languages: dict[str, bool] = setting({}, "flags", "Language id -> enabled (all enabled by default; \"*\" for the rest), e.g. {\"markdown\": false}.",
+                                         shown_default="all enabled")
+    cache_size: int = setting(256, "int", "Completions kept in the cache (0: no cache).", low=0, high=100_000)
+    allow_download: bool = setting(False, "bool", "Allow downloading a model from the hub.", reload=True)
     #: models allowed to run their own code (trust_remote_code), by the exact
     #: name or path given in ``model``: trust is per model, never global
-    trust_remote_code: tuple[str, ...] = ()
-    #: when ``device`` is "cuda" and CUDA is unusable (absent at start, out of
-    #: memory), run on the CPU instead of failing
-    fallback_to_cpu: bool = True
-    #: when the configured model cannot be loaded, load the bundled one
-    fallback_to_bundled: bool = False
-    #: documents larger than this (UTF-8 bytes) get no completions
-    max_document_bytes: int = 8 * 1024 * 1024
-    #: model-bound requests (completions, fill commands) per second; 0 = no limit
-    max_requests_per_second: int = 50
-    log_file: str | None = None
+    trust_remote_code: tuple[str, ...] = setting(
+        (), "names", "Models (exactly as named in model) allowed to run code from their repository (trust_remote_code); true is refused: trust is per model.")
+    fallback_to_cpu: bool = setting(
+        True, "bool", "When device is cuda and the GPU is unavailable or out of memory, run on the CPU instead (you are told once).",
+        reload=True)
+    fallback_to_bundled: bool = setting(
+        False, "bool", "When the configured model cannot be loaded, use the bundled model instead (you are told once).", reload=True)
+    max_document_bytes: int = setting(8 * 1024 * 1024, "int", "Files larger than this (UTF-8 bytes) get no completions.",
+                                      low=1024, high=1024 ** 3, shown_default="8388608 (8 MiB)")
+    max_requests_per_second: int = setting(
+        50, "int", "Completion and fill requests accepted per second, bursts up to one second's worth (0: no limit); the rest are dropped as cancelled.",
+        low=0, high=100_000)
+    log_file: str | None = setting(None, "text", "Server log file (null: none).", nullable=True)
 
     def language_enabled(self, language: str | None) -> bool:
         if language is None:
@@ -64,75 +116,68 @@ class Settings:
 
     def engine_key(self) -> tuple[Any, ...]:
         """Settings whose change needs the model loaded again."""
-        return (self.model, self.device, self.dtype, self.context_tokens, self.threads,
-                self.allow_download, self.trusts_model_code(), self.fallback_to_cpu,
-                self.fallback_to_bundled)
+        return tuple(getattr(self, f.name) for f in SETTING_FIELDS if spec_of(f).reload) + (self.trusts_model_code(),)
 
     def request_key(self) -> tuple[Any, ...]:
         """Settings that change a completion's text (part of the cache key)."""
-        return (self.max_new_tokens, self.steps, self.context_tokens, self.multiline)
+        return tuple(getattr(self, f.name) for f in SETTING_FIELDS if spec_of(f).cache)
 
 
-def _camel(name: str) -> str:
+def spec_of(f: Field) -> SettingSpec:
+    return f.metadata["spec"]
+
+
+def camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
 
 
-_KEYS = {_camel(f.name): f.name for f in fields(Settings)}
+def default_of(f: Field) -> Any:
+    return f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
 
 
-#: integer settings: (lowest, highest or None, whether null is allowed)
-INT_RANGES: dict[str, tuple[int, int | None, bool]] = {
-    "max_new_tokens": (1, 4096, False),
-    "steps": (1, 4096, True),
-    "threads": (1, 4096, True),
-    "context_tokens": (16, None, True),
-    "debounce_ms": (0, 10_000, False),
-    "cache_size": (0, 100_000, False),
-    "max_document_bytes": (1024, 1024 ** 3, False),
-    "max_requests_per_second": (0, 100_000, False),  # 0 = no limit
-}
+#: every setting, in declaration order
+SETTING_FIELDS: tuple[Field, ...] = tuple(fields(Settings))
+_KEYS = {camel(f.name): f for f in SETTING_FIELDS}
 
 
-def _check(name: str, value: Any) -> Any:
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_value(spec: SettingSpec, value: Any) -> Any:
     """Validate one value; raise ValueError with a message for the user."""
-    def is_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
-
-    if name in ("model", "dtype", "log_file"):
-        if value is None or (isinstance(value, str) and value):
+    if spec.kind == "text":
+        if (value is None and spec.nullable) or (isinstance(value, str) and value):
             return value
         raise ValueError("expected a non-empty string or null")
-    if name == "device":
-        if value in DEVICES:
+    if spec.kind == "choice":
+        if value in spec.choices:
             return value
-        raise ValueError(f"expected one of {', '.join(DEVICES)}")
-    if name == "multiline":
-        if value in MULTILINE_MODES:
+        raise ValueError(f"expected one of {', '.join(spec.choices)}")
+    if spec.kind == "int":
+        low = spec.low if spec.low is not None else -(2 ** 63)
+        if (value is None and spec.nullable) or (_is_int(value) and low <= value
+                                                 and (spec.high is None or value <= spec.high)):
             return value
-        raise ValueError(f"expected one of {', '.join(MULTILINE_MODES)}")
-    if name in INT_RANGES:
-        low, high, nullable = INT_RANGES[name]
-        if (value is None and nullable) or (is_int(value) and low <= value and (high is None or value <= high)):
+        bounds = f">= {spec.low}" if spec.high is None else f"in {spec.low}..{spec.high}"
+        raise ValueError(f"expected an integer {bounds}{' or null' if spec.nullable else ''}")
+    if spec.kind == "bool":
+        if isinstance(value, bool):
             return value
-        bounds = f">= {low}" if high is None else f"in {low}..{high}"
-        raise ValueError(f"expected an integer {bounds}{' or null' if nullable else ''}")
-    if name == "trust_remote_code":
+        raise ValueError("expected true or false")
+    if spec.kind == "names":
         if value is False or value is None:
             return ()
         if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
             return tuple(value)
         raise ValueError("expected a list of model names or paths to trust (trust is per model; "
                          "true is not accepted)")
-    if name in ("allow_download", "adaptive_debounce", "fallback_to_cpu", "fallback_to_bundled"):
-        if isinstance(value, bool):
-            return value
-        raise ValueError("expected true or false")
-    if name == "languages":
+    if spec.kind == "flags":
         if isinstance(value, dict) and all(isinstance(v, bool) for v in value.values()):
             return dict(value)
         raise ValueError("expected an object of language id -> true/false")
-    raise ValueError("unknown setting")  # pragma: no cover
+    raise ValueError(f"no check for kind {spec.kind!r}")  # pragma: no cover - drafts are parsed apart
 
 
 def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
@@ -150,19 +195,19 @@ def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, li
         raw = raw["diffill"]
     changes: dict[str, Any] = {}
     for key, value in raw.items():
-        name = _KEYS.get(key)
-        if name is None:
+        f = _KEYS.get(key)
+        if f is None:
             warnings.append(f"unknown setting {key!r} ignored")
             continue
-        if name == "drafts":
+        if spec_of(f).kind == "drafts":
             drafts, sub = _parse_drafts(value, base.drafts)
             warnings.extend(sub)
-            changes[name] = drafts
+            changes[f.name] = drafts
             continue
         try:
-            changes[name] = _check(name, value)
+            changes[f.name] = check_value(spec_of(f), value)
         except ValueError as exc:
-            warnings.append(f"setting {key!r}: {exc}; got {value!r}, keeping {getattr(base, name)!r}")
+            warnings.append(f"setting {key!r}: {exc}; got {value!r}, keeping {getattr(base, f.name)!r}")
     return replace(base, **changes), warnings
 
 

@@ -14,7 +14,7 @@ import {
   State,
 } from 'vscode-languageclient/node';
 import { Drafts, DraftParams } from './drafts';
-import { SECTION, inlineEnabled, serverCommand, serverSettings, showDrafts } from './settings';
+import { SECTION, inlineEnabled, serverCommand, serverSettings } from './settings';
 import { StatusBar, StatusParams } from './status';
 
 export const FILL_COMMAND = 'diffill.fillInTheMiddle';
@@ -116,7 +116,7 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
     if (!perRequest) output.info(`status: ${p.state} ${p.message}`);
   });
   c.onNotification('diffill/draft', (p: DraftParams) => {
-    if (showDrafts()) drafts.show(c.protocol2CodeConverter.asUri(p.uri), p);
+    drafts.show(c.protocol2CodeConverter.asUri(p.uri), p);
   });
   try {
     await c.start();

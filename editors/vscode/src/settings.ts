@@ -3,14 +3,12 @@
 // workspace/didChangeConfiguration {settings: {diffill: ...}}.
 import * as vscode from 'vscode';
 
+import { SERVER_KEYS } from './serverKeys';
+
+export { SERVER_KEYS };
+
 export const SECTION = 'diffill';
 
-/** keys the server understands, camelCase as in docs/PROTOCOL.md */
-export const SERVER_KEYS = [
-  'model', 'device', 'dtype', 'maxNewTokens', 'steps', 'contextTokens', 'debounceMs',
-  'multiline', 'drafts', 'languages', 'allowDownload', 'trustRemoteCode', 'fallbackToCpu',
-  'fallbackToBundled', 'maxDocumentBytes', 'maxRequestsPerSecond', 'logFile',
-] as const;
 
 export interface ServerCommand {
   command: string;
@@ -61,8 +59,4 @@ export function serverSettings(): Record<string, unknown> {
 
 export function inlineEnabled(): boolean {
   return vscode.workspace.getConfiguration(SECTION).get<boolean>('inline.enabled', true);
-}
-
-export function showDrafts(): boolean {
-  return vscode.workspace.getConfiguration(SECTION).get<boolean>('drafts.show', true);
 }
