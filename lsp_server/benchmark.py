@@ -152,7 +152,9 @@ class BenchClient:
     async def start(self) -> int:
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
         await self.client.start_io(sys.executable, "-m", "lsp_server", env=env)
-        proc = self.client._server  # noqa: SLF001 - pygls keeps the process here
+        from lsp_server.pygls_internals import client_process
+
+        proc = client_process(self.client)
         asyncio.ensure_future(self._drain(proc.stderr))
         return proc.pid
 
