@@ -15,9 +15,6 @@ from engine.errors import DeviceError, ModelLoadError, ModelNotFoundError, Unsup
 
 BUNDLED_NAME = "diffill-tiny"
 BUNDLED_DIR = Path(__file__).parent / "models" / BUNDLED_NAME
-#: prompt window used at inference when neither the user nor the model says otherwise;
-#: small by default because a bidirectional step re-reads the whole window
-DEFAULT_CONTEXT_TOKENS = 384
 #: model types handled by the block-diffusion backend (DiffusionGemma)
 BLOCK_DIFFUSION_TYPES = {"diffusion_gemma"}
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
@@ -117,10 +114,10 @@ def load_backend(model: str | None, *, device: str = "auto", dtype: str | None =
     dev = pick_device(device)
     config = _read_config(path, local, allow_download, trust_remote_code)
     if getattr(config, "model_type", None) in BLOCK_DIFFUSION_TYPES:
-        from engine.backends import block_diffusion
+        from engine.backends.block_loading import load_block
 
-        return block_diffusion.load(path, device=dev, dtype=dtype, allow_download=allow_download,
-                                    context_tokens=context_tokens, progress=progress)
+        return load_block(path, device=dev, dtype=dtype, allow_download=allow_download,
+                          context_tokens=context_tokens, progress=progress)
     from engine.backends.masked_loader import load_masked
 
     return load_masked(path, config, local=local, device=dev, torch_dtype=pick_dtype(dtype, dev),

@@ -1,10 +1,19 @@
-"""Tokenizer-aware context windowing.
+"""Context windowing: how much text around the cursor the model sees.
 
-The prompt is ``prefix + canvas + suffix``.  When it does not fit the model's
-context we cut the prefix on the left and the suffix on the right at line
-boundaries, keeping the lines nearest the cursor (they matter most for
-infilling).  The cursor's own line fragments are kept whole where possible and
-cut by tokens only if a single line is larger than its budget.
+The one place that sizes windows.  Two cuts, both keeping the lines nearest
+the cursor (they matter most for infilling):
+
+- by characters, in the server (``char_budgets``): it keeps cache keys,
+  requests and the copies sent to the engine thread small, and an edit far
+  from the cursor then leaves the key (and the cached completion) unchanged;
+- by tokens, in the engine (``build_window``): the prompt is ``prefix +
+  canvas + suffix``; when it does not fit the model's context we cut the prefix
+  on the left and the suffix on the right at line boundaries.  The cursor's own
+  line fragments are kept whole where possible and cut by tokens only if a
+  single line is larger than its budget.
+
+Every character budget here and in the server comes from one estimate,
+``CHARS_PER_TOKEN``.
 """
 from __future__ import annotations
 
@@ -16,8 +25,19 @@ class Tokenizer(Protocol):
     def encode(self, text: str, add_special_tokens: bool = ...) -> list[int]: ...
 
 
-#: Characters per token we assume when pre-cutting huge inputs before tokenizing.
-_MAX_CHARS_PER_TOKEN = 12
+#: Characters per token of source code: the one estimate every character budget
+#: is derived from (a rough average of BPE tokenizers on code).
+CHARS_PER_TOKEN = 4
+#: A cut by characters that must never drop text a token budget would keep (the
+#: pre-cut of huge inputs before tokenizing) assumes tokens up to this long:
+#: runs of indentation and long identifiers make tokens far longer than average.
+MAX_CHARS_PER_TOKEN = 3 * CHARS_PER_TOKEN
+#: prompt window used at inference when neither the user nor the model says otherwise;
+#: small by default because a bidirectional step re-reads the whole window
+DEFAULT_CONTEXT_TOKENS = 384
+#: characters the server keeps before / after the cursor when no token budget is set
+DEFAULT_PREFIX_CHARS = 12_000
+DEFAULT_SUFFIX_CHARS = 6_000
 
 
 @dataclass(frozen=True)
@@ -26,6 +46,18 @@ class Window:
     suffix_ids: list[int]
     prefix_cut: bool  # lines were dropped on the left
     suffix_cut: bool  # lines were dropped on the right
+
+
+def char_budgets(context_tokens: int | None) -> tuple[int, int]:
+    """Characters (prefix, suffix) the server keeps around the cursor for a token budget.
+
+    Twice the estimate for the whole budget, two thirds of it before the cursor:
+    generous, because the engine then cuts exactly by tokens.
+    """
+    if not context_tokens:
+        return DEFAULT_PREFIX_CHARS, DEFAULT_SUFFIX_CHARS
+    total = max(context_tokens * CHARS_PER_TOKEN * 2, 2_000)
+    return (total * 2) // 3, total // 3
 
 
 def split_budget(context_tokens: int, canvas: int, prefix_share: float = 0.75) -> tuple[int, int]:
@@ -43,7 +75,7 @@ def _keep_tail_lines(tok: Tokenizer, text: str, budget: int) -> tuple[list[int],
     """The longest run of whole lines at the end of ``text`` fitting ``budget`` tokens."""
     if budget <= 0:
         return [], bool(text)
-    text = text[-budget * _MAX_CHARS_PER_TOKEN:] if len(text) > budget * _MAX_CHARS_PER_TOKEN else text
+    text = text[-budget * MAX_CHARS_PER_TOKEN:] if len(text) > budget * MAX_CHARS_PER_TOKEN else text
     lines = text.splitlines(keepends=True)
     kept: list[str] = []
     used = 0
@@ -67,7 +99,7 @@ def _keep_head_lines(tok: Tokenizer, text: str, budget: int) -> tuple[list[int],
     """The longest run of whole lines at the start of ``text`` fitting ``budget`` tokens."""
     if budget <= 0:
         return [], bool(text)
-    text = text[: budget * _MAX_CHARS_PER_TOKEN]
+    text = text[: budget * MAX_CHARS_PER_TOKEN]
     lines = text.splitlines(keepends=True)
     kept: list[str] = []
     used = 0
@@ -93,7 +125,7 @@ def build_window(tok: Tokenizer, prefix: str, suffix: str, context_tokens: int, 
     Budget not used by one side goes to the other.
     """
     prefix_budget, suffix_budget = split_budget(context_tokens, canvas)
-    room_chars = (prefix_budget + suffix_budget) * _MAX_CHARS_PER_TOKEN
+    room_chars = (prefix_budget + suffix_budget) * MAX_CHARS_PER_TOKEN
     full_prefix = _encode(tok, prefix) if len(prefix) <= room_chars else None
     full_suffix = _encode(tok, suffix) if len(suffix) <= room_chars else None
     if full_prefix is not None and full_suffix is not None and len(full_prefix) + len(full_suffix) <= prefix_budget + suffix_budget:

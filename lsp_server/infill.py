@@ -14,16 +14,19 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
 from engine import Cancelled, Draft, InfillRequest, InputError, OutOfMemory
+from engine.window import char_budgets
 from lsp_server.cache import LruCache
-from lsp_server.documents import Document, extract
-from lsp_server.documents.context import InfillContext, window_sizes
+from lsp_server.config import Multiline
+from lsp_server.documents import Document, InfillContext, extract
 from lsp_server.engine_host import EngineUnavailable, one_line
+from lsp_server.hole import Hole, RequestKind
 from lsp_server.limits import RequestFailed, ServerCancelled, document_too_large
+from lsp_server.methods import DRAFT
 from lsp_server.postprocess.context import FilterContext
 from lsp_server.postprocess.pipeline import postprocess
 from lsp_server.stats import Timing
@@ -33,16 +36,6 @@ if TYPE_CHECKING:
     from lsp_server.server import DiffillServer
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Hole:
-    """Where to fill: a document snapshot, string offsets and the LSP range."""
-
-    doc: Document
-    start: int
-    end: int
-    range: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -65,10 +58,10 @@ class InfillPipeline:
         self,
         hole: Hole,
         *,
-        kind: str,
+        kind: RequestKind,
         debounce: bool,
         drafts: bool,
-        multiline: str | None = None,
+        multiline: Multiline | None = None,
     ) -> Outcome | None:
         """The middle for ``hole``, or None if cancelled, disabled or failed."""
         server = self.server
@@ -85,7 +78,7 @@ class InfillPipeline:
             if not settings.language_enabled(doc.language_id):
                 timing.outcome = "disabled"
                 return None
-            prefix_chars, suffix_chars = window_sizes(settings.context_tokens)
+            prefix_chars, suffix_chars = char_budgets(settings.context_tokens)
             ctx = extract(doc.text, hole.start, hole.end, language=doc.language_id,
                           prefix_chars=prefix_chars, suffix_chars=suffix_chars)
             if not ctx.prefix.strip() and not ctx.suffix.strip():
@@ -108,7 +101,7 @@ class InfillPipeline:
             middle = await self._run_engine(hole, ctx, kind, debounce, drafts_out, timing)
             if middle is None:
                 return None
-            text = postprocess(middle, FilterContext(ctx.prefix, ctx.suffix, mode, doc.language_id))  # type: ignore[arg-type]
+            text = postprocess(middle, FilterContext(ctx.prefix, ctx.suffix, mode, doc.language_id))
             self.cache.put(key, text)
             if drafts_out:
                 drafts_out.final(text)
@@ -117,7 +110,7 @@ class InfillPipeline:
             timing.total_ms = (time.perf_counter() - t0) * 1000.0
             stats.record(timing)
 
-    def _refused(self, doc: Document, kind: str, timing: Timing) -> bool:
+    def _refused(self, doc: Document, kind: RequestKind, timing: Timing) -> bool:
         """Whether the request is over the rate or document-size limits.
 
         Over the rate: raises LSP ``ServerCancelled`` (clients drop it quietly,
@@ -146,7 +139,7 @@ class InfillPipeline:
         self,
         hole: Hole,
         ctx: InfillContext,
-        kind: str,
+        kind: RequestKind,
         debounce: bool,
         drafts_out: DraftSender | None,
         timing: Timing,
@@ -269,7 +262,7 @@ class DraftSender:
 
     def _send(self, step: int, steps: int, text: str, confidence: list[float], final: bool) -> None:
         self.server.protocol.notify(
-            "diffill/draft",
+            DRAFT,
             {
                 "uri": self.hole.doc.uri,
                 "version": self.hole.doc.version,
@@ -284,7 +277,7 @@ class DraftSender:
         )
 
 
-def _cache_key(ctx: InfillContext, request_key: tuple, engine_key: tuple, mode: str) -> str:
+def _cache_key(ctx: InfillContext, request_key: tuple, engine_key: tuple, mode: Multiline) -> str:
     """A short digest: the windowed text can be tens of kilobytes."""
     h = hashlib.blake2b(digest_size=16)
     for part in (ctx.prefix, "\x00", ctx.suffix, "\x00", repr((ctx.language, request_key, engine_key, mode))):

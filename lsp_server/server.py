@@ -13,7 +13,6 @@ from typing import Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from lsp_server import __version__
@@ -26,43 +25,35 @@ from lsp_server.engine_host import EngineHost, new_token
 from lsp_server.inflight import Inflight
 from lsp_server.limits import RateLimiter
 from lsp_server.logging_setup import set_log_file
+from lsp_server.methods import STATUS
 from lsp_server.notices import Notices
+from lsp_server.pygls_internals import HookedProtocol
 from lsp_server.stats import Stats
 from lsp_server.worker import EngineWorker
 
 log = logging.getLogger(__name__)
 
 
-class DiffillProtocol(LanguageServerProtocol):
+class DiffillProtocol(HookedProtocol):
     """pygls' protocol with document sync routed to our own ``DocumentStore``
     (strict positions, LSP line breaks, immutable snapshots)."""
 
-    _server: DiffillServer
+    @property
+    def owner(self) -> DiffillServer:
+        return super().owner
 
-    def _handle_request(self, msg_id: Any, method_name: str, params: Any) -> None:
+    def on_request(self) -> None:
         """Snapshot the documents as the request arrives (see DocumentStore)."""
-        DISPATCH_SNAPSHOT.set(self._server.documents.snapshot())
-        super()._handle_request(msg_id, method_name, params)
-
-    def _handle_response(self, msg_id: Any, result: Any | None = None, error: Any | None = None) -> None:
-        """Drop the client's answer to a server request we cancelled meanwhile (a
-        cancelled fill command awaiting ``workspace/applyEdit``): pygls 2.1.1 sets
-        the result on the cancelled future and reports "Error in server" to the
-        user (pygls#621, fixed upstream after 2.1.1)."""
-        future = self._request_futures.get(msg_id)
-        if future is not None and future.cancelled():
-            self._request_futures.pop(msg_id, None)
-            return
-        super()._handle_response(msg_id, result, error)
+        DISPATCH_SNAPSHOT.set(self.owner.documents.snapshot())
 
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
-        self._server.documents.open(doc.uri, doc.text, doc.version, doc.language_id)
+        self.owner.documents.open(doc.uri, doc.text, doc.version, doc.language_id)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> None:
-        server = self._server
+        server = self.owner
         uri = params.text_document.uri
         changes = []
         for change in params.content_changes:
@@ -84,9 +75,9 @@ class DiffillProtocol(LanguageServerProtocol):
     @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
     def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
-        self._server.documents.close(uri)
-        self._server.inflight.cancel_matching(lambda key: key[0] == uri)
-        self._server.debouncer.forget(uri)
+        self.owner.documents.close(uri)
+        self.owner.inflight.cancel_matching(lambda key: key[0] == uri)
+        self.owner.debouncer.forget(uri)
 
 
     @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
@@ -153,7 +144,7 @@ class DiffillServer(LanguageServer):
     def send_status(self, state: str, message: str, **extra: str) -> None:
         # busy/ready flip on every request: keep them out of the info log
         log.log(logging.DEBUG if state in ("busy", "ready") else logging.INFO, "status %s: %s", state, message)
-        self.protocol.notify("diffill/status", {"state": state, "message": message, **extra})
+        self.protocol.notify(STATUS, {"state": state, "message": message, **extra})
 
     def show_message(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
         self.window_show_message(types.ShowMessageParams(type=kind, message=message))

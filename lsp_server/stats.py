@@ -9,6 +9,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from lsp_server.hole import RequestKind
+
 RECENT = 2048
 
 
@@ -16,7 +18,7 @@ RECENT = 2048
 class Timing:
     """Where one request's time went (milliseconds)."""
 
-    kind: str
+    kind: RequestKind
     uri: str
     total_ms: float
     engine_ms: float = 0.0

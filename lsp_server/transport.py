@@ -45,6 +45,8 @@ from pygls.io_ import StdinAsyncReader, StdoutWriter
 from pygls.protocol import JsonRPCProtocol
 from pygls.server import JsonRPCServer
 
+from lsp_server.pygls_internals import awaits_response, is_shutting_down, send_raw, use_stop_event
+
 log = logging.getLogger(__name__)
 
 #: JSON-RPC error codes
@@ -195,10 +197,10 @@ class MessageHandler:
             else:
                 log.warning("ignoring a malformed message: %s", problem)
             return
-        if request and getattr(self.protocol, "_shutdown", False) and raw["method"] != "exit":
+        if request and is_shutting_down(self.protocol) and raw["method"] != "exit":
             self.reply_error(msg_id, INVALID_REQUEST, "Invalid Request: the server is shutting down")
             return
-        if "method" not in raw and raw["id"] not in self.protocol._result_types:  # noqa: SLF001
+        if "method" not in raw and not awaits_response(self.protocol, raw["id"]):
             # a response to no request of ours, e.g. with the id of the client's own
             # request: pygls would resolve (and forget) that request's future
             log.warning("ignoring a response to id %r, which the server never sent", raw["id"])
@@ -230,9 +232,7 @@ class MessageHandler:
 
     def reply_error(self, msg_id: Any, code: int, message: str) -> None:
         log.warning("error response to %r: %s", msg_id, message)
-        self.protocol._send_data(  # noqa: SLF001 - a plain dict keeps odd-but-valid ids as sent
-            {"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}}
-        )
+        send_raw(self.protocol, {"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}})
 
     def _report(self, exc: Exception) -> None:
         if self.error_handler is not None:
@@ -371,7 +371,7 @@ def serve_stdio(server: JsonRPCServer, stdin: BinaryIO | None = None, stdout: Bi
     stdin = stdin or sys.stdin.buffer
     stdout = stdout or sys.stdout.buffer
     stop = threading.Event()
-    server._stop_event = stop  # noqa: SLF001 - pygls' shutdown() sets it
+    use_stop_event(server, stop)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from engine.cli.main import build_parser
-from lsp_server.soak import THREAD_SLACK, MirrorDoc, read_threads, verdict
+from lsp_server.bench.procstat import read_threads
+from lsp_server.bench.soak.verdict import THREAD_SLACK, verdict
+from lsp_server.bench.soak.workload import MirrorDoc
 
 HEALTHY = {
     "rss_warm_kb": 500_000, "rss_end_kb": 520_000, "threads_warm": 4, "threads_end": 4,

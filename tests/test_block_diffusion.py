@@ -78,7 +78,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def backend(model_dir):
-    from engine.backends.block_diffusion import load
+    from engine.backends.block_loading import load_block as load
 
     b = load(str(model_dir), device="cpu", dtype=None, allow_download=False, context_tokens=None,
              progress=False)
@@ -118,7 +118,7 @@ def test_load_engine_routes_diffusion_gemma_here(model_dir):
 
 
 def test_load_errors_are_one_line(tmp_path):
-    from engine.backends.block_diffusion import load
+    from engine.backends.block_loading import load_block as load
 
     with pytest.raises(ModelNotFoundError, match="local Hugging Face cache"):
         load("nobody/no-such-diffusion-model", device="cpu", allow_download=False)
@@ -132,7 +132,7 @@ def test_load_errors_are_one_line(tmp_path):
 
 def test_int8_on_cpu_and_fp8_refused(model_dir):
     """int8 = dynamic quantization of the Linear layers on CPU; fp8 needs a recent GPU."""
-    from engine.backends.block_diffusion import load
+    from engine.backends.block_loading import load_block as load
     from engine.errors import DeviceError
 
     q = load(str(model_dir), device="cpu", dtype="int8")

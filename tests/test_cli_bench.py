@@ -1,4 +1,4 @@
-"""`diffill bench` registers `bench lsp` from lsp_server.benchmark when that module exists."""
+"""`diffill bench` registers `bench lsp` from lsp_server.bench.lsp when that module exists."""
 from __future__ import annotations
 
 import argparse
@@ -11,13 +11,13 @@ from engine.cli.main import build_parser
 
 
 def test_bench_lsp_is_registered_from_lsp_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = types.ModuleType("lsp_server.benchmark")
+    fake = types.ModuleType("lsp_server.bench.lsp")
 
     def register_bench(bench: argparse._SubParsersAction) -> None:
         bench.add_parser("lsp").set_defaults(func=lambda args: 0, fake_lsp=True)
 
     fake.register_bench = register_bench  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "lsp_server.benchmark", fake)
+    monkeypatch.setitem(sys.modules, "lsp_server.bench.lsp", fake)
     args = build_parser().parse_args(["bench", "lsp"])
     assert args.fake_lsp is True
 

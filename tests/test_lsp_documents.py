@@ -5,6 +5,7 @@ import pytest
 
 from lsp_server.documents import Change, DocumentStore, PositionError, UnknownDocumentError, extract
 from lsp_server.documents.positions import UTF8, UTF16, UTF32, Pos, line_starts, offset_at, position_at
+from lsp_server.postprocess.context import FilterContext
 
 EMOJI = "\U0001F60B"  # 2 UTF-16 units, 4 UTF-8 bytes
 
@@ -82,7 +83,9 @@ def test_extract_context_windows_at_line_boundaries():
     assert ctx.prefix.endswith("line") and ctx.prefix.startswith("line4")
     assert "\n" in ctx.prefix and not ctx.prefix.startswith("ne")
     assert ctx.suffix.startswith("50\n") and ctx.suffix.endswith("\n")
-    assert ctx.line_prefix == "line" and ctx.line_suffix == "50"
+    # the cursor line as the post-processing filters see it
+    line = FilterContext(ctx.prefix, ctx.suffix)
+    assert line.line_prefix == "line" and line.line_suffix == "50"
 
 
 def test_extract_with_selection():
@@ -99,7 +102,7 @@ def test_extract_replaces_lone_surrogates_for_the_model():
     cursor = text.index("x = ") + 4
     ctx = extract(text, cursor)
     assert ctx.prefix == "s = '\ufffd'\nx = " and ctx.suffix == "\ufffd + \U0001F60B\n"
-    assert ctx.line_suffix == "\ufffd + \U0001F60B"
+    assert FilterContext(ctx.prefix, ctx.suffix).line_suffix == "\ufffd + \U0001F60B"
     assert len(ctx.prefix) == cursor  # one for one: offsets are unchanged
     (ctx.prefix + ctx.suffix).encode("utf-8")  # strict UTF-8 now works
 

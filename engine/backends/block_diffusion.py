@@ -12,7 +12,7 @@ One request, top to bottom (``run``):
    stop flags;
 4. pick the candidate the model likes best and return it.
 
-``load`` (in ``block_loading``) is re-exported here for ``engine.loading``.
+Loading a checkpoint into this backend: ``block_loading.load_block``.
 """
 from __future__ import annotations
 
@@ -331,16 +331,3 @@ def _stop_ids(tokenizer, text_config, generation_config) -> set[int]:
         ids.update(int(i) for i in (source if isinstance(source, (list, tuple)) else [source]))
     return ids
 
-
-def load(path_or_id: str, *, device: str, dtype: str | None = None, allow_download: bool = False,
-         context_tokens: int | None = None, progress: bool = False, mode: Mode | None = None,
-         options: BlockOptions | None = None) -> BlockDiffusionBackend:
-    """Load a DiffusionGemma checkpoint (local dir, or hub id from the local cache
-    unless ``allow_download``) as a backend; see ``block_loading.load_block``."""
-    from engine.backends.block_loading import load_block
-
-    opts = options or BlockOptions()
-    if mode is not None:
-        opts.mode = mode
-    return load_block(path_or_id, device=device, dtype=dtype, allow_download=allow_download,
-                      context_tokens=context_tokens, progress=progress, options=opts)

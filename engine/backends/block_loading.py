@@ -18,7 +18,7 @@ import os
 import warnings
 from pathlib import Path
 
-from engine.backends.block_diffusion import MODEL_TYPE, BlockDiffusionBackend, BlockOptions
+from engine.backends.block_diffusion import MODEL_TYPE, BlockDiffusionBackend, BlockOptions, Mode
 from engine.errors import DeviceError, ModelLoadError, ModelNotFoundError, UnsupportedModelError
 
 FLOAT_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
@@ -111,12 +111,17 @@ def _load_tokenizer(path: str, allow_download: bool):
 
 
 def load_block(path_or_id: str, *, device: str, dtype: str | None = None, allow_download: bool = False,
-               context_tokens: int | None = None, progress: bool = False,
+               context_tokens: int | None = None, progress: bool = False, mode: Mode | None = None,
                options: BlockOptions | None = None) -> BlockDiffusionBackend:
-    """Load ``path_or_id`` on ``device`` ("cpu", "cuda", "cuda:N") and wrap it."""
+    """Load ``path_or_id`` on ``device`` ("cpu", "cuda", "cuda:N") and wrap it
+    (a hub id from the local cache only, unless ``allow_download``)."""
     import torch
     from transformers import AutoConfig, DiffusionGemmaForBlockDiffusion
     from transformers.utils import logging as hf_logging
+
+    if mode is not None:
+        options = options or BlockOptions()
+        options.mode = mode
 
     local = os.path.isdir(path_or_id)
     try:

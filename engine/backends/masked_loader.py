@@ -7,6 +7,7 @@ from pathlib import Path
 
 from engine.backends.masked import MaskedDiffusionBackend, MaskedModelInfo
 from engine.errors import DeviceError, ModelLoadError, UnsupportedModelError
+from engine.window import DEFAULT_CONTEXT_TOKENS
 
 #: weight names that make up a masked-LM head in common architectures
 _HEAD_MARKERS = ("decoder", "head", "lm_head", "cls.predictions", "ff_out")
@@ -69,9 +70,6 @@ def _load_model(path: str, config, torch_dtype, allow_download: bool, trust_remo
 def load_masked(path: str, config, *, local: bool, device: str, torch_dtype, allow_download: bool,
                 trust_remote_code: bool, context_tokens: int | None, progress: bool) -> MaskedDiffusionBackend:
     import torch
-
-    from engine.loading import DEFAULT_CONTEXT_TOKENS
-
     from transformers.utils import logging as hf_logging
 
     meta = _meta(path)

@@ -6,7 +6,7 @@ oracle-length run (fixed canvas of the true middle's token count) and the gap.
 ``bench speed`` compares parallel decoding with a one-token-per-step run of the
 same model (tokens per forward, latency p50/p95, exact match) and writes a JSON
 file and a PNG plot.  ``bench lsp`` and ``bench soak`` come from
-``lsp_server.benchmark`` and ``lsp_server.soak`` when they are installed.
+``lsp_server.bench.lsp`` and ``lsp_server.bench.soak`` when they are installed.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_quality(bench)
     _register_speed(bench)
     _register_lsp(bench)
-    _register_lsp(bench, "lsp_server.soak")
+    _register_lsp(bench, "lsp_server.bench.soak")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -79,12 +79,12 @@ def _register_speed(bench: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_speed)
 
 
-def _register_lsp(bench: argparse._SubParsersAction, name: str = "lsp_server.benchmark") -> None:
-    """``bench lsp`` (and ``soak``) live in lsp_server; registered only when the module exists."""
+def _register_lsp(bench: argparse._SubParsersAction, name: str = "lsp_server.bench.lsp") -> None:
+    """``bench lsp`` (and ``soak``) live in lsp_server.bench; registered only when the module exists."""
     try:
         module = importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name in ("lsp_server", name):
+        if exc.name in ("lsp_server", "lsp_server.bench", name):
             return
         raise
     module.register_bench(bench)

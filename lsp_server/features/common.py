@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 from pygls.exceptions import JsonRpcInvalidParams
 
 from lsp_server.documents import Document, PositionError, UnknownDocumentError
-from lsp_server.infill import Hole
+from lsp_server.hole import Hole, LspPosition
 
 if TYPE_CHECKING:
     from lsp_server.server import DiffillServer
@@ -31,8 +31,8 @@ def offset(server: DiffillServer, doc: Document, line: Any, character: Any) -> i
 def hole_at(server: DiffillServer, uri: str, line: int, character: int) -> Hole:
     doc = document(server, uri)
     at = offset(server, doc, line, character)
-    pos = {"line": line, "character": character}
-    return Hole(doc, at, at, {"start": pos, "end": dict(pos)})
+    return Hole(doc, at, at, {"start": LspPosition(line=line, character=character),
+                              "end": LspPosition(line=line, character=character)})
 
 
 def hole_over(server: DiffillServer, uri: str, start: dict, end: dict) -> Hole:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
+from lsp_server.config import Multiline
 from lsp_server.features.common import hole_at, hole_over, plain
 from lsp_server.methods import FILL_COMMAND
 
@@ -47,7 +48,7 @@ def register(server: DiffillServer) -> None:
     async def fill_in_the_middle(*args: Any) -> dict[str, Any]:
         hole = _parse(server, args)
         doc = hole.doc
-        multiline = None
+        multiline: Multiline | None = None
         if server.settings.multiline == "auto" and "\n" in doc.text[hole.start:hole.end]:
             multiline = "always"
         outcome = await server.pipeline.complete(

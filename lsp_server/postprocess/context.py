@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
-Multiline = Literal["auto", "always", "never"]
+from lsp_server.config import Multiline
 
 
 @dataclass(frozen=True)

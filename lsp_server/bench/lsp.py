@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import statistics
 import sys
 import sysconfig
 import time
 from pathlib import Path
 from typing import Any
+
+from engine.bench.report import write_json
+from lsp_server.bench.client import BenchClient, server_options, shutdown
+from lsp_server.bench.latency import summary
+from lsp_server.bench.procstat import read_rss_kb
 
 TARGET_OVERHEAD_P50_MS = 5.0
 TARGET_E2E_P50_MS = 200.0
@@ -55,42 +57,10 @@ def register_bench(bench: argparse._SubParsersAction) -> None:
 def run_lsp_bench(args: argparse.Namespace) -> int:
     """Entry point for `diffill bench lsp`; returns an exit code."""
     result = asyncio.run(_bench(args))
-    write_json(args.out, result)
+    write_json(result, args.out)
     _print_summary(result)
     print(f"wrote {args.out}")
     return 0 if result.get("error") is None else 1
-
-
-def write_json(path: Path, result: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"p50": round(percentile(values, 0.5), 3), "p95": round(percentile(values, 0.95), 3),
-            "mean": round(statistics.fmean(values), 3) if values else float("nan"), "n": len(values)}
-
-
-def proc_status(pid: int, key: str) -> int:
-    """The number after ``key:`` in /proc/PID/status (e.g. VmRSS in kB, Threads)."""
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith(f"{key}:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {key} in /proc status")
-
-
-def read_rss_kb(pid: int) -> int:
-    return proc_status(pid, "VmRSS")
 
 
 def _default_source() -> Path:
@@ -106,86 +76,6 @@ def _cursor_sites(text: str) -> list[tuple[int, int]]:
             indent = len(line) - len(line.lstrip())
             sites.append((i, indent + len(body) // 2))
     return sites
-
-
-class BenchClient:
-    """A thin wrapper over pygls' client with the handlers the benchmarks need
-    (``bench lsp`` and ``bench soak``; the latter adds its own handlers)."""
-
-    def __init__(self, name: str = "diffill-bench") -> None:
-        from lsprotocol import types
-        from pygls.lsp.client import LanguageClient
-
-        self.types = types
-        self.client = LanguageClient(name, "0.1.0")
-        self.statuses: list[Any] = []
-        self.messages: list[str] = []
-        #: window/showMessage of type Error: what an editor pops up as an error
-        self.shown_errors: list[str] = []
-        #: window/logMessage of type Error (e.g. "didChange ignored": client and server disagree)
-        self.log_errors: list[str] = []
-        self.stderr_tail: list[str] = []
-
-        @self.client.feature("diffill/status")
-        def _status(params: Any) -> None:
-            self.statuses.append(params)
-
-        @self.client.feature(types.WINDOW_SHOW_MESSAGE)
-        def _show(params: types.ShowMessageParams) -> None:
-            self.messages.append(params.message)
-            if params.type == types.MessageType.Error:
-                self.shown_errors.append(params.message)
-
-        @self.client.feature(types.WINDOW_LOG_MESSAGE)
-        def _log(params: types.LogMessageParams) -> None:
-            if params.type == types.MessageType.Error:
-                self.log_errors.append(params.message)
-
-        @self.client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
-        def _progress_create(params: Any) -> None:
-            return None
-
-        @self.client.feature(types.PROGRESS)
-        def _progress(params: Any) -> None:
-            pass
-
-    async def start(self) -> int:
-        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-        await self.client.start_io(sys.executable, "-m", "lsp_server", env=env)
-        proc = self.client._server  # noqa: SLF001 - pygls keeps the process here
-        asyncio.ensure_future(self._drain(proc.stderr))
-        return proc.pid
-
-    async def _drain(self, stream: asyncio.StreamReader | None) -> None:
-        """Read the server's stderr so a full pipe never blocks it."""
-        if stream is None:
-            return
-        while line := await stream.readline():
-            self.stderr_tail = (self.stderr_tail + [line.decode(errors="replace").rstrip()])[-20:]
-
-    async def initialize(self, options: dict[str, Any], capabilities: Any = None) -> None:
-        """``initialize`` + ``initialized`` with ``options`` as initializationOptions."""
-        types = self.types
-        caps = capabilities or types.ClientCapabilities(
-            window=types.WindowClientCapabilities(work_done_progress=True))
-        await self.client.initialize_async(types.InitializeParams(capabilities=caps,
-                                                                  initialization_options=options))
-        self.client.initialized(types.InitializedParams())
-
-    async def stats(self, **params: Any) -> dict[str, Any]:
-        """``diffill/stats`` as a plain dict."""
-        from lsp_server.features.common import plain
-
-        return plain(await self.client.protocol.send_request_async("diffill/stats", params or None))
-
-
-def server_options(args: argparse.Namespace, **settings: Any) -> dict[str, Any]:
-    """initializationOptions from the common --device/--model/--dtype/--threads options."""
-    options = {"device": args.device, **settings}
-    for key, value in (("model", args.model), ("dtype", getattr(args, "dtype", None)), ("threads", args.threads)):
-        if value:
-            options[key] = value
-    return options
 
 
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -263,7 +153,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         "queue_ms": summary([t["queueMs"] for t in timings]),
     })
 
-    write_json(args.out, result | {"partial": "latency done, memory test running"})
+    write_json(result | {"partial": "latency done, memory test running"}, args.out)
     # one pass over every cursor site first: the model's buffers grow with the
     # prompt length until the longest prompt was seen; that is not a leak
     warm = min(len(sites), 400) if args.memory_warmup is None else args.memory_warmup
@@ -284,9 +174,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     result["memory"] = {"requests": args.memory_requests, "warmup_requests": warm,
                         "rss_at_start_kb": rss_start, "rss_before_kb": rss_before, "rss_after_kb": rss_after,
                         "growth_pct": round(growth, 2), "series_kb": series}
-    ready = [st for st in c.statuses if _get(st, "state") == "ready"]
-    result["model"] = _get(ready[-1], "model") if ready else args.model
-    result["device"] = _get(ready[-1], "device") if ready else args.device
+    result["model"] = c.ready("model", args.model)
+    result["device"] = c.ready("device", args.device)
     result["settings"] = options
     result["targets"] = {
         "overhead_p50_ms": TARGET_OVERHEAD_P50_MS,
@@ -298,20 +187,6 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     }
     await shutdown(client)
     return result
-
-
-def _get(obj: Any, key: str) -> Any:
-    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
-
-
-async def shutdown(client: Any) -> None:
-    """shutdown + exit, then stop the client (best effort: the server may be gone)."""
-    try:
-        await asyncio.wait_for(client.shutdown_async(None), 10)
-        client.exit(None)
-    except Exception:  # noqa: BLE001 - best effort
-        pass
-    await client.stop()
 
 
 def _print_summary(r: dict[str, Any]) -> None:

@@ -1,0 +1,122 @@
+"""Every use of pygls' private API, in one place.
+
+pygls (pinned to one minor version in pyproject.toml) offers no public way to
+do what the server needs here:
+
+- run code as each request arrives, before its handler (the document snapshot,
+  see ``DocumentStore``): ``JsonRPCProtocol._handle_request``;
+- drop the client's late answer to a server request whose future was cancelled
+  (a cancelled fill awaiting ``workspace/applyEdit``): pygls 2.1.1 sets the
+  result on the cancelled future, which raises ``InvalidStateError`` and pops
+  up "Error in server" (pygls#621).  Fixed on pygls' main branch (pull request
+  #628) but in no release yet: drop ``_handle_response`` below once the pinned
+  pygls has the fix (tests/test_lsp_server.py's
+  ``test_fill_cancelled_while_the_editor_applies_its_edit_is_quiet`` guards it);
+- send an error response whose id is exactly what the client sent, odd but valid
+  ids included: ``_send_data``;
+- tell the client's response to one of our requests from a stray one:
+  ``_result_types``; whether ``shutdown`` was received: ``_shutdown``;
+- the server a protocol belongs to: ``JsonRPCProtocol._server``;
+- our own stdio loop stops when ``server.shutdown()`` sets ``_stop_event``;
+- the benchmarks read /proc of the server process a client started:
+  ``JsonRPCClient._server``.
+
+``missing()`` checks that all of these still exist with the expected
+signatures; tests/test_pygls_internals.py fails with their names when a pygls
+upgrade changes them, and checks that no other module touches them.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from typing import Any
+
+from pygls.client import JsonRPCClient
+from pygls.protocol import JsonRPCProtocol, LanguageServerProtocol
+from pygls.server import JsonRPCServer
+
+#: private methods we override or call, with the parameters we pass them
+PRIVATE_METHODS: dict[str, tuple[str, ...]] = {
+    "_handle_request": ("msg_id", "method_name", "params"),
+    "_handle_response": ("msg_id", "result", "error"),
+    "_send_data": ("data",),
+}
+#: private attributes, per object they are read from
+PROTOCOL_ATTRIBUTES = ("_server", "_shutdown", "_request_futures", "_result_types")
+SERVER_ATTRIBUTES = ("_stop_event",)
+CLIENT_ATTRIBUTES = ("_server",)
+
+
+class HookedProtocol(LanguageServerProtocol):
+    """pygls' LSP protocol with its private hooks given public names."""
+
+    @property
+    def owner(self) -> Any:
+        """The server this protocol belongs to."""
+        return self._server
+
+    def on_request(self) -> None:
+        """Called as each request arrives, before its handler runs (override)."""
+
+    def _handle_request(self, msg_id: Any, method_name: str, params: Any) -> None:
+        self.on_request()
+        super()._handle_request(msg_id, method_name, params)
+
+    def _handle_response(self, msg_id: Any, result: Any | None = None, error: Any | None = None) -> None:
+        """Drop the answer to a request whose future we cancelled (pygls#621)."""
+        future = self._request_futures.get(msg_id)
+        if future is not None and future.cancelled():
+            self._request_futures.pop(msg_id, None)
+            return
+        super()._handle_response(msg_id, result, error)
+
+
+def send_raw(protocol: JsonRPCProtocol, message: dict[str, Any]) -> None:
+    """Send ``message`` as is: a plain dict keeps odd-but-valid ids as the client sent them."""
+    protocol._send_data(message)  # noqa: SLF001
+
+
+def awaits_response(protocol: JsonRPCProtocol, msg_id: Any) -> bool:
+    """Whether ``msg_id`` is one of this side's own requests still waiting for an answer."""
+    return msg_id in protocol._result_types  # noqa: SLF001
+
+
+def is_shutting_down(protocol: JsonRPCProtocol) -> bool:
+    """Whether the client sent ``shutdown``."""
+    return bool(protocol._shutdown)  # noqa: SLF001
+
+
+def use_stop_event(server: JsonRPCServer, stop: threading.Event) -> None:
+    """Have ``server.shutdown()`` set ``stop`` (our own stdio loop watches it)."""
+    server._stop_event = stop  # noqa: SLF001
+
+
+def client_process(client: JsonRPCClient) -> asyncio.subprocess.Process:
+    """The server process a client started with ``start_io``."""
+    process = client._server  # noqa: SLF001
+    if process is None:
+        raise RuntimeError("the client has not started a server process")
+    return process
+
+
+def missing() -> list[str]:
+    """What this module uses that the installed pygls no longer has (empty when all is there)."""
+    from pygls.lsp.client import LanguageClient
+    from pygls.lsp.server import LanguageServer
+
+    gone = []
+    for name, params in PRIVATE_METHODS.items():
+        method = getattr(JsonRPCProtocol, name, None)
+        if not callable(method):
+            gone.append(f"JsonRPCProtocol.{name}")
+            continue
+        found = tuple(inspect.signature(method).parameters)[1:]
+        if found[: len(params)] != params:
+            gone.append(f"JsonRPCProtocol.{name}({', '.join(params)}) (now ({', '.join(found)}))")
+    server = LanguageServer("diffill-probe", "0")
+    gone += [f"JsonRPCProtocol.{a}" for a in PROTOCOL_ATTRIBUTES if not hasattr(server.protocol, a)]
+    gone += [f"JsonRPCServer.{a}" for a in SERVER_ATTRIBUTES if not hasattr(server, a)]
+    client = LanguageClient("diffill-probe", "0")
+    gone += [f"JsonRPCClient.{a}" for a in CLIENT_ATTRIBUTES if not hasattr(client, a)]
+    return gone
