@@ -110,9 +110,12 @@ class DiffillServer(LanguageServer):
         self.stats = Stats()
         self.notices = Notices(self.show_message)
         self.rate_limiter = RateLimiter(self.settings.max_requests_per_second)
-        from lsp_server.infill import InfillPipeline
+        from lsp_server.infill import InfillPipeline, PipelineParts
 
-        self.pipeline = InfillPipeline(self)
+        self.pipeline = InfillPipeline(PipelineParts(
+            settings=lambda: self.settings, stats=self.stats, inflight=self.inflight, debouncer=self.debouncer,
+            engine_host=self.engine_host, worker=self.worker, notices=self.notices,
+            rate_limiter=self.rate_limiter, client=self))
 
     # -- settings ---------------------------------------------------------
     def update_settings(self, raw: Any, *, source: str) -> None:
@@ -141,6 +144,9 @@ class DiffillServer(LanguageServer):
         self.engine_host.settings_changed(old, new)
 
     # -- messages to the client --------------------------------------------
+    def notify(self, method: str, params: Any) -> None:
+        self.protocol.notify(method, params)
+
     def send_status(self, state: str, message: str, **extra: str) -> None:
         # busy/ready flip on every request: keep them out of the info log
         log.log(logging.DEBUG if state in ("busy", "ready") else logging.INFO, "status %s: %s", state, message)
