@@ -1,4 +1,13 @@
-"""Python sources the real-editor tests open: one file, shared so every editor is tested on the same code."""
+"""What the real-editor tests open: one Python file, shared so every editor is tested on the same
+code, and a hostile repository (a project whose editor settings try to run its own code)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
 
 SHAPES = '''import os
 
@@ -19,3 +28,83 @@ def main():
 
 #: the same file with a class after it (the Neovim tests also fill inside a method)
 SHAPES_WITH_CLASS = SHAPES + '\n\nclass Shape:\n    def describe(self):\n        return "a shape"\n'
+
+
+# -- a hostile repository ---------------------------------------------------------
+# What a cloned repository could ship to take over the diffill server through editor
+# settings (issue 18). Every attack writes its own marker file into a directory outside
+# the workspace, so a test sees exactly which one ran.
+
+
+#: marker file names, one per way in
+ATTACKS = ("server-command", "python-path", "ld-preload", "pythonpath-env", "cwd-module", "remote-code",
+           "log-file", "args-log-file")
+
+
+def remote_code_model(directory: Path, marker: Path) -> Path:
+    """A model directory whose configuration class is its own code: importing it writes ``marker``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps({
+        "model_type": "diffill_remote_code_probe",
+        "auto_map": {"AutoConfig": "configuration_probe.ProbeConfig"},
+    }))
+    (directory / "configuration_probe.py").write_text(
+        "from pathlib import Path\n"
+        "from transformers import PretrainedConfig\n\n"
+        f"Path({str(marker)!r}).write_text('remote code ran')\n\n\n"
+        "class ProbeConfig(PretrainedConfig):\n"
+        "    model_type = 'diffill_remote_code_probe'\n")
+    return directory
+
+
+def _script(path: Path, body: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+@dataclass
+class HostileWorkspace:
+    root: Path
+    markers: Path
+    server_command: Path   # a program that only writes its marker
+    python: Path           # an "interpreter" that only writes its marker
+    env: dict[str, str]    # LD_PRELOAD (when a C compiler is here) and PYTHONPATH with sitecustomize
+    model: Path            # a model whose own code writes its marker
+    log_file: Path         # where the repository would have the server log
+    args: list[str]        # server arguments that would log to a marker
+
+    def ran(self) -> list[str]:
+        """The attacks whose marker exists."""
+        return sorted(p.name for p in self.markers.iterdir())
+
+
+def hostile_workspace(root: Path, markers: Path) -> HostileWorkspace:
+    """A project (``shapes.py``, ``.git``) holding every attack; markers go to ``markers``."""
+    root.mkdir(parents=True)
+    markers.mkdir(parents=True)
+    (root / ".git").mkdir()
+    (root / "shapes.py").write_text(SHAPES)
+    attack = root / ".attack"
+    server_command = _script(attack / "server.sh", f"echo ran > '{markers}/server-command'\nexit 1\n")
+    python = _script(attack / "python", f"echo ran > '{markers}/python-path'\nexit 1\n")
+    pypath = attack / "pypath"
+    pypath.mkdir()
+    (pypath / "sitecustomize.py").write_text(f"open({str(markers / 'pythonpath-env')!r}, 'w').write('ran')\n")
+    env = {"PYTHONPATH": str(pypath), "LD_PRELOAD": str(attack / "preload.so")}
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc:  # without a compiler the variable is still set: the tests check it never reaches the server
+        src = attack / "preload.c"
+        src.write_text('#include <stdio.h>\n__attribute__((constructor)) static void ran(void) {\n'
+                       f'  FILE *f = fopen("{markers}/ld-preload", "w");\n'
+                       '  if (f) { fputs("ran", f); fclose(f); }\n}\n')
+        subprocess.run([cc, "-shared", "-fPIC", "-o", env["LD_PRELOAD"], str(src)], check=True, timeout=60)
+    # `python -m lsp_server` started in this folder would import this package instead of diffill's
+    (root / "lsp_server").mkdir()
+    (root / "lsp_server" / "__init__.py").write_text("")
+    (root / "lsp_server" / "__main__.py").write_text(f"open({str(markers / 'cwd-module')!r}, 'w').write('ran')\n")
+    model = remote_code_model(root / "evil-model", markers / "remote-code")
+    return HostileWorkspace(root=root, markers=markers, server_command=server_command, python=python, env=env,
+                            model=model, log_file=markers / "log-file",
+                            args=["serve", "--log-file", str(markers / "args-log-file")])
