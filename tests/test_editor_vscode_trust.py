@@ -80,6 +80,7 @@ async function main() {
   // wait for the extension's status, then give the ignored-settings notice time to appear
   const settle = async () => {
     R[`${phase}_status_item`] = !!(await waitFor(async () => (await page.$(statusSel)) !== null, 90000));
+    if (!R[`${phase}_status_item`]) return;  // the extension did not start
     await waitFor(async () => {
       R[`${phase}_status`] = await statusLabel();
       return /diffill (ready|error)/.test(R[`${phase}_status`]);
