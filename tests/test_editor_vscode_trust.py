@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from editor_sources import HostileWorkspace, hostile_workspace
+from editor_sources import (HostileWorkspace, assert_started_as_the_user_configured, hostile_workspace, server_starts,
+                            user_launcher)
 from test_editor_vscode import ARTIFACTS, EXT, build_vsix, require_tools
 
 MANIFEST = json.loads((EXT / "package.json").read_text())
@@ -135,22 +136,6 @@ async function main() {
 main();
 """
 
-RECORDER = """import json, os, sys
-with open(sys.argv[1], "a") as f:
-    f.write(json.dumps({"argv": sys.argv[2:], "cwd": os.getcwd(), "env": dict(os.environ)}) + "\\n")
-"""
-
-
-def user_launcher(user_dir: Path, name: str, record: Path, target: str) -> Path:
-    """The user's own launcher (outside the workspace): records how it was started, then runs ``target``."""
-    (user_dir / "record.py").write_text(RECORDER)
-    path = user_dir / name
-    path.write_text(f'#!/bin/sh\n"{sys.executable}" -I "{user_dir / "record.py"}" "{record}" "$@"\n'
-                    f'exec "{target}" "$@"\n')
-    path.chmod(0o755)
-    return path
-
-
 def workspace_settings(ws: HostileWorkspace) -> dict:
     """Everything a repository would set; the interpreter and environment as a nested object."""
     return {  # the nested object first: VS Code would let a later one replace the flat keys' values
@@ -181,12 +166,12 @@ def open_hostile_workspace(tmp: Path, model_dir: Path, *, trust: bool, python_pa
     user_dir.mkdir()
     user_args = ["--model", str(model_dir), "--device", "cpu"]
     if python_path:  # the user's interpreter: diffill runs as `python -m lsp_server ...`
-        launcher = user_launcher(user_dir, "python", record, sys.executable)
+        launcher = user_launcher(user_dir, "python", record, [sys.executable])
         user = {"diffill.server.pythonPath": str(launcher), "diffill.server.args": user_args}
         expected_argv = ["-m", "lsp_server", *user_args]
     else:
         exe = Path(sys.executable).parent / "diffill"
-        launcher = user_launcher(user_dir, "diffill", record, str(exe))
+        launcher = user_launcher(user_dir, "diffill", record, [str(exe)])
         user = {"diffill.server.command": str(launcher), "diffill.server.args": ["serve", *user_args]}
         expected_argv = ["serve", *user_args]
     user["diffill.server.env"] = {"DIFFILL_USER_ENV": "from-user"}
@@ -244,7 +229,7 @@ def open_hostile_workspace(tmp: Path, model_dir: Path, *, trust: bool, python_pa
         log.close()
     time.sleep(1)  # a server still exiting may yet write a marker
     result["markers"] = ws.ran()
-    result["starts"] = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+    result["starts"] = server_starts(record)
     result["expected_argv"] = expected_argv
     result["workspace"] = str(ws.root)
     result["injected_env"] = ws.env
@@ -255,15 +240,10 @@ def open_hostile_workspace(tmp: Path, model_dir: Path, *, trust: bool, python_pa
     return result
 
 
-def assert_started_as_the_user_configured(r: dict) -> None:
+def assert_started_as_configured(r: dict) -> None:
     assert r["starts"], f"the user's server was never started: {r['events']} {r['errors']}"
-    for start in r["starts"]:
-        assert start["argv"] == r["expected_argv"]
-        assert start["env"].get("DIFFILL_USER_ENV") == "from-user"
-        for key, value in r["injected_env"].items():
-            assert value not in start["env"].get(key, ""), f"{key} from the workspace reached the server"
-        cwd = Path(start["cwd"]).resolve()
-        assert cwd != Path(r["workspace"]) and Path(r["workspace"]) not in cwd.parents, cwd
+    assert_started_as_the_user_configured(r["starts"], r["expected_argv"], Path(r["workspace"]), r["injected_env"])
+    assert all(start["env"].get("DIFFILL_USER_ENV") == "from-user" for start in r["starts"])  # the user's env
 
 
 def assert_notice_names(notice: str | None, names: tuple[str, ...], absent: tuple[str, ...] = ()) -> None:
@@ -299,7 +279,7 @@ def test_untrusted_workspace_runs_none_of_its_code(untrusted):
 
 def test_untrusted_workspace_still_completes_with_the_users_server_and_model(untrusted):
     r = untrusted
-    assert_started_as_the_user_configured(r)
+    assert_started_as_configured(r)
     for phase in ("first", "reload"):
         assert r[f"{phase}_status"].startswith("diffill ready"), r[f"{phase}_status"]
         assert r["model"] in r[f"{phase}_status"]  # the user's model, not the workspace's
@@ -317,7 +297,7 @@ def test_trusted_workspace_still_cannot_choose_program_environment_or_model_code
     assert not r["errors"], r["errors"]
     assert not r["first_restricted_mode"], "the workspace was not trusted"
     assert r["markers"] == [], f"the workspace's own code ran: {r['markers']}"
-    assert_started_as_the_user_configured(r)
+    assert_started_as_configured(r)
     # trusted: its model applies (a restricted setting), but not the trust for its code
     assert r["first_status"].startswith("diffill error"), r["first_status"]
     assert r["hostile_model"] in r["first_status"] and "custom code" in r["first_status"]
