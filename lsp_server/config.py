@@ -99,7 +99,8 @@ class Settings:
     #: name or path given in ``model``: trust is per model, never global
     trust_remote_code: tuple[str, ...] = setting(
         (), "names", "Models (exactly as named in model) allowed to run code from their repository "
-        "(trust_remote_code); true is refused: trust is per model.")
+        "(trust_remote_code): absolute paths or hub ids; true is refused (trust is per model), and so are "
+        "relative paths, paths inside a workspace folder and hub ids that name a local directory.")
     fallback_to_cpu: bool = setting(
         True, "bool", "When device is cuda and the GPU is unavailable or out of memory, run on the CPU instead "
         "(you are told once).", reload=True)

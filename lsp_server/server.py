@@ -29,6 +29,7 @@ from lsp_server.methods import STATUS
 from lsp_server.notices import Notices
 from lsp_server.pygls_internals import HookedProtocol
 from lsp_server.stats import Stats
+from lsp_server.trust import screen_trusted_models, workspace_paths
 from lsp_server.worker import EngineWorker
 
 log = logging.getLogger(__name__)
@@ -122,8 +123,11 @@ class DiffillServer(LanguageServer):
         """Overlay client settings; warn about bad keys; reload the model if needed."""
         old = self.settings
         new, warnings = parse_settings(raw, old)
-        for warning in warnings:
+        new, refused = screen_trusted_models(new, workspace_paths(self))
+        for warning in warnings + refused:
             self.log_message(f"diffill ({source}): {warning}", types.MessageType.Warning)
+        for message in refused:
+            self.notices.show_once(("trust", message), f"diffill: {message}", types.MessageType.Warning)
         self.settings = new
         self.debouncer.configure(new.debounce_ms, new.adaptive_debounce)
         self.rate_limiter.configure(new.max_requests_per_second)
