@@ -6,12 +6,11 @@ to disk with a byte-level BPE tokenizer so that ``load`` runs on real files.
 """
 from __future__ import annotations
 
-import sysconfig
-from pathlib import Path
-
 import pytest
 import torch
 
+from block_tiny import CANVAS, PREFIX, SETTINGS, SUFFIX, backend, fresh, model_dir  # noqa: F401 - fixtures
+from block_tiny import stdlib_texts as _texts
 from engine.backends.block_cache import PromptCache, build_view
 from engine.backends.block_canvas import build_layout, candidate_lengths, choose, extract_middle, Candidate
 from engine.backends.block_sampler import SamplerSettings, entropy_bound_accept, token_entropy
@@ -19,84 +18,6 @@ from engine.cancellation import CancellationToken
 from engine.engine import Engine
 from engine.errors import Cancelled, ModelNotFoundError, UnsupportedModelError
 from engine.types import InfillRequest
-
-CANVAS = 32
-LOGIT_SCALE = 30.0
-SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>"]  # ids 0..3 = DiffusionGemma's pad/eos/bos defaults
-SETTINGS = SamplerSettings(steps=6, t_min=0.4, t_max=0.8, entropy_bound=0.1, stability_threshold=1,
-                           confidence_threshold=0.005)
-
-
-def _texts() -> list[str]:
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    return [f.read_text(encoding="utf-8", errors="replace") for f in sorted((stdlib / "json").glob("*.py"))]
-
-
-def _tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=SPECIALS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(_texts(), trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>",
-                                   bos_token="<bos>", unk_token="<unk>", clean_up_tokenization_spaces=False)
-
-
-def _config(vocab: int):
-    from transformers import DiffusionGemmaConfig
-
-    return DiffusionGemmaConfig(
-        text_config=dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, global_head_dim=16,
-                         sliding_window=8, num_experts=4, top_k_experts=2, moe_intermediate_size=16,
-                         max_position_embeddings=1024,
-                         layer_types=["sliding_attention", "sliding_attention", "full_attention"]),
-        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                           num_key_value_heads=2, head_dim=8),
-        canvas_length=CANVAS,
-    )
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    from transformers import DiffusionGemmaForBlockDiffusion
-
-    out = tmp_path_factory.mktemp("tiny-diffusion-gemma")
-    tok = _tokenizer()
-    torch.manual_seed(0)
-    model = DiffusionGemmaForBlockDiffusion(_config(len(tok))).eval()
-    with torch.no_grad():  # peakier logits than the 0.02 init, so that rows can settle and stop early
-        model.get_input_embeddings().weight.mul_(LOGIT_SCALE)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def backend(model_dir):
-    from engine.backends.block_diffusion import load
-
-    b = load(str(model_dir), device="cpu", dtype=None, allow_download=False, context_tokens=None,
-             progress=False)
-    b.options.sampler = SETTINGS
-    return b
-
-
-@pytest.fixture()
-def fresh(backend):
-    backend.cache.clear()
-    backend.mode = "pinned"
-    yield backend
-    backend.cache.clear()
-    backend.mode = "pinned"
-
-
-PREFIX = "def add(a, b):\n    total = "
-SUFFIX = "\n    return total\n\nprint(add(1, 2))\n"
 
 
 # -- loading -------------------------------------------------------------------
@@ -143,17 +64,6 @@ def test_int8_on_cpu_and_fp8_refused(model_dir):
         load(str(model_dir), device="cpu", dtype="fp8")
     with pytest.raises(DeviceError, match="unknown dtype"):
         load(str(model_dir), device="cpu", dtype="int3")
-
-
-def test_prompt_window_start_is_stable_while_typing(backend):
-    """The window's left edge moves in chunks, so typing only appends tokens."""
-    from engine.backends.block_window import prefix_ids
-
-    text = "".join(_texts())[:20000]
-    a = prefix_ids(backend.tokenizer, text, 300, backend.bos_id)
-    b = prefix_ids(backend.tokenizer, text + "    x = 1", 300, backend.bos_id)
-    assert len(a) <= 300 and len(b) <= 300
-    assert b[: len(a) - 2] == a[:-2]  # the last token or two may re-merge
 
 
 # -- sampler pieces --------------------------------------------------------------
