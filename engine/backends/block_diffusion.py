@@ -32,7 +32,7 @@ from engine.backends.block_canvas import (
     extract_middle,
     parses,
 )
-from engine.backends.block_fixed import build_fixed_view
+from engine.backends.block_fixed import FixedShapeKV
 from engine.backends.block_prompt import clean_answer, prompt_text
 from engine.backends.block_sampler import (
     Pins,
@@ -99,6 +99,7 @@ class BlockDiffusionBackend:
         if self.options.compile and str(device).startswith("cuda"):
             self.options.fixed_shape = True
             self._decoder = torch.compile(self.model, mode="reduce-overhead", dynamic=False)
+        self._fixed = FixedShapeKV(self.text_config)
 
     @property
     def mode(self) -> Mode:
@@ -216,7 +217,7 @@ class BlockDiffusionBackend:
         b, c = canvas.shape
         masks = None
         if self.options.fixed_shape:
-            view, masks = build_fixed_view(kv, self.text_config, b, c, self.model.dtype)
+            view, masks = self._fixed.view(kv, b, c, self.model.dtype)
         else:
             view = build_view(kv, self.text_config, batch=b)
         start = len(kv)
