@@ -11,7 +11,7 @@ import torch
 
 from block_tiny import CANVAS, PREFIX, SETTINGS, SUFFIX, backend, fresh, model_dir  # noqa: F401 - fixtures
 from block_tiny import stdlib_texts as _texts
-from engine.backends.block_cache import PromptCache, build_view
+from engine.backends.block_cache import PromptCache, build_view, cache_kwarg
 from engine.backends.block_canvas import build_layout, candidate_lengths, choose, extract_middle, Candidate
 from engine.backends.block_sampler import SamplerSettings, entropy_bound_accept, token_entropy
 from engine.cancellation import CancellationToken
@@ -187,7 +187,8 @@ def _decoder_logits(backend, kv, canvas):
     view = build_view(kv, backend.text_config, batch=canvas.shape[0])
     pos = torch.arange(len(kv), len(kv) + CANVAS, dtype=torch.int32).unsqueeze(0)
     with torch.no_grad():
-        return backend.model(decoder_input_ids=canvas, past_key_values=view, decoder_position_ids=pos).logits
+        return backend.model(decoder_input_ids=canvas, decoder_position_ids=pos,
+                             **{cache_kwarg(backend.model): view}).logits
 
 
 def test_incremental_cache_matches_fresh_encode(fresh):
@@ -225,7 +226,7 @@ def test_cache_matches_transformers_encoder(fresh):
     kv, _ = fresh.cache.encode(ids, "cpu")
     hf = DynamicCache(config=fresh.model.config)
     with torch.no_grad():
-        fresh.model.model.encoder(input_ids=torch.tensor([ids]), past_key_values=hf)
+        fresh.model.model.encoder(input_ids=torch.tensor([ids]), **{cache_kwarg(fresh.model.model.encoder): hf})
     view = build_view(kv, fresh.text_config, batch=1)
     for mine, theirs in zip(view.layers, hf.layers):
         assert mine.keys.shape == theirs.keys.shape
@@ -244,7 +245,7 @@ def test_fixed_shape_view_matches_plain_view(fresh, prompt_len):
     assert view.layers[-1].keys.shape[2] == -(-prompt_len // 16) * 16
     pos = torch.arange(prompt_len, prompt_len + CANVAS, dtype=torch.int32).unsqueeze(0)
     with torch.no_grad():
-        fixed = fresh.model(decoder_input_ids=canvas, past_key_values=view, decoder_position_ids=pos,
+        fixed = fresh.model(decoder_input_ids=canvas, decoder_position_ids=pos, **{cache_kwarg(fresh.model): view},
                             decoder_attention_mask=masks).logits
     torch.testing.assert_close(fixed, _decoder_logits(fresh, kv, canvas), atol=1e-4, rtol=1e-4)
 

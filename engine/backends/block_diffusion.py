@@ -23,7 +23,7 @@ from typing import Literal
 
 import torch
 
-from engine.backends.block_cache import PromptCache, PromptKV, build_view
+from engine.backends.block_cache import PromptCache, PromptKV, build_view, cache_kwarg
 from engine.backends.block_canvas import (
     Candidate,
     build_layout,
@@ -100,6 +100,7 @@ class BlockDiffusionBackend:
             self.options.fixed_shape = True
             self._decoder = torch.compile(self.model, mode="reduce-overhead", dynamic=False)
         self._fixed = FixedShapeKV(self.text_config)
+        self._cache_kwarg = cache_kwarg(self.model)
 
     @property
     def mode(self) -> Mode:
@@ -231,7 +232,7 @@ class BlockDiffusionBackend:
             if self._decoder is not self.model:
                 torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs are consumed
             logits = self._decoder(decoder_input_ids=state.canvas, self_conditioning_logits=state.sc_logits,
-                                   past_key_values=view, decoder_position_ids=positions,
+                                   decoder_position_ids=positions, **{self._cache_kwarg: view},
                                    decoder_attention_mask=masks).logits
             state = denoise_step(logits, state, cur_step=cur_step, steps=steps, settings=settings, pins=pins,
                                  stopper=stopper, generator=generator, sc_dtype=sc_dtype)
