@@ -26,9 +26,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from editor_sources import (HostileWorkspace, assert_started_as_the_user_configured, hostile_workspace, server_starts,
-                            user_launcher)
+from editor_sources import (
+    HostileWorkspace,
+    assert_started_as_the_user_configured,
+    hostile_workspace,
+    server_starts,
+    user_launcher,
+)
 from test_editor_emacs import ELPA_INIT, PLUGIN, require_emacs
 from test_editor_vscode import ARTIFACTS
 

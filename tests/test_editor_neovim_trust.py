@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from editor_sources import assert_started_as_the_user_configured, hostile_workspace, server_starts, user_launcher
 from test_editor_neovim import PLUGIN, find_nvim
 

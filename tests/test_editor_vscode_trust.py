@@ -26,9 +26,13 @@ import time
 from pathlib import Path
 
 import pytest
-
-from editor_sources import (HostileWorkspace, assert_started_as_the_user_configured, hostile_workspace, server_starts,
-                            user_launcher)
+from editor_sources import (
+    HostileWorkspace,
+    assert_started_as_the_user_configured,
+    hostile_workspace,
+    server_starts,
+    user_launcher,
+)
 from test_editor_vscode import ARTIFACTS, EXT, build_vsix, require_tools
 
 MANIFEST = json.loads((EXT / "package.json").read_text())
@@ -196,7 +200,7 @@ def open_hostile_workspace(tmp: Path, model_dir: Path, *, trust: bool, python_pa
     }))
     port = _free_port()
     name = "trusted" if trust else "untrusted"
-    log = open(tmp / "code-server.log", "w")
+    log = open(tmp / "code-server.log", "w")  # noqa: SIM115 - code-server writes to it until the test ends
     # started from the project folder, as `cd project && code .` would
     proc = subprocess.Popen([code_server, *common, "--auth", "none", "--bind-addr", f"127.0.0.1:{port}",
                              "--disable-telemetry", "--disable-update-check", "--disable-getting-started-override",

@@ -10,14 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
+from editor_sources import remote_code_model
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
+from test_lsp_server import SERVER_ENV, attach_recorders, capabilities
 
-from editor_sources import remote_code_model
 from engine.loading import _HUB_ID as ENGINE_HUB_ID
 from lsp_server.config import parse_settings
 from lsp_server.trust import HUB_ID, refusal, screen_trusted_models
-from test_lsp_server import SERVER_ENV, attach_recorders, capabilities
 
 
 @pytest.fixture
