@@ -128,7 +128,8 @@ def build_window(tok: Tokenizer, prefix: str, suffix: str, context_tokens: int, 
     room_chars = (prefix_budget + suffix_budget) * MAX_CHARS_PER_TOKEN
     full_prefix = _encode(tok, prefix) if len(prefix) <= room_chars else None
     full_suffix = _encode(tok, suffix) if len(suffix) <= room_chars else None
-    if full_prefix is not None and full_suffix is not None and len(full_prefix) + len(full_suffix) <= prefix_budget + suffix_budget:
+    if (full_prefix is not None and full_suffix is not None
+            and len(full_prefix) + len(full_suffix) <= prefix_budget + suffix_budget):
         return Window(full_prefix, full_suffix, False, False)
     # give unused room of a short side to the other side
     if full_suffix is not None and len(full_suffix) < suffix_budget:

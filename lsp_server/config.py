@@ -64,45 +64,55 @@ class Settings:
     """Every setting the server understands."""
 
     model: str | None = setting(
-        None, "text", "Model: bundled name, local directory or hub id (null: the bundled model).", reload=True, nullable=True,
-        shown_default="bundled")
+        None, "text", "Model: bundled name, local directory or hub id (null: the bundled model).",
+        reload=True, nullable=True, shown_default="bundled")
     device: Device = setting("auto", "choice", "Device the model runs on.", reload=True, choices=DEVICES)
     dtype: str | None = setting(
-        None, "text", "Model dtype (float32, bfloat16, float16); null: per device.", reload=True, nullable=True, shown_default="per device")
-    max_new_tokens: int = setting(32, "int", "Most tokens one infill may produce (the canvas size).",
-                                  cache=True, low=1, high=4096)
-    steps: int | None = setting(None, "int", "Most denoising forward passes per infill (null: the backend's default).", cache=True, low=1, high=4096,
-                                nullable=True, shown_default="backend default")
+        None, "text", "Model dtype (float32, bfloat16, float16); null: per device.",
+        reload=True, nullable=True, shown_default="per device")
+    max_new_tokens: int = setting(
+        32, "int", "Most tokens one infill may produce (the canvas size).", cache=True, low=1, high=4096)
+    steps: int | None = setting(
+        None, "int", "Most denoising forward passes per infill (null: the backend's default).",
+        cache=True, low=1, high=4096, nullable=True, shown_default="backend default")
     context_tokens: int | None = setting(
-        None, "int", "Context window around the cursor in tokens (null: the model's default).", reload=True, cache=True, low=16, nullable=True,
-        shown_default="model default")
-    threads: int | None = setting(None, "int", "CPU threads for the model (null: the engine's default).", reload=True, low=1, high=4096,
-                                  nullable=True, shown_default="engine default")
-    debounce_ms: int = setting(100, "int", "Milliseconds the server waits after a keystroke before an automatic completion (0: none).",
-                               low=0, high=10_000)
-    adaptive_debounce: bool = setting(True, "bool", "Adapt that wait to the typing rhythm (between half and three times debounceMs).")
-    multiline: Multiline = setting("auto", "choice", "Whether suggestions may span several lines.", cache=True,
-                                   choices=MULTILINE_MODES)
-    drafts: DraftSettings = setting(DraftSettings, "drafts",
-                                    "Which requests stream diffill/draft notifications (one bool sets both).")
-    languages: dict[str, bool] = setting({}, "flags", "Language id -> enabled (all enabled by default; \"*\" for the rest), e.g. {\"markdown\": false}.",
-                                         shown_default="all enabled")
+        None, "int", "Context window around the cursor in tokens (null: the model's default).",
+        reload=True, cache=True, low=16, nullable=True, shown_default="model default")
+    threads: int | None = setting(
+        None, "int", "CPU threads for the model (null: the engine's default).",
+        reload=True, low=1, high=4096, nullable=True, shown_default="engine default")
+    debounce_ms: int = setting(
+        100, "int", "Milliseconds the server waits after a keystroke before an automatic completion (0: none).",
+        low=0, high=10_000)
+    adaptive_debounce: bool = setting(
+        True, "bool", "Adapt that wait to the typing rhythm (between half and three times debounceMs).")
+    multiline: Multiline = setting(
+        "auto", "choice", "Whether suggestions may span several lines.", cache=True, choices=MULTILINE_MODES)
+    drafts: DraftSettings = setting(
+        DraftSettings, "drafts", "Which requests stream diffill/draft notifications (one bool sets both).")
+    languages: dict[str, bool] = setting(
+        {}, "flags", 'Language id -> enabled (all enabled by default; "*" for the rest), e.g. {"markdown": false}.',
+        shown_default="all enabled")
     cache_size: int = setting(256, "int", "Completions kept in the cache (0: no cache).", low=0, high=100_000)
     allow_download: bool = setting(False, "bool", "Allow downloading a model from the hub.", reload=True)
     #: models allowed to run their own code (trust_remote_code), by the exact
     #: name or path given in ``model``: trust is per model, never global
     trust_remote_code: tuple[str, ...] = setting(
-        (), "names", "Models (exactly as named in model) allowed to run code from their repository (trust_remote_code); true is refused: trust is per model.")
+        (), "names", "Models (exactly as named in model) allowed to run code from their repository "
+        "(trust_remote_code): absolute paths or hub ids; true is refused (trust is per model), and so are "
+        "relative paths, paths inside a workspace folder and hub ids that name a local directory.")
     fallback_to_cpu: bool = setting(
-        True, "bool", "When device is cuda and the GPU is unavailable or out of memory, run on the CPU instead (you are told once).",
-        reload=True)
+        True, "bool", "When device is cuda and the GPU is unavailable or out of memory, run on the CPU instead "
+        "(you are told once).", reload=True)
     fallback_to_bundled: bool = setting(
-        False, "bool", "When the configured model cannot be loaded, use the bundled model instead (you are told once).", reload=True)
-    max_document_bytes: int = setting(8 * 1024 * 1024, "int", "Files larger than this (UTF-8 bytes) get no completions.",
-                                      low=1024, high=1024 ** 3, shown_default="8388608 (8 MiB)")
+        False, "bool", "When the configured model cannot be loaded, use the bundled model instead "
+        "(you are told once).", reload=True)
+    max_document_bytes: int = setting(
+        8 * 1024 * 1024, "int", "Files larger than this (UTF-8 bytes) get no completions.",
+        low=1024, high=1024 ** 3, shown_default="8388608 (8 MiB)")
     max_requests_per_second: int = setting(
-        50, "int", "Completion and fill requests accepted per second, bursts up to one second's worth (0: no limit); the rest are dropped as cancelled.",
-        low=0, high=100_000)
+        50, "int", "Completion and fill requests accepted per second, bursts up to one second's worth "
+        "(0: no limit); the rest are dropped as cancelled.", low=0, high=100_000)
     log_file: str | None = setting(None, "text", "Server log file (null: none).", nullable=True)
 
     def language_enabled(self, language: str | None) -> bool:

@@ -92,7 +92,7 @@ class EngineHost:
         progress = await server.progress_begin(f"diffill: loading {name}")
         try:
             loaded = await self.worker.call(load_with_fallbacks, settings)
-        except Exception as exc:  # noqa: BLE001 - every failure is reported, none is fatal
+        except Exception as exc:
             message = one_line(exc)
             log.error("model load failed: %s", message)
             server.progress_end(progress, f"failed: {message}")

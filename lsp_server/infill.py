@@ -13,27 +13,33 @@ import hashlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from lsprotocol import types
 
-from engine import Cancelled, Draft, InfillRequest, InputError, OutOfMemory
+from engine import Cancelled, Draft, Engine, InfillRequest, InputError, OutOfMemory
 from engine.window import char_budgets
 from lsp_server.cache import LruCache
-from lsp_server.config import Multiline
+from lsp_server.config import Multiline, Settings
+from lsp_server.debounce import Debouncer
 from lsp_server.documents import Document, InfillContext, extract
 from lsp_server.engine_host import EngineUnavailable, one_line
 from lsp_server.hole import Hole, RequestKind
-from lsp_server.limits import RequestFailed, ServerCancelled, document_too_large
+from lsp_server.inflight import Inflight, RequestHandle
+from lsp_server.limits import (
+    RateLimiter,
+    RequestFailed,
+    ServerCancelled,
+    document_too_large,
+)
 from lsp_server.methods import DRAFT
+from lsp_server.notices import Notices
 from lsp_server.postprocess.context import FilterContext
 from lsp_server.postprocess.pipeline import postprocess
-from lsp_server.stats import Timing
-from lsp_server.worker import run_infill
-
-if TYPE_CHECKING:
-    from lsp_server.server import DiffillServer
+from lsp_server.stats import Stats, Timing
+from lsp_server.worker import EngineWorker, run_infill
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +53,52 @@ class Outcome:
     request_id: str
 
 
+class EngineSource(Protocol):
+    """Where the pipeline gets the engine (``EngineHost`` in the server)."""
+
+    engine: Engine | None
+
+    async def get(self, settings: Settings) -> Engine: ...
+
+    def send_ready(self) -> None: ...
+
+    def fall_back_to_cpu(self, settings: Settings) -> None: ...
+
+
+class ClientChannel(Protocol):
+    """What the pipeline tells the editor (``DiffillServer`` in the server)."""
+
+    def send_status(self, state: str, message: str, **extra: str) -> None: ...
+
+    def log_message(self, message: str, kind: types.MessageType = types.MessageType.Log) -> None: ...
+
+    def report_engine_error(self, text: str) -> None: ...
+
+    def notify(self, method: str, params: Any) -> None: ...
+
+
+@dataclass
+class PipelineParts:
+    """The pipeline's collaborators, passed in so that it runs in-process with
+    fakes in tests (``tests/test_pipeline.py``) exactly as it runs in the server."""
+
+    settings: Callable[[], Settings]  # the settings current now
+    stats: Stats
+    inflight: Inflight
+    debouncer: Debouncer
+    engine_host: EngineSource
+    worker: EngineWorker
+    notices: Notices
+    rate_limiter: RateLimiter
+    client: ClientChannel
+
+
 class InfillPipeline:
     """Turns a hole into a post-processed middle, honouring cancellation."""
 
-    def __init__(self, server: DiffillServer) -> None:
-        self.server = server
-        self.cache: LruCache[str] = LruCache(server.settings.cache_size)
+    def __init__(self, parts: PipelineParts) -> None:
+        self.parts = parts
+        self.cache: LruCache[str] = LruCache(parts.settings().cache_size)
 
     async def complete(
         self,
@@ -64,9 +110,9 @@ class InfillPipeline:
         multiline: Multiline | None = None,
     ) -> Outcome | None:
         """The middle for ``hole``, or None if cancelled, disabled or failed."""
-        server = self.server
-        settings = server.settings
-        stats = server.stats
+        parts = self.parts
+        settings = parts.settings()
+        stats = parts.stats
         doc = hole.doc
         t0 = time.perf_counter()
         stats.requests += 1
@@ -86,12 +132,12 @@ class InfillPipeline:
                 return None
             mode = multiline or settings.multiline
             key = _cache_key(ctx, settings.request_key(), settings.engine_key(), mode)
-            drafts_out = DraftSender(server, hole, request_id) if drafts else None
+            drafts_out = DraftSender(parts.client, hole, request_id) if drafts else None
 
             cached = self.cache.get(key)
             if cached is not None:
                 # still cancel-previous: an older request for this document is stale now
-                server.inflight.cancel_matching(lambda k: k == (doc.uri, kind))
+                parts.inflight.cancel_matching(lambda k: k == (doc.uri, kind))
                 stats.cache_hits += 1
                 timing.cached = True
                 if drafts_out:
@@ -118,13 +164,13 @@ class InfillPipeline:
         gets ``RequestFailed`` with the reason; automatic completions are refused
         quietly (True) and the user is told once per document.
         """
-        server = self.server
-        settings = server.settings
-        if not server.rate_limiter.allow():
+        parts = self.parts
+        settings = parts.settings()
+        if not parts.rate_limiter.allow():
             timing.outcome = "rate-limited"
             message = (f"diffill: over the request limit ({settings.max_requests_per_second}/s, "
                        "setting maxRequestsPerSecond); request dropped")
-            server.notices.show_once(("rate",), message, types.MessageType.Warning)
+            parts.notices.show_once(("rate",), message, types.MessageType.Warning)
             raise ServerCancelled(message)
         too_large = document_too_large(doc, settings.max_document_bytes)
         if too_large is None:
@@ -132,7 +178,7 @@ class InfillPipeline:
         timing.outcome = "too-large"
         if kind == "command":
             raise RequestFailed(too_large)
-        server.notices.show_once(("too-large", doc.uri), too_large, types.MessageType.Warning)
+        parts.notices.show_once(("too-large", doc.uri), too_large, types.MessageType.Warning)
         return True
 
     async def _run_engine(
@@ -144,29 +190,29 @@ class InfillPipeline:
         drafts_out: DraftSender | None,
         timing: Timing,
     ) -> str | None:
-        server = self.server
-        settings = server.settings
-        stats = server.stats
+        parts = self.parts
+        settings = parts.settings()
+        stats = parts.stats
         uri = hole.doc.uri
         inflight_key = (uri, kind)
-        handle = server.inflight.begin(inflight_key)
+        handle = parts.inflight.begin(inflight_key)
         if drafts_out:
             drafts_out.handle = handle
         engine_started = False
         try:
-            server.debouncer.observe(uri)
+            parts.debouncer.observe(uri)
             if debounce:
-                delay = server.debouncer.delay_ms(uri)
+                delay = parts.debouncer.delay_ms(uri)
                 t = time.perf_counter()
                 if delay > 0:
                     try:
                         await asyncio.wait_for(handle.event.wait(), delay / 1000.0)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
                 timing.debounce_ms = (time.perf_counter() - t) * 1000.0
                 if handle.cancelled:
                     raise Cancelled("superseded while debouncing")
-            engine = await server.engine_host.get(settings)
+            engine = await parts.engine_host.get(settings)
             request = InfillRequest(
                 prefix=ctx.prefix,
                 suffix=ctx.suffix,
@@ -177,13 +223,13 @@ class InfillPipeline:
             )
             engine_started = True
             stats.engine_started += 1
-            server.send_status("busy", "filling")
-            run = await server.worker.call(
+            parts.client.send_status("busy", "filling")
+            run = await parts.worker.call(
                 run_infill, engine, request, handle.token,
                 drafts_out.from_thread if drafts_out else None, time.perf_counter(),
             )
-            server.engine_host.send_ready()
-            server.notices.clear("engine", "rate")
+            parts.engine_host.send_ready()
+            parts.notices.clear("engine", "rate")
             stats.completed += 1
             timing.engine_ms = run.engine_ms
             timing.queue_ms = run.queue_ms
@@ -192,7 +238,7 @@ class InfillPipeline:
             stats.cancelled += 1
             if engine_started:
                 stats.engine_cancelled += 1
-                server.engine_host.send_ready()
+                parts.engine_host.send_ready()
             timing.outcome = "cancelled"
             return None
         except asyncio.CancelledError:  # $/cancelRequest: stop the engine too
@@ -208,44 +254,44 @@ class InfillPipeline:
             self._report_failure(exc)
             return None
         finally:
-            server.inflight.end(inflight_key, handle)
+            parts.inflight.end(inflight_key, handle)
 
     def _report_failure(self, exc: Exception) -> None:
         """Tell the user about a failed request, as much as it deserves."""
-        server = self.server
+        parts = self.parts
         if isinstance(exc, EngineUnavailable):
             return  # the failed load was reported when it happened
         if isinstance(exc, InputError):  # this request only: not worth a popup
-            server.log_message(f"diffill: request skipped: {exc}")
+            parts.client.log_message(f"diffill: request skipped: {exc}")
         elif isinstance(exc, OutOfMemory):
             self._out_of_memory(exc)
         else:
             log.exception("engine call failed")
-            server.report_engine_error(one_line(exc))
+            parts.client.report_engine_error(one_line(exc))
 
     def _out_of_memory(self, exc: OutOfMemory) -> None:
         """Out of GPU memory: move to the CPU if allowed, else report (once)."""
-        server = self.server
-        engine = server.engine_host.engine
+        parts = self.parts
+        engine = parts.engine_host.engine
         on_gpu = engine is not None and engine.device.startswith("cuda")
-        if on_gpu and server.settings.fallback_to_cpu:
+        if on_gpu and parts.settings().fallback_to_cpu:
             log.error("%s; falling back to the CPU", exc)
-            server.notices.show_once(("oom-fallback",), f"diffill: {exc}; running on the CPU from now on "
+            parts.notices.show_once(("oom-fallback",), f"diffill: {exc}; running on the CPU from now on "
                                      "(setting fallbackToCpu; change the model settings to try the GPU again)",
                                      types.MessageType.Warning)
-            server.engine_host.fall_back_to_cpu(server.settings)
+            parts.engine_host.fall_back_to_cpu(parts.settings())
             return
-        server.report_engine_error(str(exc))
+        parts.client.report_engine_error(str(exc))
 
 
 class DraftSender:
     """Sends ``diffill/draft`` notifications; engine-thread drafts hop to the loop."""
 
-    def __init__(self, server: DiffillServer, hole: Hole, request_id: str) -> None:
-        self.server = server
+    def __init__(self, client: ClientChannel, hole: Hole, request_id: str) -> None:
+        self.client = client
         self.hole = hole
         self.request_id = request_id
-        self.handle = None
+        self.handle: RequestHandle | None = None
         self.loop = asyncio.get_running_loop()
         self.last_steps = 0
 
@@ -261,7 +307,7 @@ class DraftSender:
         self._send(self.last_steps, self.last_steps, text, [], True)
 
     def _send(self, step: int, steps: int, text: str, confidence: list[float], final: bool) -> None:
-        self.server.protocol.notify(
+        self.client.notify(
             DRAFT,
             {
                 "uri": self.hole.doc.uri,

@@ -74,27 +74,27 @@ class HookedProtocol(LanguageServerProtocol):
 
 def send_raw(protocol: JsonRPCProtocol, message: dict[str, Any]) -> None:
     """Send ``message`` as is: a plain dict keeps odd-but-valid ids as the client sent them."""
-    protocol._send_data(message)  # noqa: SLF001
+    protocol._send_data(message)
 
 
 def awaits_response(protocol: JsonRPCProtocol, msg_id: Any) -> bool:
     """Whether ``msg_id`` is one of this side's own requests still waiting for an answer."""
-    return msg_id in protocol._result_types  # noqa: SLF001
+    return msg_id in protocol._result_types
 
 
 def is_shutting_down(protocol: JsonRPCProtocol) -> bool:
     """Whether the client sent ``shutdown``."""
-    return bool(protocol._shutdown)  # noqa: SLF001
+    return bool(protocol._shutdown)
 
 
 def use_stop_event(server: JsonRPCServer, stop: threading.Event) -> None:
     """Have ``server.shutdown()`` set ``stop`` (our own stdio loop watches it)."""
-    server._stop_event = stop  # noqa: SLF001
+    server._stop_event = stop
 
 
 def client_process(client: JsonRPCClient) -> asyncio.subprocess.Process:
     """The server process a client started with ``start_io``."""
-    process = client._server  # noqa: SLF001
+    process = client._server
     if process is None:
         raise RuntimeError("the client has not started a server process")
     return process

@@ -29,6 +29,7 @@ from lsp_server.methods import STATUS
 from lsp_server.notices import Notices
 from lsp_server.pygls_internals import HookedProtocol
 from lsp_server.stats import Stats
+from lsp_server.trust import screen_trusted_models, workspace_paths
 from lsp_server.worker import EngineWorker
 
 log = logging.getLogger(__name__)
@@ -110,17 +111,23 @@ class DiffillServer(LanguageServer):
         self.stats = Stats()
         self.notices = Notices(self.show_message)
         self.rate_limiter = RateLimiter(self.settings.max_requests_per_second)
-        from lsp_server.infill import InfillPipeline
+        from lsp_server.infill import InfillPipeline, PipelineParts
 
-        self.pipeline = InfillPipeline(self)
+        self.pipeline = InfillPipeline(PipelineParts(
+            settings=lambda: self.settings, stats=self.stats, inflight=self.inflight, debouncer=self.debouncer,
+            engine_host=self.engine_host, worker=self.worker, notices=self.notices,
+            rate_limiter=self.rate_limiter, client=self))
 
     # -- settings ---------------------------------------------------------
     def update_settings(self, raw: Any, *, source: str) -> None:
         """Overlay client settings; warn about bad keys; reload the model if needed."""
         old = self.settings
         new, warnings = parse_settings(raw, old)
-        for warning in warnings:
+        new, refused = screen_trusted_models(new, workspace_paths(self))
+        for warning in warnings + refused:
             self.log_message(f"diffill ({source}): {warning}", types.MessageType.Warning)
+        for message in refused:
+            self.notices.show_once(("trust", message), f"diffill: {message}", types.MessageType.Warning)
         self.settings = new
         self.debouncer.configure(new.debounce_ms, new.adaptive_debounce)
         self.rate_limiter.configure(new.max_requests_per_second)
@@ -141,6 +148,9 @@ class DiffillServer(LanguageServer):
         self.engine_host.settings_changed(old, new)
 
     # -- messages to the client --------------------------------------------
+    def notify(self, method: str, params: Any) -> None:
+        self.protocol.notify(method, params)
+
     def send_status(self, state: str, message: str, **extra: str) -> None:
         # busy/ready flip on every request: keep them out of the info log
         log.log(logging.DEBUG if state in ("busy", "ready") else logging.INFO, "status %s: %s", state, message)

@@ -223,7 +223,7 @@ class MessageHandler:
             return
         try:
             self.protocol.handle_message(message)
-        except Exception as exc:  # noqa: BLE001 - never end the loop
+        except Exception as exc:
             log.exception("unable to handle message")
             if request:
                 self.reply_error(raw["id"], INTERNAL_ERROR, f"Internal error: {_short(exc)}")
@@ -238,7 +238,7 @@ class MessageHandler:
         if self.error_handler is not None:
             try:
                 self.error_handler(exc, JsonRpcException)
-            except Exception:  # noqa: BLE001 - reporting must not end the loop
+            except Exception:
                 log.exception("error handler failed")
 
 

@@ -31,3 +31,10 @@ def tiny_engine(tiny_model_dir: Path):
     from engine import load_engine
 
     return load_engine(str(tiny_model_dir), device="cpu")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Real-editor tests (tests/test_editor_*.py) carry the ``editor`` marker."""
+    for item in items:
+        if item.path.name.startswith("test_editor_"):
+            item.add_marker(pytest.mark.editor)

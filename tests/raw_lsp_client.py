@@ -60,7 +60,8 @@ class RawLspClient:
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None,
                  cwd: str | Path | None = None, stderr_path: str | Path | None = None) -> None:
-        self._stderr: IO[bytes] | int = open(stderr_path, "wb") if stderr_path else subprocess.DEVNULL
+        # kept open for the server's whole life and closed in close()
+        self._stderr: IO[bytes] | int = open(stderr_path, "wb") if stderr_path else subprocess.DEVNULL  # noqa: SIM115
         self.stderr_path = Path(stderr_path) if stderr_path else None
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._stderr, env=env, cwd=cwd, bufsize=0)

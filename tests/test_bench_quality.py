@@ -7,13 +7,16 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from test_cli_fill import diffill  # tests/ is on sys.path (rootdir-relative imports)
 
 from engine.bench.datasets import DatasetError, load_subset, parse_subsets, spread
 from engine.bench.execution import Limits
 from engine.bench.quality import QualityOptions, run_quality
 from engine.bench.runs import RunSettings
 from engine.types import InfillRequest, InfillResult
-from test_cli_fill import diffill  # tests/ is on sys.path (rootdir-relative imports)
+
+#: starts processes or trains/loads models: left out of the quick loop (pytest -m 'not slow and not editor')
+pytestmark = pytest.mark.slow
 
 HUMANEVAL_ROWS = {
     "single": [

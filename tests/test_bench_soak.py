@@ -16,6 +16,9 @@ from lsp_server.bench.procstat import read_threads
 from lsp_server.bench.soak.verdict import THREAD_SLACK, verdict
 from lsp_server.bench.soak.workload import MirrorDoc
 
+#: starts processes or trains/loads models: left out of the quick loop (pytest -m 'not slow and not editor')
+pytestmark = pytest.mark.slow
+
 HEALTHY = {
     "rss_warm_kb": 500_000, "rss_end_kb": 520_000, "threads_warm": 4, "threads_end": 4,
     "p95_first_ms": 60.0, "p95_last_ms": 63.0, "failures": 0, "server_documents": 30,

@@ -6,13 +6,16 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from test_cli_fill import diffill  # tests/ is on sys.path (rootdir-relative imports)
 
 from engine.bench.datasets import InfillCase
 from engine.bench.plot import plot_speed
 from engine.bench.runs import RunSettings
 from engine.bench.speed import run_speed
 from engine.types import InfillRequest, InfillResult
-from test_cli_fill import diffill  # tests/ is on sys.path (rootdir-relative imports)
+
+#: starts processes or trains/loads models: left out of the quick loop (pytest -m 'not slow and not editor')
+pytestmark = pytest.mark.slow
 
 
 def case(task_id: str, kind: str, middle: str) -> InfillCase:

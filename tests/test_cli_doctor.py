@@ -4,7 +4,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from test_cli_fill import diffill  # tests/ is on sys.path (rootdir-relative imports)
+
+#: starts processes or trains/loads models: left out of the quick loop (pytest -m 'not slow and not editor')
+pytestmark = pytest.mark.slow
 
 
 def test_doctor_ok_with_tiny_model(tiny_model_dir: Path) -> None:

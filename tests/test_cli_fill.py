@@ -15,6 +15,9 @@ import pytest
 
 from engine.cli.fill import split_at
 
+#: starts processes or trains/loads models: left out of the quick loop (pytest -m 'not slow and not editor')
+pytestmark = pytest.mark.slow
+
 
 def diffill(*args: str, stdin: str | bytes | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
     """Run the installed `diffill` script (or the module) with test-friendly settings."""

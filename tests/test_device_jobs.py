@@ -16,6 +16,9 @@ import pytest
 from engine import InfillRequest, load_engine
 from engine.training.export import SHARD_LIMIT
 
+#: starts processes or trains/loads models: left out of the quick loop (pytest -m 'not slow and not editor')
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from editor_sources import SHAPES
 
 REPO = Path(__file__).resolve().parents[1]

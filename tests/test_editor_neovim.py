@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from editor_sources import SHAPES_WITH_CLASS
 
 REPO = Path(__file__).resolve().parents[1]

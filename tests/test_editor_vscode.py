@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from editor_sources import SHAPES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -298,7 +297,7 @@ def run_vscode(tmp: Path, server_cmd: list[str], settings: dict, timeout_s: floa
         "python.languageServer": "None",
     }))
     port = _free_port()
-    log = open(tmp / "code-server.log", "w")
+    log = open(tmp / "code-server.log", "w")  # noqa: SIM115 - code-server writes to it until the test ends
     proc = subprocess.Popen([code_server, *common, "--auth", "none", "--bind-addr", f"127.0.0.1:{port}",
                              "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
                              "--disable-getting-started-override", str(work)],
@@ -371,7 +370,7 @@ def test_vscode_inline_suggestion_accepted_with_tab(vscode_result):
     assert r["inline_ghost"], f"no ghost text: {r['events']}"
     saved = r["saved_after_inline"]
     assert saved, "file not saved after accepting"
-    line = next(l for l in saved.splitlines() if l.startswith("    result = 2 * ("))
+    line = next(ln for ln in saved.splitlines() if ln.startswith("    result = 2 * ("))
     # the accepted ghost text follows what was typed
     first = r["inline_ghost"].splitlines()[0].strip()
     assert len(line) > len("    result = 2 * ("), line

@@ -10,8 +10,16 @@ import threading
 import pytest
 import torch
 
-from engine import (CancellationToken, Cancelled, InfillRequest, InputError, ModelLoadError,
-                    ModelNotFoundError, UnsupportedModelError, load_engine)
+from engine import (
+    CancellationToken,
+    Cancelled,
+    InfillRequest,
+    InputError,
+    ModelLoadError,
+    ModelNotFoundError,
+    UnsupportedModelError,
+    load_engine,
+)
 
 PREFIX = "def add(a, b):\n    return "
 SUFFIX = "\n\n\nprint(add(1, 2))\n"
@@ -72,7 +80,7 @@ def test_cancellation_stops_within_one_step(tiny_engine):
     token = CancellationToken()
     steps_run = 0
     with pytest.raises(Cancelled):
-        for draft in tiny_engine.stream(InfillRequest(PREFIX, SUFFIX, max_new_tokens=32, steps=32,
+        for _draft in tiny_engine.stream(InfillRequest(PREFIX, SUFFIX, max_new_tokens=32, steps=32,
                                                       sampler="remask", fixed_length=True), cancel=token):
             steps_run += 1
             if steps_run == 2:

@@ -3,8 +3,22 @@ from __future__ import annotations
 
 import pytest
 
-from lsp_server.documents import Change, DocumentStore, PositionError, UnknownDocumentError, extract
-from lsp_server.documents.positions import UTF8, UTF16, UTF32, Pos, line_starts, offset_at, position_at
+from lsp_server.documents import (
+    Change,
+    DocumentStore,
+    PositionError,
+    UnknownDocumentError,
+    extract,
+)
+from lsp_server.documents.positions import (
+    UTF8,
+    UTF16,
+    UTF32,
+    Pos,
+    line_starts,
+    offset_at,
+    position_at,
+)
 from lsp_server.postprocess.context import FilterContext
 
 EMOJI = "\U0001F60B"  # 2 UTF-16 units, 4 UTF-8 bytes

@@ -20,8 +20,10 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient
-
 from test_lsp_server import CURSOR, SERVER_ENV, inline_params, open_doc, start, stats
+
+#: starts processes or trains/loads models: left out of the quick loop (pytest -m 'not slow and not editor')
+pytestmark = pytest.mark.slow
 
 FAULT_SERVER = str(Path(__file__).with_name("fault_server.py"))
 
@@ -56,6 +58,21 @@ async def complete(client: LanguageClient) -> list[str]:
     return [item.insert_text for item in result.items] if result else []
 
 
+async def answered(client: LanguageClient) -> bool:
+    """True when the engine ran the request to the end without an error.
+
+    Whether the text is non-empty is the model's business (a random test model
+    may write only bytes that are not valid text, which post-processing drops);
+    these tests are about the server surviving faults.
+    """
+    before = await stats(client)
+    await complete(client)
+    after = await stats(client)
+    served = after["completed"] + after["cacheHits"] > before["completed"] + before["cacheHits"]
+    assert served and after["errors"] == before["errors"], (before, after)
+    return True
+
+
 async def until(predicate, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -76,7 +93,7 @@ async def test_missing_weights_told_once_then_recovered_by_config_change(tiny_mo
         assert len(errors) == 1 and "/nonexistent/model" in errors[0], errors
         configure(client, {"model": str(tiny_model_dir)})
         await until(lambda: states(client)[-1] == "ready")
-        assert await complete(client)
+        assert await answered(client)
         assert len(popups(client, types.MessageType.Error)) == 1
 
 
@@ -91,7 +108,7 @@ async def test_corrupt_weights_fall_back_to_the_bundled_model(tiny_model_dir: Pa
     broken = corrupt_copy(tiny_model_dir, tmp_path / "broken")
     async with server({"model": str(broken), "fallbackToBundled": True}) as client:
         open_doc(client)
-        assert await complete(client)
+        assert await answered(client)
         warnings = popups(client, types.MessageType.Warning)
         assert len(warnings) == 1 and "bundled model" in warnings[0] and "broken" in warnings[0], warnings
         ready = [s for s in client.statuses if s["state"] == "ready"]
@@ -102,7 +119,7 @@ async def test_corrupt_weights_fall_back_to_the_bundled_model(tiny_model_dir: Pa
         shutil.copytree(tiny_model_dir, fixed)
         configure(client, {"model": str(fixed)})
         await until(lambda: client.statuses[-1]["state"] == "ready" and "fixed" in client.statuses[-1]["model"])
-        assert await complete(client)
+        assert await answered(client)
 
 
 async def test_corrupt_weights_without_fallback_recover_when_files_are_fixed(
@@ -116,7 +133,7 @@ async def test_corrupt_weights_without_fallback_recover_when_files_are_fixed(
         shutil.copytree(tiny_model_dir, model)  # repaired in place: same setting
         configure(client, {"maxNewTokens": 4})  # any change retries a failed load
         await until(lambda: states(client)[-1] == "ready")
-        assert await complete(client)
+        assert await answered(client)
 
 
 async def test_gpu_unavailable_at_start_falls_back_to_cpu(tiny_model_dir: Path) -> None:
@@ -126,7 +143,7 @@ async def test_gpu_unavailable_at_start_falls_back_to_cpu(tiny_model_dir: Path) 
     assert not torch.cuda.is_available(), "this test needs a machine without a GPU"
     async with server({"model": str(tiny_model_dir), "device": "cuda"}) as client:
         open_doc(client)
-        assert await complete(client)
+        assert await answered(client)
         warnings = popups(client, types.MessageType.Warning)
         assert len(warnings) == 1 and "CPU" in warnings[0], warnings
         assert client.statuses[-1]["device"] == "cpu"
@@ -140,7 +157,7 @@ async def test_gpu_unavailable_without_fallback_is_an_error_until_reconfigured(t
         assert len(errors) == 1 and "cuda" in errors[0].lower(), errors
         configure(client, {"device": "cpu"})
         await until(lambda: states(client)[-1] == "ready")
-        assert await complete(client)
+        assert await answered(client)
 
 
 async def test_exception_mid_request_is_told_once_and_the_next_request_works(tiny_model_dir: Path) -> None:
@@ -152,7 +169,7 @@ async def test_exception_mid_request_is_told_once_and_the_next_request_works(tin
             assert await complete(client) == []
         errors = popups(client, types.MessageType.Error)
         assert len(errors) == 1 and "injected fault" in errors[0], errors
-        assert await complete(client)
+        assert await answered(client)
         assert states(client)[-1] == "ready"
         assert (await stats(client))["errors"] == 4
 
@@ -164,20 +181,21 @@ async def test_out_of_memory_on_cpu_is_reported_once(tiny_model_dir: Path) -> No
         assert await complete(client) == [] and await complete(client) == []
         errors = popups(client, types.MessageType.Error)
         assert len(errors) == 1 and "out of memory" in errors[0], errors
-        assert await complete(client)
+        assert await answered(client)
 
 
 async def test_out_of_gpu_memory_moves_to_the_cpu(tiny_model_dir: Path) -> None:
     """Simulated GPU (see fault_server.py): the server's OOM path, not CUDA's."""
-    async with server({"model": str(tiny_model_dir), "device": "cuda", "cacheSize": 0},
+    # steps 1: one forward per request, so forward 2 is the second request
+    async with server({"model": str(tiny_model_dir), "device": "cuda", "cacheSize": 0, "steps": 1},
                       {"fail_forwards": [2], "fail_kind": "oom", "simulated_gpu": True}) as client:
         open_doc(client)
-        assert await complete(client)  # forward 1: fine, on the "GPU"
+        assert await answered(client)  # forward 1: fine, on the "GPU"
         assert await complete(client) == []  # forward 2: out of memory
         await until(lambda: states(client).count("loading") == 2 and states(client)[-1] == "ready")
         warnings = popups(client, types.MessageType.Warning)
         assert len(warnings) == 1 and "CPU" in warnings[0], warnings
-        assert await complete(client)
+        assert await answered(client)
         assert not popups(client, types.MessageType.Error)
 
 
@@ -197,7 +215,7 @@ async def test_slow_model_load_keeps_the_server_responsive(tiny_model_dir: Path)
         assert err.value.code == -32800  # RequestCancelled
         assert time.monotonic() - t0 < 2.0
         # a request made during the load completes once the model is there
-        assert await complete(client)
+        assert await answered(client)
         assert time.monotonic() - t0 >= 3.5
         assert not popups(client, types.MessageType.Error)
 
@@ -234,7 +252,7 @@ async def test_request_flood_is_rate_limited_with_server_cancelled(tiny_model_di
         assert len(refused) < 20
         assert len(popups(client, types.MessageType.Warning)) == 1
         await asyncio.sleep(1.0)
-        assert await complete(client)
+        assert await answered(client)
 
 
 async def test_unwritable_log_file_is_a_warning_and_other_settings_still_apply(
@@ -246,5 +264,5 @@ async def test_unwritable_log_file_is_a_warning_and_other_settings_still_apply(
         configure(client, {"model": str(tiny_model_dir), "logFile": str(log)})
         configure(client, {"logFile": "/nonexistent/dir/again.log"})  # keeps the working one
         open_doc(client)
-        assert await complete(client)
+        assert await answered(client)
         assert log.exists() and log.stat().st_size > 0

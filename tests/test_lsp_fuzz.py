@@ -35,10 +35,18 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    rule,
+    run_state_machine_as_test,
+)
+from raw_lsp_client import RawLspClient, encode, frame, id_key, server_env
 
 from lsp_server.documents.positions import line_starts, position_at
-from raw_lsp_client import RawLspClient, encode, frame, id_key, server_env
+
+#: starts processes or trains/loads models: left out of the quick loop (pytest -m 'not slow and not editor')
+pytestmark = pytest.mark.slow
 
 RESPONSE_TIMEOUT_S = 30.0
 FILL = "diffill.fillInTheMiddle"

@@ -14,12 +14,16 @@ import asyncio
 import random
 import re
 
+import pytest
 import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import LanguageClient
+from test_lsp_server import CONFIG, base_options, start
 
 from lsp_server.features.common import plain
-from test_lsp_server import CONFIG, base_options, start
+
+#: starts processes or trains/loads models: left out of the quick loop (pytest -m 'not slow and not editor')
+pytestmark = pytest.mark.slow
 
 URI = "file:///tmp/diffill-test/stress.py"
 LINES = [f"def f{i}(x):\n    return x + {i}\n" for i in range(30)]

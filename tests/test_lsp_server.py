@@ -21,10 +21,14 @@ from lsp_server.features.common import plain
 from lsp_server.postprocess.context import FilterContext
 from lsp_server.postprocess.pipeline import postprocess
 
+#: starts processes or trains/loads models: left out of the quick loop (pytest -m 'not slow and not editor')
+pytestmark = pytest.mark.slow
+
 SERVER_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 CONFIG = ClientServerConfig(server_command=[sys.executable, "-m", "lsp_server"], server_env=SERVER_ENV)
 URI = "file:///tmp/diffill-test/example.py"
-TEXT = "import json\n\n\ndef load(path):\n    with open(path) as f:\n        return json.load(f)\n\n\ndef save(path, data):\n    \n"
+TEXT = ("import json\n\n\ndef load(path):\n    with open(path) as f:\n        return json.load(f)\n\n\n"
+        "def save(path, data):\n    \n")
 MAX_NEW = 8
 
 
@@ -46,13 +50,13 @@ def attach_recorders(client: LanguageClient) -> None:
     client.on_draft = None  # type: ignore[attr-defined]
 
     @client.feature("diffill/draft")
-    def _draft(params):  # noqa: ANN001
+    def _draft(params):
         client.drafts.append(plain(params))
         if client.on_draft is not None:  # react at once, not at the next poll
             client.on_draft()
 
     @client.feature("diffill/status")
-    def _status(params):  # noqa: ANN001
+    def _status(params):
         client.statuses.append(plain(params))
 
     client.on_apply_edit = None  # type: ignore[attr-defined]

@@ -3,10 +3,9 @@ an answer for every malformed request.  Regression tests for what the fuzzer
 (tests/test_lsp_fuzz.py) found in pygls' own message loop."""
 from __future__ import annotations
 
-import os
-
 import asyncio
 import json
+import os
 import threading
 from typing import Any
 

@@ -11,8 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.postprocess import (balance_brackets, drop_empty, indentation_scope, line_mode,
-                                    trim_suffix_overlap)
+from lsp_server.postprocess import (
+    balance_brackets,
+    drop_empty,
+    indentation_scope,
+    line_mode,
+    trim_suffix_overlap,
+)
 from lsp_server.postprocess.context import FilterContext
 from lsp_server.postprocess.pipeline import postprocess
 

@@ -31,7 +31,7 @@ def test_a_missing_private_method_is_named(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_a_changed_signature_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    def _handle_request(self, message_id, method_name, params):  # noqa: ANN001, ANN202 - a stand-in
+    def _handle_request(self, message_id, method_name, params):
         return None
 
     monkeypatch.setattr(JsonRPCProtocol, "_handle_request", _handle_request)

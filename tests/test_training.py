@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from engine import InfillRequest, load_engine
 from engine.training.corpus import build, is_heldout
 from engine.training.evalsets import write_evalsets
 from engine.training.examples import IGNORE, ExampleBuilder, ExampleConfig
 from engine.training.tokenizer import build_tokenizer
 from engine.training.train import TrainConfig, train
+
+#: starts processes or trains/loads models: left out of the quick loop (pytest -m 'not slow and not editor')
+pytestmark = pytest.mark.slow
 
 
 def test_recipe_produces_a_loadable_model(tmp_path):

@@ -10,7 +10,11 @@ import torch
 
 from engine.context_format import file_header, format_context
 from engine.training.cross_file import build_context
-from engine.training.decontaminate import SIGNATURES_FILE, Decontaminator, humaneval_signatures
+from engine.training.decontaminate import (
+    SIGNATURES_FILE,
+    Decontaminator,
+    humaneval_signatures,
+)
 from engine.training.examples import IGNORE, ExampleBuilder, ExampleConfig
 from engine.training.export import plan_shards
 from engine.training.licences import is_permissive

@@ -43,4 +43,4 @@ def test_unused_suffix_budget_goes_to_prefix(tiny_model_dir):
 def test_single_huge_line_is_cut_by_tokens(tiny_model_dir):
     tok = _tok(tiny_model_dir)
     w = build_window(tok, "x" * 200_000, "y" * 200_000, 100, 10)
-    assert 0 < len(w.prefix_ids) and len(w.prefix_ids) + len(w.suffix_ids) <= 90
+    assert len(w.prefix_ids) > 0 and len(w.prefix_ids) + len(w.suffix_ids) <= 90

@@ -22,6 +22,16 @@
 ;;
 ;; eglot runs one server per major mode: registering diffill for a mode
 ;; replaces another server (pyright, pylsp) there.
+;;
+;; Project settings: a repository's `.dir-locals.el' (or the
+;; `eglot-workspace-configuration' eglot reads from it without asking) may
+;; set only the harmless server settings in `diffill-project-safe-keys'.
+;; The server starts from the global `diffill-server-command',
+;; `process-environment' and `exec-path', in your home directory;
+;; `:trustRemoteCode' and `:logFile' only ever come from the global value
+;; of `diffill-settings'; `:model' and `:allowDownload' from a project only
+;; when you accepted Emacs's prompt for its risky `diffill-settings'.  What
+;; is dropped is reported once per project.
 
 ;;; Code:
 
@@ -37,12 +47,106 @@
 
 (defcustom diffill-settings nil
   "Server settings (plist, camelCase keys as in docs/PROTOCOL.md),
-sent as initializationOptions, e.g. (:model \"/path/to/model\" :device \"cpu\")."
+sent as initializationOptions, e.g. (:model \"/path/to/model\" :device \"cpu\").
+A directory-local value only adds to the global one, and never sets
+`diffill-user-only-keys'."
   :type 'plist)
 
 (defcustom diffill-fill-timeout 120
   "Seconds to wait for `diffill-fill'."
   :type 'integer)
+
+(defclass diffill-server (eglot-lsp-server) ()
+  :documentation "The diffill language server.")
+
+;; What a repository may set (issue: a cloned repository must not run code or
+;; redirect your code through editor settings).
+
+(defconst diffill-project-safe-keys
+  '(:device :dtype :threads :maxNewTokens :steps :contextTokens :debounceMs
+    :adaptiveDebounce :multiline :drafts :languages :cacheSize :fallbackToCpu
+    :fallbackToBundled :maxDocumentBytes :maxRequestsPerSecond)
+  "Server settings a project may set without asking: none of them chooses
+code to run, a file to write or where text goes.")
+
+(defconst diffill-user-only-keys '(:trustRemoteCode :logFile)
+  "Server settings taken only from the global value of `diffill-settings',
+never from a project, even one whose risky local variables you accepted.")
+
+(defvar diffill-ignored-project-settings nil
+  "Project settings diffill dropped: a list of (ROOT SOURCE KEYS).")
+
+(defun diffill--plain-value-p (value)
+  "Non-nil if VALUE is JSON data: atoms, vectors and plists of them."
+  (cond ((or (stringp value) (numberp value) (booleanp value) (keywordp value)) t)
+        ((vectorp value) (cl-every #'diffill--plain-value-p value))
+        ((proper-list-p value) (cl-every #'diffill--plain-value-p value))))
+
+(defun diffill--settings-plist-p (value)
+  (and (proper-list-p value) (cl-evenp (length value))
+       (cl-loop for key in value by #'cddr always (keywordp key))))
+
+(defun diffill-safe-settings-p (value)
+  "Non-nil if VALUE is a `diffill-settings' plist a project may set without asking."
+  (and (diffill--settings-plist-p value)
+       (cl-loop for (key val) on value by #'cddr
+                always (and (memq key diffill-project-safe-keys) (diffill--plain-value-p val)))))
+
+(put 'diffill-settings 'safe-local-variable #'diffill-safe-settings-p)
+(put 'diffill-settings 'risky-local-variable t)   ; any other value: asked, never remembered
+(put 'diffill-server-command 'risky-local-variable t)
+(put 'diffill-fill-timeout 'safe-local-variable #'natnump)
+
+(defun diffill--split-settings (settings keep-p)
+  "Split plist SETTINGS into (KEPT . DROPPED-KEYS) by KEEP-P on each key."
+  (let (kept dropped)
+    (cl-loop for (key val) on settings by #'cddr
+             do (if (funcall keep-p key) (setq kept (append kept (list key val)))
+                  (push key dropped)))
+    (cons kept (nreverse dropped))))
+
+(defun diffill--report-ignored (source keys)
+  "Tell once per project and SOURCE which project setting KEYS were dropped."
+  (when keys
+    (let* ((root (if-let ((project (project-current))) (project-root project) default-directory))
+           (entry (list root source keys)))
+      (unless (member entry diffill-ignored-project-settings)
+        (push entry diffill-ignored-project-settings)
+        (display-warning
+         'diffill
+         (format "ignored project settings %s from %s in %s: a project may not choose model code, \
+the log file, or (without your answer to Emacs's prompt) the model; set them in your init file"
+                 (mapconcat #'symbol-name keys " ") source root))))))
+
+(defun diffill--settings ()
+  "initializationOptions: the global `diffill-settings' overlaid by a
+directory-local value without `diffill-user-only-keys'."
+  (let ((settings (copy-sequence (default-value 'diffill-settings))))
+    (when (and (local-variable-p 'diffill-settings) (diffill--settings-plist-p diffill-settings))
+      (let ((split (diffill--split-settings
+                    diffill-settings (lambda (key) (not (memq key diffill-user-only-keys))))))
+        (diffill--report-ignored "diffill-settings" (cdr split))
+        (cl-loop for (key val) on (car split) by #'cddr
+                 do (setq settings (plist-put settings key val)))))
+    settings))
+
+(defun diffill--signal-configuration (send server)
+  "Call SEND with SERVER, but give a diffill SERVER only the safe settings.
+Around `eglot-signal-didChangeConfiguration': a diffill server gets only the
+`diffill-project-safe-keys' of the `:diffill' section of
+`eglot-workspace-configuration', which eglot takes from a project without
+asking."
+  (if (not (cl-typep server 'diffill-server))
+      (funcall send server)
+    (let* ((section (plist-get (eglot--workspace-configuration-plist server) :diffill))
+           (split (diffill--split-settings
+                   (and (diffill--settings-plist-p section) section)
+                   (lambda (key) (memq key diffill-project-safe-keys)))))
+      (diffill--report-ignored "eglot-workspace-configuration" (cdr split))
+      (jsonrpc-notify server :workspace/didChangeConfiguration
+                      (list :settings (list :diffill (or (car split) eglot--{})))))))
+
+(advice-add 'eglot-signal-didChangeConfiguration :around #'diffill--signal-configuration)
 
 (defface diffill-draft-face '((t :inherit shadow :slant italic))
   "Face of the model's drafts shown while it fills.")
@@ -54,18 +158,32 @@ sent as initializationOptions, e.g. (:model \"/path/to/model\" :device \"cpu\").
   "Functions called with the command result (plist) when `diffill-fill' finishes.")
 (defvar-local diffill--draft-overlay nil)
 
-(defclass diffill-server (eglot-lsp-server) ()
-  :documentation "The diffill language server.")
-
 (cl-defmethod eglot-initialization-options ((_server diffill-server))
-  (or diffill-settings eglot--{}))
+  (or (diffill--settings) eglot--{}))
+
+(defun diffill--start-server ()
+  "Start the global `diffill-server-command' in the home directory.
+eglot would start it in the project's root, where `python -m lsp_server'
+imports the project's own modules first.  Directory-local values of the
+command, `process-environment' and `exec-path' are never used: they would
+let a project choose the program and its environment."
+  (let ((default-directory (concat (or (file-remote-p default-directory) "") "~/"))
+        (process-environment (default-value 'process-environment))
+        (exec-path (default-value 'exec-path)))
+    (make-process :name "EGLOT (diffill)"
+                  :command (default-value 'diffill-server-command)
+                  :connection-type 'pipe
+                  :coding 'utf-8-emacs-unix
+                  :noquery t
+                  :stderr (get-buffer-create "*EGLOT (diffill) stderr*")
+                  :file-handler t)))
 
 ;;;###autoload
 (defun diffill-eglot-setup (&optional modes)
   "Register diffill with eglot for MODES (default: Python modes)."
   (let ((modes (or modes '(python-mode python-ts-mode))))
     (add-to-list 'eglot-server-programs
-                 (cons modes (cons 'diffill-server diffill-server-command)))))
+                 (cons modes (list 'diffill-server :process #'diffill--start-server)))))
 
 ;; eglot renamed some helpers over time (1.9 in Debian bookworm, newer in Emacs 29+)
 (defun diffill--path-to-uri (path)

@@ -12,7 +12,7 @@ from LSP.plugin.execute_command import LspExecuteCommand
 class DiffillFillCommand(LspExecuteCommand):
     session_name = "diffill"
 
-    def run(self, edit, event=None, **_kwargs):  # noqa: D102 - Sublime command entry point
+    def run(self, edit, event=None, **_kwargs):
         region = first_selection_region(self.view)
         if region is None:
             return

@@ -12,6 +12,8 @@ const ctx = await esbuild.context({
   target: 'node20',
   outfile: 'dist/extension.js',
   external: ['vscode'],
+  // jsonc-parser's "main" is a UMD build whose lazy requires esbuild cannot follow
+  mainFields: ['module', 'main'],
   minify: production,
   sourcemap: !production,
   logLevel: 'warning',

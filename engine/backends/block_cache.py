@@ -12,9 +12,14 @@ back impossible) and build transformers ``DynamicCache`` views from them:
 * a *decoder view* (batch B, same windowing) that the denoiser reads.
 
 Both views match what ``generate`` itself would hold after encoding the prompt.
+
+Entries are per document: a request replaces the entry of its own document
+(found by shared content, not only by a shared first part, so that an edit near
+the top of a file does not push another document out).
 """
 from __future__ import annotations
 
+import inspect
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -56,6 +61,27 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return i
 
 
+#: token n-gram length for telling documents apart
+GRAM = 8
+#: share of an entry's n-grams a prompt must contain to be the same document
+SAME_DOCUMENT = 0.5
+
+
+def cache_kwarg(module) -> str:
+    """The keyword ``module.forward`` takes the KV cache under: transformers
+    renamed ``past_key_values`` to ``cache`` (the old name warns from 5.24 and
+    goes in 5.40); older releases with DiffusionGemma (5.23) only know the old one."""
+    try:
+        params = inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def grams(ids: list[int], n: int = GRAM) -> frozenset[tuple[int, ...]]:
+    return frozenset(tuple(ids[i:i + n]) for i in range(max(len(ids) - n + 1, 0)))
+
+
 def _fresh_cache(text_config):
     from transformers import DynamicCache
 
@@ -86,22 +112,31 @@ def build_view(kv: PromptKV, text_config, batch: int = 1, record: bool = False):
 
 
 class PromptCache:
-    """A few prompts' KV (an LRU, roughly one per open document).
+    """A few prompts' KV (an LRU, one entry per open document).
 
-    A request reuses the entry sharing the longest token prefix with its prompt;
-    the result replaces that entry when it is clearly the same document (the
-    user typed or edited near the cursor), otherwise it becomes a new entry so
-    that two files with a common header do not evict each other."""
+    A request reuses the entry sharing the longest token prefix with its prompt.
+    The result replaces the entry of the same document: the one it shares a
+    long first part with (typing or editing near the cursor), or else the one
+    whose token n-grams it mostly contains (an edit near the top of the file
+    changes the first part but not the rest).  Only a new document adds an
+    entry and may evict the least recently used one, so two files with a common
+    header do not evict each other, and neither does a file and its older self."""
 
     def __init__(self, encoder, text_config, max_entries: int = 4) -> None:
         self.encoder = encoder
         self.text_config = text_config
         self.max_entries = max_entries
         self._entries: OrderedDict[int, PromptKV] = OrderedDict()
+        self._grams: dict[int, frozenset] = {}  # filled only when needed (not per keystroke)
         self._next_key = 0
+        self._kwarg = cache_kwarg(encoder)
 
     def clear(self) -> None:
         self._entries.clear()
+        self._grams.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def _best(self, ids: list[int]) -> tuple[int | None, int]:
         best_key, best_len = None, 0
@@ -123,18 +158,36 @@ class PromptCache:
             if cancel is not None:
                 cancel.raise_if_cancelled()
             kv = self._extend(base, ids, device)
-        same_doc = key is not None and reuse >= max(32, len(self._entries[key]) // 2)
-        if same_doc:
-            self._entries[key] = kv
-            self._entries.move_to_end(key)
-        else:
-            self._entries[self._next_key] = kv
-            self._next_key += 1
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+        self._store(self._document(ids, key, reuse), kv)
         stats = EncodeStats(reused_tokens=reuse, encoded_tokens=len(ids) - reuse,
                             ms=(time.perf_counter() - t0) * 1000.0)
         return kv, stats
+
+    def _document(self, ids: list[int], key: int | None, reuse: int) -> int | None:
+        """The entry holding an older version of this prompt's document, if any."""
+        if key is not None and reuse >= max(32, len(self._entries[key]) // 2):
+            return key
+        mine = grams(ids)
+        best, best_share = None, SAME_DOCUMENT
+        for k, entry in self._entries.items():
+            theirs = self._grams.get(k)
+            if theirs is None:
+                theirs = self._grams[k] = grams(entry.ids)
+            share = len(mine & theirs) / max(len(theirs), 1)
+            if share >= best_share:
+                best, best_share = k, share
+        return best
+
+    def _store(self, key: int | None, kv: PromptKV) -> None:
+        if key is None:
+            key = self._next_key
+            self._next_key += 1
+        self._entries[key] = kv
+        self._entries.move_to_end(key)
+        self._grams.pop(key, None)
+        while len(self._entries) > self.max_entries:
+            old, _ = self._entries.popitem(last=False)
+            self._grams.pop(old, None)
 
     def _extend(self, base: PromptKV | None, ids: list[int], device) -> PromptKV:
         start = len(base) if base is not None else 0
@@ -147,7 +200,7 @@ class PromptCache:
         else:
             cache = build_view(base, self.text_config, batch=1, record=True)
         positions = torch.arange(start, len(ids), dtype=torch.int32, device=device).unsqueeze(0)
-        self.encoder(input_ids=new, past_key_values=cache, position_ids=positions)
+        self.encoder(input_ids=new, position_ids=positions, **{self._kwarg: cache})
         n = new.shape[1]
         layers: list[KV] = []
         for i, layer in enumerate(cache.layers):

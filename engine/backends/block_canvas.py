@@ -1,4 +1,4 @@
-"""Canvas layout for infill and the choice between middle-length candidates.
+"""Canvas layout for infill: where the middle goes and what is pinned after it.
 
 The decoder sees one canvas of ``C`` tokens right after the prompt.  For a
 candidate middle length ``L`` the canvas is::
@@ -7,9 +7,8 @@ candidate middle length ``L`` the canvas is::
 
 so the suffix sits at the positions it would really have if the middle were
 ``L`` tokens long.  Several ``L`` run as one batch (one row each; on a GPU an
-extra row is nearly free because a step is memory-bound) and the model itself
-judges them: the log-likelihood it gives the pinned suffix, plus a Python
-syntax check of the whole file when the language is Python.
+extra row is nearly free because a step is memory-bound); which lengths, and
+which finished row wins, is ``block_length``'s business.
 """
 from __future__ import annotations
 
@@ -21,27 +20,9 @@ import torch
 
 from engine.backends.block_sampler import Pins
 
-#: pinned positions scored per candidate (the suffix start says most)
-SCORED_PINS = 24
 #: skip the syntax check for files larger than this (characters): it runs per
 #: candidate on every keystroke, and ast.parse costs ~0.2 ms per 1k characters
 MAX_PARSE_CHARS = 120_000
-
-
-def candidate_lengths(max_new_tokens: int, canvas: int, fixed: bool, max_candidates: int = 4) -> list[int]:
-    """Middle lengths to try: ``max_new_tokens`` and halvings of it (>= 2).
-
-    The ladder is geometric because infill length errors are relative: a
-    one-line fill needs ~4-16 tokens, a block 64+."""
-    top = max(1, min(int(max_new_tokens), canvas - 1))
-    if fixed:
-        return [top]
-    out: list[int] = []
-    n = top
-    while n >= 2 and len(out) < max_candidates:
-        out.append(n)
-        n //= 2
-    return sorted(set(out)) or [top]
 
 
 @dataclass
@@ -51,8 +32,6 @@ class InfillLayout:
     lengths: list[int]
     pins: Pins
     span: torch.Tensor  # middle positions: what stopping is judged on
-    scored: torch.Tensor  # pinned positions that count in the candidate score
-    has_scored: bool = False  # known on the host, so the step loop need not ask the device
 
 
 def build_layout(lengths: list[int], suffix_ids: list[int], canvas: int, *, end_ids: list[int],
@@ -66,7 +45,6 @@ def build_layout(lengths: list[int], suffix_ids: list[int], canvas: int, *, end_
     mask = torch.zeros(b, canvas, dtype=torch.bool)
     tokens = torch.zeros(b, canvas, dtype=torch.long)
     span = torch.zeros(b, canvas, dtype=torch.bool)
-    scored = torch.zeros(b, canvas, dtype=torch.bool)
     known = list(suffix_ids) + list(end_ids)
     for row, length in enumerate(lengths):
         span[row, :length] = True
@@ -74,9 +52,8 @@ def build_layout(lengths: list[int], suffix_ids: list[int], canvas: int, *, end_
         if tail:
             mask[row, length:length + len(tail)] = True
             tokens[row, length:length + len(tail)] = torch.tensor(tail, dtype=torch.long)
-            scored[row, length:length + min(len(tail), SCORED_PINS)] = True
     return InfillLayout(lengths=list(lengths), pins=Pins(mask.to(device), tokens.to(device)),
-                        span=span.to(device), scored=scored.to(device), has_scored=bool(scored.any()))
+                        span=span.to(device))
 
 
 def extract_middle(ids: list[int], suffix_ids: list[int], stop_ids: set[int], min_overlap: int = 2) -> list[int]:
@@ -112,20 +89,3 @@ def _parse_ok(text: str) -> bool:
     except (SyntaxError, ValueError):
         return False
     return True
-
-
-@dataclass(frozen=True)
-class Candidate:
-    row: int
-    length: int
-    ids: list[int]
-    text: str
-    score: float
-    syntax_ok: bool | None
-
-
-def choose(candidates: list[Candidate]) -> Candidate:
-    """Prefer candidates that parse (only when at least one does: the file may be
-    broken elsewhere), then the higher suffix likelihood, then the shorter."""
-    any_ok = any(c.syntax_ok for c in candidates)
-    return max(candidates, key=lambda c: (bool(c.syntax_ok) if any_ok else True, c.score, -c.length))

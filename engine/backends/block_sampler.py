@@ -3,7 +3,7 @@
 Why our own loop instead of ``model.generate``: an editor needs known tokens
 (the suffix) pinned inside the canvas, several middle-length candidates in one
 batch, stopping judged on the middle only, a per-document prompt cache,
-cancellation between steps and one host sync per step.  ``generate`` does none
+cancellation between steps and no host wait per step.  ``generate`` does none
 of these.  With pinning off and the stop span covering the whole canvas this
 loop draws the same random numbers in the same order as ``generate`` and so
 produces the same tokens (tested in ``tests/test_block_diffusion.py``).
@@ -136,24 +136,21 @@ class StepState:
 
     ``argmax`` is the draft/final answer (as in ``generate``), ``canvas`` the
     noisy canvas fed to the next step, ``sc_logits`` the self-conditioning
-    input, ``confidence`` the model's probability of each argmax token and
-    ``pinned_logp`` its log-probability of each pinned token (0 elsewhere), both
-    from the un-tempered logits."""
+    input and ``confidence`` the model's probability of each argmax token
+    (from the un-tempered logits)."""
 
     canvas: torch.Tensor
     argmax: torch.Tensor
     sc_logits: torch.Tensor | None
     finished: torch.Tensor
     confidence: torch.Tensor
-    pinned_logp: torch.Tensor
 
 
 def initial_state(canvas: torch.Tensor) -> StepState:
     b, c = canvas.shape
-    zeros = torch.zeros(b, c, device=canvas.device)
     return StepState(canvas=canvas, argmax=canvas, sc_logits=None,
                      finished=torch.zeros(b, dtype=torch.bool, device=canvas.device),
-                     confidence=zeros, pinned_logp=zeros.clone())
+                     confidence=torch.zeros(b, c, device=canvas.device))
 
 
 def denoise_step(raw_logits: torch.Tensor, state: StepState, *, cur_step: int, steps: int,
@@ -179,11 +176,6 @@ def denoise_step(raw_logits: torch.Tensor, state: StepState, *, cur_step: int, s
 
     lse = raw_logits.logsumexp(dim=-1)
     confidence = torch.exp(raw_logits.gather(-1, argmax.unsqueeze(-1)).squeeze(-1) - lse)
-    if pins is not None:
-        pinned_logp = raw_logits.gather(-1, pins.tokens.unsqueeze(-1)).squeeze(-1) - lse
-        pinned_logp = torch.where(pins.mask, pinned_logp, torch.zeros_like(pinned_logp))
-    else:
-        pinned_logp = torch.zeros_like(confidence)
 
     finished = state.finished
     if stopper is not None:
@@ -192,9 +184,8 @@ def denoise_step(raw_logits: torch.Tensor, state: StepState, *, cur_step: int, s
         argmax = torch.where(done, state.argmax, argmax)
         canvas = torch.where(done, state.canvas, canvas)
         confidence = torch.where(done, state.confidence, confidence)
-        pinned_logp = torch.where(done, state.pinned_logp, pinned_logp)
         if state.sc_logits is not None:
             scores = torch.where(done.unsqueeze(-1), state.sc_logits.to(scores.dtype), scores)
         finished = finished | stopper(argmax, entropy)
     return StepState(canvas=canvas, argmax=argmax, sc_logits=scores.to(sc_dtype), finished=finished,
-                     confidence=confidence, pinned_logp=pinned_logp)
+                     confidence=confidence)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 #: the text before the window is cut at multiples of this many characters
 CHAR_CHUNK = 4096
-#: the token window start moves in multiples of this many tokens
+#: the token window start moves in multiples of this many tokens (or of a
+#: quarter of the budget when that is smaller: see ``token_chunk``)
 TOKEN_CHUNK = 256
 #: characters per token assumed when pre-cutting text (generous for code)
 CHARS_PER_TOKEN = 6
@@ -28,8 +29,17 @@ def _encode(tokenizer, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
 
 
+def token_chunk(budget: int) -> int:
+    """How far the window start jumps at a time: ``TOKEN_CHUNK``, but never more
+    than a quarter of the budget, so that at least three quarters of it is kept
+    (a 256-token step on a 100-token budget would drop the whole prefix)."""
+    return max(1, min(TOKEN_CHUNK, int(budget) // 4))
+
+
 def prefix_ids(tokenizer, prefix: str, budget: int, bos_id: int | None) -> list[int]:
-    """BOS + the last ~``budget`` tokens of ``prefix``, with a stable start."""
+    """BOS + the last ``budget`` tokens of ``prefix`` or a few less (at least
+    three quarters of the budget when the prefix is long enough), with a start
+    that moves in chunks."""
     budget = max(int(budget) - (1 if bos_id is not None else 0), 1)
     start = 0
     limit = budget * CHARS_PER_TOKEN
@@ -39,7 +49,8 @@ def prefix_ids(tokenizer, prefix: str, budget: int, bos_id: int | None) -> list[
         start = newline + 1 if 0 <= newline < len(prefix) - 1 else start
     ids = _encode(tokenizer, prefix[start:])
     if len(ids) > budget:
-        drop = -(-(len(ids) - budget) // TOKEN_CHUNK) * TOKEN_CHUNK
+        chunk = token_chunk(budget)
+        drop = -(-(len(ids) - budget) // chunk) * chunk
         ids = ids[drop:]
     return ([bos_id] if bos_id is not None else []) + ids
 

@@ -95,7 +95,8 @@ def _register_lsp(bench: argparse._SubParsersAction, name: str = "lsp_server.ben
 def run_quality(args: argparse.Namespace) -> int:
     from engine.bench.datasets import parse_subsets
     from engine.bench.execution import Limits
-    from engine.bench.quality import QualityOptions, run_quality as run
+    from engine.bench.quality import QualityOptions
+    from engine.bench.quality import run_quality as run
     from engine.bench.report import quality_table, write_json
 
     try:

@@ -48,7 +48,7 @@ class Decontaminator:
     windows: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def default(cls) -> "Decontaminator":
+    def default(cls) -> Decontaminator:
         """Fingerprints of the shipped held-out sets and of HumanEval."""
         sigs = SIGNATURES_FILE.read_text().splitlines() if SIGNATURES_FILE.is_file() else []
         cases: list[dict] = []
@@ -57,7 +57,7 @@ class Decontaminator:
         return cls.from_parts(sigs, cases)
 
     @classmethod
-    def from_parts(cls, signatures: Iterable[str], cases: Iterable[dict]) -> "Decontaminator":
+    def from_parts(cls, signatures: Iterable[str], cases: Iterable[dict]) -> Decontaminator:
         dec = cls(signatures={s.strip() for s in signatures if s.strip()})
         for case in cases:
             first = next((ln.strip() for ln in case["middle"].splitlines() if ln.strip()), "")

@@ -265,8 +265,9 @@ def run(cfg: JobConfig) -> dict:
     t_train = time.time()
     deadline = STARTED + cfg.seconds - cfg.reserve_seconds
     budget = max(1.0, deadline - t_train)
+    compile_note = f"after {cfg.compile_after} steps" if use_compile else "off"
     log(f"training for {budget:.0f} s (lr {cfg.lr}, warm-up {warmup} steps, decay over the last "
-        f"{cfg.decay_fraction:.0%}), {workers} data workers, compile {'after ' + str(cfg.compile_after) + ' steps' if use_compile else 'off'}")
+        f"{cfg.decay_fraction:.0%}), {workers} data workers, compile {compile_note}")
     record["flops"] = 0.0
     step = 0
     skipped = 0
@@ -297,7 +298,7 @@ def run(cfg: JobConfig) -> dict:
                 loss = masked_loss(model, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-        except Exception as exc:  # noqa: BLE001 - a failed compile must not lose the lease
+        except Exception as exc:
             if not (use_compile and step == cfg.compile_after):
                 raise
             log(f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); eager from here")

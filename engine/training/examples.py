@@ -132,7 +132,8 @@ class ExampleBuilder:
             return self.span_example(text, context)
         return self.random_example(text)
 
-    def batch(self, texts: list[str], contexts: list[str] | None = None, width: int | None = None) -> dict[str, torch.Tensor]:
+    def batch(self, texts: list[str], contexts: list[str] | None = None,
+              width: int | None = None) -> dict[str, torch.Tensor]:
         """Rows padded to the longest (or to ``width``, for fixed shapes on a GPU)."""
         contexts = contexts or [""] * len(texts)
         rows = [self.example(t, c) for t, c in zip(texts, contexts)]

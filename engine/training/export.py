@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from engine.training.model_factory import DIFFILL_META, MASK, FILLER
+from engine.training.model_factory import DIFFILL_META, FILLER, MASK
 
 SHARD_LIMIT = 15 * 1024 * 1024
 INDEX = "model.safetensors.index.json"

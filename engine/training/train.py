@@ -95,7 +95,6 @@ def train(corpus_dir: Path, tokenizer_path: Path, out_dir: Path, cfg: TrainConfi
     held_batches = [held_builder.batch(random.Random(i).sample(held, cfg.batch_size)) for i in range(4)]
 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
-    est_steps = cfg.max_steps or 10_000
 
     def lr_at(step: int, frac_time: float) -> float:
         if step < cfg.warmup_steps:
@@ -134,7 +133,8 @@ def train(corpus_dir: Path, tokenizer_path: Path, out_dir: Path, cfg: TrainConfi
         if step % 25 == 0:
             model.eval()
             with torch.no_grad(), autocast:
-                held_loss = sum(float(_masked_loss(model, {k: v.to(device) for k, v in b.items()})) for b in held_batches) / len(held_batches)
+                held_loss = sum(float(_masked_loss(model, {k: v.to(device) for k, v in b.items()}))
+                                for b in held_batches) / len(held_batches)
             entry = {"step": step, "seconds": round(time.time() - t0, 1), "loss": round(float(loss), 4),
                      "heldout_loss": round(held_loss, 4), "tokens": log["tokens"], "lr": opt.param_groups[0]["lr"]}
             log["history"].append(entry)

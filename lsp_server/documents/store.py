@@ -69,7 +69,7 @@ def apply_changes(doc: Document, changes: list[Change], version: int, encoding: 
 
 #: the open documents as they were when the current request was dispatched
 #: (set per request by the protocol; asyncio tasks inherit it)
-DISPATCH_SNAPSHOT: ContextVar[Mapping[str, "Document"] | None] = ContextVar("diffill_docs", default=None)
+DISPATCH_SNAPSHOT: ContextVar[Mapping[str, Document] | None] = ContextVar("diffill_docs", default=None)
 
 
 class DocumentStore:

@@ -39,6 +39,10 @@ def register(server: DiffillServer) -> None:
             return
         server.update_settings(raw, source="didChangeConfiguration")
 
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    def did_change_workspace_folders(params: types.DidChangeWorkspaceFoldersParams) -> None:
+        server.update_settings({}, source="workspace folders")  # trusted models are checked again
+
     @server.feature(types.SHUTDOWN)
     def shutdown(params: None) -> None:
         server.inflight.cancel_all()

@@ -4,6 +4,9 @@
 //   fill command        diffill.fillInTheMiddle on the cursor or selection (palette, keybinding)
 //   drafts              diffill/draft notifications as faded decorations (drafts.ts)
 //   status              diffill/status in the status bar; click shows the log (status.ts)
+//   workspace settings  what a workspace may not set is ignored and the user told once (policy.ts,
+//                       ignoredSettings.ts); the server runs outside the workspace folder
+import * as os from 'os';
 import * as vscode from 'vscode';
 import {
   DidChangeConfigurationNotification,
@@ -14,6 +17,8 @@ import {
   State,
 } from 'vscode-languageclient/node';
 import { Drafts, DraftParams } from './drafts';
+import { reportIgnored } from './ignoredSettings';
+import { SettingsPolicy, policyFromManifest } from './policy';
 import { SECTION, inlineEnabled, serverCommand, serverSettings } from './settings';
 import { StatusBar, StatusParams } from './status';
 
@@ -31,6 +36,9 @@ let output: vscode.LogOutputChannel;
 let status: StatusBar;
 let drafts: Drafts;
 let inlineOn = true;
+let policy: SettingsPolicy;
+/** the server's working directory: the extension's own storage, never a workspace folder */
+let serverCwd: string;
 
 /** `{uri, position}` for an empty selection, `{uri, range}` otherwise (docs/PROTOCOL.md). */
 function fillArgs(c: LanguageClient, editor: vscode.TextEditor): Record<string, unknown> {
@@ -43,15 +51,18 @@ function fillArgs(c: LanguageClient, editor: vscode.TextEditor): Record<string, 
 }
 
 function createClient(): LanguageClient {
-  const cmd = serverCommand();
+  const cmd = serverCommand(policy);
+  // vscode-languageclient would start the server in the first workspace folder, where
+  // `python -m lsp_server` (diffill.server.pythonPath) imports the repository's own
+  // modules first, and relative paths are the repository's to choose
   const serverOptions: ServerOptions = {
     command: cmd.command,
     args: cmd.args,
-    options: { env: { ...process.env, ...cmd.env } },
+    options: { env: { ...process.env, ...cmd.env }, cwd: serverCwd },
   };
   const clientOptions: LanguageClientOptions = {
     documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
-    initializationOptions: serverSettings(),
+    initializationOptions: serverSettings(policy),
     outputChannel: output,
     revealOutputChannelOn: RevealOutputChannelOn.Never,
     middleware: {
@@ -87,7 +98,7 @@ function createClient(): LanguageClient {
         configuration: async (params, token, next) => {
           const result = await next(params, token);
           if (!Array.isArray(result)) return result;
-          return params.items.map((item, i) => (item.section === SECTION ? serverSettings() : result[i]));
+          return params.items.map((item, i) => (item.section === SECTION ? serverSettings(policy) : result[i]));
         },
       },
     },
@@ -106,7 +117,7 @@ function createClient(): LanguageClient {
 async function startClient(context: vscode.ExtensionContext): Promise<void> {
   const c = createClient();
   client = c;
-  const cmd = serverCommand();
+  const cmd = serverCommand(policy);
   output.info(`starting the diffill server: ${[cmd.command, ...cmd.args].join(' ')}`);
   // handlers before start: the server may report status as soon as it is initialized
   c.onNotification('diffill/status', (p: StatusParams) => {
@@ -123,7 +134,7 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
     if (status.state.state === 'starting') status.set({ state: 'loading', message: 'server started' });
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    status.set({ state: 'error', message: `could not start ${serverCommand().command}: ${msg}` });
+    status.set({ state: 'error', message: `could not start ${cmd.command}: ${msg}` });
     output.appendLine(`[diffill] failed to start the server: ${msg}`);
     void vscode.window.showErrorMessage(`diffill: could not start the language server (${msg}).`, 'Show Log', 'Settings')
       .then((choice) => {
@@ -161,6 +172,19 @@ export async function activate(context: vscode.ExtensionContext): Promise<Diffil
   inlineOn = inlineEnabled();
   status.setInline(inlineOn);
   context.subscriptions.push(output, status, drafts);
+  policy = policyFromManifest(context.extension.packageJSON);
+  serverCwd = os.homedir();
+  try {
+    await vscode.workspace.fs.createDirectory(context.globalStorageUri);
+    if (context.globalStorageUri.scheme === 'file') serverCwd = context.globalStorageUri.fsPath;
+  } catch (err) {
+    output.warn(`no storage folder to run the server in, using ${serverCwd} (${String(err)})`);
+  }
+  const sendSettings = async () => {
+    if (client?.isRunning()) {
+      await client.sendNotification(DidChangeConfigurationNotification.type, { settings: { [SECTION]: serverSettings(policy) } });
+    }
+  };
 
   context.subscriptions.push(
     vscode.commands.registerCommand('diffill.showLog', () => output.show(true)),
@@ -176,10 +200,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<Diffil
       status.setInline(inlineOn);
       if (e.affectsConfiguration(`${SECTION}.server`)) {
         await restart(context);
-      } else if (client?.isRunning()) {
-        await client.sendNotification(DidChangeConfigurationNotification.type, { settings: { [SECTION]: serverSettings() } });
+      } else {
+        await sendSettings();
       }
     }),
+    // the workspace's restricted settings (diffill.model, ...) apply from now on
+    vscode.workspace.onDidGrantWorkspaceTrust(() => sendSettings()),
     vscode.workspace.onDidChangeTextDocument((e) => {
       // typing invalidates a draft shown for the old text
       if (e.contentChanges.length && drafts.shown.has(e.document.uri.toString())) {
@@ -190,6 +216,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Diffil
   );
 
   await startClient(context);
+  await reportIgnored(context, policy, output).catch((err) => output.warn(`cannot read workspace settings: ${String(err)}`));
   return {
     client: () => client,
     status: () => status.state,

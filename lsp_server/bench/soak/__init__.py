@@ -98,7 +98,7 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return "--requests must be at least 20 (a warm-up and two latency windows)"
     if not 2 <= args.documents <= 200:
         return "--documents must be in 2..200"
-    if not (0 <= args.cancel_fraction and 0 <= args.supersede_fraction
+    if not (args.cancel_fraction >= 0 and args.supersede_fraction >= 0
             and args.cancel_fraction + args.supersede_fraction <= 0.9):
         return "--cancel-fraction + --supersede-fraction must be in 0..0.9 (normal requests are measured)"
     if not 0 < args.warmup_fraction < 0.5:

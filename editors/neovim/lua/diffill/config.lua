@@ -4,6 +4,9 @@ local M = {}
 M.defaults = {
   --- command that starts the language server (stdio)
   cmd = { 'diffill', 'serve' },
+  --- directory the server runs in (nil: Neovim's cache directory); never the project,
+  --- where `python -m lsp_server` would import the project's own modules first
+  cmd_cwd = nil,
   --- filetypes the client attaches to (nil: every filetype with a file on disk)
   filetypes = nil,
   --- markers used to find the workspace root (single-file mode when none is found)

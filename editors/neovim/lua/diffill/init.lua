@@ -132,7 +132,16 @@ local function create_commands()
   end, { desc = 'diffill: open the LSP log' })
 end
 
---- Configure and enable the diffill language server.
+--- The server's working directory: the user's `cmd_cwd`, else Neovim's cache directory
+--- (vim.lsp would use Neovim's current directory, usually the project).
+local function server_cwd(opts)
+  local dir = opts.cmd_cwd or vim.fs.joinpath(vim.fn.stdpath('cache'), 'diffill')
+  vim.fn.mkdir(dir, 'p')
+  return dir
+end
+
+--- Configure and enable the diffill language server. This is the plugin's only
+--- configuration: it reads no project files and no global or buffer variables.
 function M.setup(opts)
   if vim.fn.has('nvim-0.11') == 0 then
     vim.notify('diffill.nvim needs Neovim >= 0.11', vim.log.levels.ERROR)
@@ -146,6 +155,7 @@ function M.setup(opts)
   local server_settings = next(opts.settings) and opts.settings or vim.empty_dict()
   local lsp_config = {
     cmd = opts.cmd,
+    cmd_cwd = server_cwd(opts),
     root_markers = opts.root_markers,
     init_options = server_settings,
     settings = { diffill = server_settings },
