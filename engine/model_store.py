@@ -60,7 +60,8 @@ def cache_dir() -> Path:
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"]).expanduser()
     home = os.environ.get("HF_HOME")
-    base = Path(home).expanduser() if home else Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "huggingface"
+    xdg = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser()
+    base = Path(home).expanduser() if home else xdg / "huggingface"
     return base / "hub"
 
 
@@ -120,10 +121,15 @@ def local_path(model: CatalogModel, label: str | None = None) -> Path:
 
 # --- pull ------------------------------------------------------------------
 
+def _endpoint() -> str | None:
+    """The hub to use, read now (huggingface_hub reads ``HF_ENDPOINT`` only when imported)."""
+    return os.environ.get("HF_ENDPOINT") or None
+
+
 def _api():
     from huggingface_hub import HfApi
 
-    return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
+    return HfApi(endpoint=_endpoint())
 
 
 def wanted(model: CatalogModel, listing: list[RemoteFile]) -> list[RemoteFile]:
@@ -210,7 +216,8 @@ def pull(model: CatalogModel, *, out: IO[str] | None = None) -> Path:
     for number, remote in enumerate(todo, start=1):
         print(f"[{number}/{len(todo)}] {remote.path} ({remote.size / 1e6:.1f} MB)", file=out, flush=True)
         try:
-            local = Path(hf_hub_download(model.hub_id, remote.path, revision=commit, cache_dir=cache_dir()))
+            local = Path(hf_hub_download(model.hub_id, remote.path, revision=commit, cache_dir=cache_dir(),
+                                         endpoint=_endpoint()))
         except HfHubHTTPError as exc:
             raise DownloadError(f"{remote.path}: download failed ({_short(exc)})") from None
         except (OSError, ConnectionError) as exc:
@@ -218,9 +225,14 @@ def pull(model: CatalogModel, *, out: IO[str] | None = None) -> Path:
                                 "resume (finished files are kept)") from None
         if not file_matches(local, remote):
             _discard(local)
-            raise HashMismatchError(f"{remote.path}: the downloaded file does not match the hub's "
-                                    f"{'SHA-256' if remote.sha256 else 'git hash'}; it was deleted and the pull refused")
+            kind = "SHA-256" if remote.sha256 else "git hash"
+            raise HashMismatchError(f"{remote.path}: the downloaded file does not match the hub's {kind}; "
+                                    "it was deleted and the pull refused")
     if not model.revision:
+        # hf_hub_download was given the commit, so it recorded no ref: remember which one main was
+        ref = repo_dir(model.hub_id) / "refs" / "main"
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.write_text(commit)
         print(f"note: {model.name} has no pinned revision in the catalog; got commit {commit}", file=out)
     print(f"{model.name} is ready ({snapshot})", file=out, flush=True)
     return snapshot

@@ -60,6 +60,7 @@ class HubStandIn:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._closed = False
 
     @property
     def url(self) -> str:
@@ -70,6 +71,10 @@ class HubStandIn:
         return self
 
     def __exit__(self, *exc) -> None:
+        """Stop serving (again: a no-op), so tests can take the hub away mid-test."""
+        if self._closed:
+            return
+        self._closed = True
         self._server.shutdown()
         self._server.server_close()
 
@@ -113,6 +118,8 @@ class HubStandIn:
         with self._lock:
             self.log.append(("HEAD" if head else "GET", path, h.headers.get("Range")))
         parts = path.strip("/").split("/")
+        if parts[:2] == ["api", "models"] and len(parts) == 4:  # model_info without a revision: main
+            parts = [*parts, "revision", "main"]
         if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] in ("tree", "revision"):
             repo = self.repos.get(f"{parts[2]}/{parts[3]}")
             if repo is None or parts[5] not in ("main", repo.commit):
@@ -166,9 +173,10 @@ class HubStandIn:
         self._send(h, status, {**headers, "Content-Length": str(len(body))}, body)
 
 
-def repo_from_dir(repo_id: str, directory: Path, extra: dict[str, bytes] | None = None) -> Repo:
-    """A stand-in repository holding every file of ``directory`` (plus ``extra``)."""
+def repo_from_dir(repo_id: str, directory: Path, extra: dict[str, bytes] | None = None,
+                  commit: str | None = None) -> Repo:
+    """A stand-in repository holding every file of ``directory`` (plus ``extra``) at ``commit``
+    (default: a hash of the name)."""
     files = {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
     files.update(extra or {})
-    commit = hashlib.sha1(repo_id.encode()).hexdigest()
-    return Repo(repo_id, commit, files)
+    return Repo(repo_id, commit or hashlib.sha1(repo_id.encode()).hexdigest(), files)
