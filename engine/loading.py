@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from engine.errors import DeviceError, ModelLoadError, ModelNotFoundError, UnsupportedModelError
-from engine.machine import cpu_has_fast_bf16  # noqa: F401 - re-exported for pick_dtype's callers
+from engine.machine import cpu_has_fast_bf16
 
 BUNDLED_NAME = "diffill-tiny"
 BUNDLED_DIR = Path(__file__).parent / "models" / BUNDLED_NAME

@@ -25,6 +25,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "families"
 CASES = {"dream-coder": "dream", "diffucoder": "dream", "dreamon": "dreamon", "llada": "llada",
          "open-dcoder": "open-dcoder"}
 TOLERANCE = 1e-4
+#: loads five models (~30 s on 2 cores): left out of the quick loop (pytest -m 'not slow and not editor')
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))

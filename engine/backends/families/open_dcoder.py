@@ -30,7 +30,6 @@ from typing import Any
 from engine.backends.families.base import NativeFamily, SpecialIds, first_int
 from engine.backends.families.dream import qwen2_config, qwen2_tokenizer
 
-
 #: sequence length of Open-dCoder's pretraining (see module doc)
 TRAINED_CONTEXT = 4096
 

@@ -1,0 +1,247 @@
+"""The model catalog and `diffill models list|pull|rm`, against a hub STAND-IN.
+
+The hub here is tests/hub_standin.py on loopback (huggingface_hub pointed at it
+through ``HF_ENDPOINT``), serving the tiny random checkpoints of
+tests/fixtures/families under the catalog's real hub ids and pinned revisions.
+It is not the real Hugging Face Hub: what the real hub does beyond the
+documented API calls used here (Xet storage, CDN redirects, authentication,
+rate limits) was never exercised.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+from pathlib import Path
+
+import huggingface_hub.constants as hf_constants
+import pytest
+from hub_standin import HubStandIn, repo_from_dir  # tests/ is on sys.path
+
+from engine import catalog, model_store
+from engine.backends.native_loader import load_native, quantization_kwargs
+from engine.catalog import memory_estimate
+from engine.errors import DeviceError, ModelNotFoundError
+from engine.machine import Gpu, Machine
+from engine.model_fit import assess, check_fits, recommend
+
+FIXTURES = Path(__file__).parent / "fixtures" / "families"
+REQUIRED = ("diffill-tiny", "diffusiongemma-26b-a4b", "dream-coder-7b", "dreamon-7b", "diffucoder-7b",
+            "llada-8b", "open-dcoder-0.5b")
+#: repository code a real Dream repository carries: pull must never fetch it
+REMOTE_CODE = {"modeling_dream.py": b"raise SystemExit('remote code ran')\n"}
+
+
+# --- the catalog data -----------------------------------------------------------
+
+def test_catalog_names_the_required_models_with_sources_for_every_figure():
+    models = catalog.models()
+    assert set(REQUIRED) <= set(models)
+    for model in models.values():
+        assert model.params_source and model.download_source and model.licence_source, model.name
+        if model.bundled:
+            continue
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+", model.hub_id or ""), model.name
+        if model.revision is None:  # an unpinned pull must say so in the data
+            assert "NOT VERIFIED" in model.revision_source, model.name
+        assert model.files and not any(p.endswith(".py") for p in model.files), model.name
+        for figure in model.infill:
+            assert figure.source and figure.setting, model.name
+
+
+def test_memory_figures_follow_the_catalog_rule():
+    """Every memory figure is the stated estimate (engine.catalog.memory_estimate), not a guess."""
+    for model in catalog.models().values():
+        for variant, table in model.memory_gb.items():
+            for device, value in table.items():
+                want = memory_estimate(model.params_b, model.embedding_params_b, variant, device)
+                assert value == want, (model.name, variant, device, value, want)
+
+
+def test_variants_by_name():
+    assert catalog.lookup("dream-coder-7b:int4").variant == "int4"
+    assert catalog.lookup("Dream-org/Dream-Coder-v0-Instruct-7B").model.name == "dream-coder-7b"
+    assert catalog.lookup("not-in-the-catalog") is None
+    with pytest.raises(ModelNotFoundError, match="no 'int9' variant"):
+        catalog.lookup("dream-coder-7b:int9")
+
+
+# --- fit and recommendation ----------------------------------------------------
+
+def _machine(gpu_gb: float | None, ram_gb: float = 32.0) -> Machine:
+    gpus = (Gpu("Test GPU", gpu_gb, gpu_gb),) if gpu_gb else ()
+    return Machine(gpus=gpus, ram_total_gb=ram_gb, ram_available_gb=ram_gb, cpu_fast_bf16=False)
+
+
+def _best(machine: Machine) -> str | None:
+    found = recommend([(m, assess(m, machine, False, 1000.0)) for m in catalog.models().values()])
+    if found is None:
+        return None
+    model, fit = found
+    return model.name if fit.gpu_variant in (None, "bf16") else f"{model.name}:{fit.gpu_variant}"
+
+
+def test_recommendation_follows_gpu_memory_then_published_score():
+    assert _best(_machine(80.0)) == "dream-coder-7b"  # the best published infill figure, bf16
+    assert _best(_machine(8.0)) == "dream-coder-7b:int4"
+    assert _best(_machine(None, ram_gb=8.0)) == "open-dcoder-0.5b"  # CPU only
+    assert _best(_machine(None, ram_gb=1.0)) is None
+
+
+def test_a_load_that_does_not_fit_is_refused_with_the_numbers():
+    choice = catalog.lookup("dream-coder-7b")
+    with pytest.raises(DeviceError, match=r"needs ~17\.6 GB of GPU memory, 8\.0 GB is free.*dream-coder-7b:int4"):
+        check_fits(choice, "cuda", _machine(8.0))
+    with pytest.raises(DeviceError, match=r"needs ~33\.1 GB of RAM.*4\.0 GB is available.*--force"):
+        check_fits(choice, "cpu", _machine(None, ram_gb=4.0))
+    check_fits(choice, "cuda", _machine(24.0))  # fits: no error
+
+
+def test_quantized_weights_are_refused_without_cuda():
+    with pytest.raises(DeviceError, match="int4 weights need a CUDA GPU"):
+        quantization_kwargs("int4", "cpu")
+    with pytest.raises(DeviceError, match="int8 weights need a CUDA GPU"):
+        load_native(str(FIXTURES / "llada"), "llada", device="cpu", torch_dtype=None, quantization="int8")
+
+
+def test_a_catalog_model_that_is_not_downloaded_names_the_pull_command(tmp_path, monkeypatch):
+    from engine.loading import resolve_model
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match=r"run `diffill models pull dream-coder-7b`"):
+        resolve_model("dream-coder-7b")
+    with pytest.raises(ModelNotFoundError, match=r"dream-coder-7b:int4 is not downloaded.*pull dream-coder-7b`"):
+        resolve_model("dream-coder-7b:int4")
+
+
+# --- pull / list / rm against the stand-in --------------------------------------
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """The stand-in hub serving dream-coder-7b (at its pinned revision) and open-dcoder-0.5b (unpinned)."""
+    dream = catalog.lookup("dream-coder-7b").model
+    dcoder = catalog.lookup("open-dcoder-0.5b").model
+    repos = [repo_from_dir(dream.hub_id, FIXTURES / "dream-coder", REMOTE_CODE, commit=dream.revision),
+             repo_from_dir(dcoder.hub_id, FIXTURES / "open-dcoder")]
+    for repo in repos:  # the fixtures' own expected outputs are no part of a model repository
+        for name in ("reference.json", "reference.safetensors"):
+            repo.files.pop(name, None)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)  # another test's load may have set it
+    with HubStandIn(repos) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        yield server
+
+
+def _pull(name: str) -> tuple[Path, str]:
+    out = io.StringIO()
+    path = model_store.pull(catalog.lookup(name).model, out=out)
+    return path, out.getvalue()
+
+
+def _fetched(hub: HubStandIn) -> list[str]:
+    return [path.rsplit("/", 1)[-1] for method, path, _ in hub.log if method == "GET" and "/resolve/" in path]
+
+
+def test_pull_fetches_the_pinned_files_with_progress_and_checks_them(hub):
+    model = catalog.lookup("dream-coder-7b").model
+    assert not model_store.is_downloaded(model)
+    path, out = _pull("dream-coder-7b")
+    assert path.name == model.revision and model_store.is_downloaded(model)
+    assert "pulling dream-coder-7b" in out and "[1/5]" in out and "[5/5] vocab.json" in out
+    assert sorted(_fetched(hub)) == ["config.json", "merges.txt", "model.safetensors", "tokenizer_config.json",
+                                     "vocab.json"]  # no modeling_dream.py: nothing to execute
+    assert all(f"/resolve/{model.revision}/" in p for m, p, _ in hub.log if "/resolve/" in p)
+    assert (path / "model.safetensors").read_bytes() == (FIXTURES / "dream-coder" / "model.safetensors").read_bytes()
+    hub.log.clear()
+    _pull("dream-coder-7b")  # everything is there and verified: nothing is fetched again
+    assert _fetched(hub) == []
+
+
+def test_a_dropped_connection_resumes_with_a_range_request(hub, monkeypatch):
+    monkeypatch.setattr(hf_constants, "DOWNLOAD_CHUNK_SIZE", 4096)  # so bytes reach the disk before the cut
+    hub.faults.cut_once.add("model.safetensors")
+    path, _ = _pull("dream-coder-7b")
+    ranges = [r for m, p, r in hub.log if m == "GET" and p.endswith("/model.safetensors")]
+    assert len(ranges) == 2 and ranges[0] is None and ranges[1].startswith("bytes=") and ranges[1] != "bytes=0-"
+    assert (path / "model.safetensors").read_bytes() == (FIXTURES / "dream-coder" / "model.safetensors").read_bytes()
+
+
+def test_a_pull_interrupted_by_a_server_error_resumes_with_the_missing_files_only(hub):
+    model = catalog.lookup("dream-coder-7b").model
+    hub.faults.fail.add("model.safetensors")
+    with pytest.raises(model_store.DownloadError, match="model.safetensors: download failed"):
+        _pull("dream-coder-7b")
+    assert not model_store.is_downloaded(model)
+    hub.faults.fail.clear()
+    hub.log.clear()
+    _pull("dream-coder-7b")
+    assert _fetched(hub) == ["model.safetensors", "tokenizer_config.json", "vocab.json"]
+    assert model_store.is_downloaded(model)
+
+
+def test_a_file_that_does_not_match_the_hub_hash_is_deleted_and_the_pull_refused(hub):
+    model = catalog.lookup("dream-coder-7b").model
+    hub.faults.corrupt.add("model.safetensors")
+    with pytest.raises(model_store.HashMismatchError, match="model.safetensors.*SHA-256"):
+        _pull("dream-coder-7b")
+    assert not (model_store.snapshot_dir(model) / "model.safetensors").exists()
+    assert not model_store.is_downloaded(model)
+
+
+def test_too_little_disk_is_refused_before_anything_downloads(hub):
+    hub.faults.huge["model.safetensors"] = 10**15  # a petabyte
+    with pytest.raises(model_store.DiskSpaceError, match=r"needs 1000000\.00 GB more disk.*GB free"):
+        _pull("dream-coder-7b")
+    assert _fetched(hub) == []
+
+
+def test_list_pull_offline_use_and_rm(hub, monkeypatch, capsys):
+    from engine import load_engine
+    from engine.cli.models import run_list, run_rm
+    from engine.types import InfillRequest
+
+    def listed() -> dict[str, dict]:
+        assert run_list(argparse.Namespace(json=True)) == 0
+        return {e["name"]: e for e in json.loads(capsys.readouterr().out)}
+
+    before = listed()
+    assert set(REQUIRED) <= set(before)
+    for entry in before.values():
+        assert {"name", "hub_id", "family", "params", "download_gb", "downloaded", "fits"} <= set(entry)
+    assert before["diffill-tiny"]["downloaded"] and not before["open-dcoder-0.5b"]["downloaded"]
+
+    _, out = _pull("open-dcoder-0.5b")  # unpinned: main is resolved, recorded and reported
+    assert "has no pinned revision" in out
+    assert listed()["open-dcoder-0.5b"]["downloaded"]
+
+    hub.__exit__(None, None, None)  # the hub is gone: use after pull is offline
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    engine = load_engine("open-dcoder-0.5b", device="cpu")
+    result = engine.infill(InfillRequest(prefix="def f(x):\n    return ", suffix="\n", max_new_tokens=4))
+    assert result.forwards >= 1 and engine.describe()["model"].endswith(model_store.snapshot_dir(
+        catalog.lookup("open-dcoder-0.5b").model).name)
+
+    assert run_rm(argparse.Namespace(name="open-dcoder-0.5b")) == 0
+    assert "removed open-dcoder-0.5b" in capsys.readouterr().out
+    assert not listed()["open-dcoder-0.5b"]["downloaded"]
+    assert run_rm(argparse.Namespace(name="diffill-tiny")) != 0  # bundled: refused
+
+
+@pytest.mark.slow
+def test_cli_lists_the_catalog_and_refuses_a_model_that_is_not_downloaded(tmp_path):
+    """The real `diffill` command: `models list --json`, and `fill --model NAME` without the weights
+    exits non-zero with one line naming the pull command (nothing downloads)."""
+    from test_cli_fill import assert_one_line_error, diffill
+
+    source = tmp_path / "x.py"
+    source.write_text("def f(x):\n    return \n")
+    env_cache = {"HF_HUB_CACHE": str(tmp_path / "cache")}
+    proc = diffill("models", "list", "--json", env=env_cache)
+    assert proc.returncode == 0, proc.stderr
+    names = [entry["name"] for entry in json.loads(proc.stdout)]
+    assert set(REQUIRED) <= set(names)
+    proc = diffill("fill", "--model", "dream-coder-7b", str(source), "--line", "2", "--col", "11", env=env_cache)
+    assert_one_line_error(proc, "diffill models pull dream-coder-7b")
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
