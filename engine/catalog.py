@@ -68,6 +68,8 @@ class CatalogModel:
     sampler: dict[str, Any]
     notes: str = ""
     bundled: bool = False
+    #: fields not read from the hub or the model's own page here (estimates, third-party sightings)
+    unverified: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -141,6 +143,7 @@ def _entry(raw: dict[str, Any], path: str) -> CatalogModel:
             files=tuple(raw.get("files", ())), memory_gb={k: dict(v) for k, v in raw["memory_gb"].items()},
             infill=tuple(Figure(**f) for f in raw.get("infill", ())), sampler=dict(raw.get("sampler", {})),
             notes=raw.get("notes", ""), bundled=bool(raw.get("bundled", False)),
+            unverified=tuple(raw.get("unverified", ())),
             extra={k: v for k, v in raw.items() if k.startswith("x_")},
         )
     except (KeyError, TypeError, ValueError) as exc:

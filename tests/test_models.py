@@ -50,6 +50,20 @@ def test_catalog_names_the_required_models_with_sources_for_every_figure():
             assert figure.source and figure.setting, model.name
 
 
+_HEDGES = ("estimate", "not verified", "not read from the hub", "not available here")
+
+
+def test_figures_not_read_from_the_hub_are_marked_unverified():
+    """A source that hedges (an estimate, a third-party sighting) must have its field in ``unverified``."""
+    for model in catalog.models().values():
+        sources = {"revision": model.revision_source, "params_b": model.params_source,
+                   "download_gb": model.download_source, "licence": model.licence_source}
+        assert set(model.unverified) <= set(sources) | {"infill"}, model.name
+        for field, source in sources.items():
+            hedged = any(h in source.lower() for h in _HEDGES)
+            assert hedged == (field in model.unverified), (model.name, field, source)
+
+
 def test_memory_figures_follow_the_catalog_rule():
     """Every memory figure is the stated estimate (engine.catalog.memory_estimate), not a guess."""
     for model in catalog.models().values():
@@ -119,11 +133,11 @@ def test_a_catalog_model_that_is_not_downloaded_names_the_pull_command(tmp_path,
 
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
-    """The stand-in hub serving dream-coder-7b (at its pinned revision) and open-dcoder-0.5b (unpinned)."""
+    """The stand-in hub serving dream-coder-7b and open-dcoder-0.5b at their pinned revisions."""
     dream = catalog.lookup("dream-coder-7b").model
     dcoder = catalog.lookup("open-dcoder-0.5b").model
     repos = [repo_from_dir(dream.hub_id, FIXTURES / "dream-coder", REMOTE_CODE, commit=dream.revision),
-             repo_from_dir(dcoder.hub_id, FIXTURES / "open-dcoder")]
+             repo_from_dir(dcoder.hub_id, FIXTURES / "open-dcoder", commit=dcoder.revision)]
     for repo in repos:  # the fixtures' own expected outputs are no part of a model repository
         for name in ("reference.json", "reference.safetensors"):
             repo.files.pop(name, None)
@@ -212,8 +226,7 @@ def test_list_pull_offline_use_and_rm(hub, monkeypatch, capsys):
         assert {"name", "hub_id", "family", "params", "download_gb", "downloaded", "fits"} <= set(entry)
     assert before["diffill-tiny"]["downloaded"] and not before["open-dcoder-0.5b"]["downloaded"]
 
-    _, out = _pull("open-dcoder-0.5b")  # unpinned: main is resolved, recorded and reported
-    assert "has no pinned revision" in out
+    _pull("open-dcoder-0.5b")
     assert listed()["open-dcoder-0.5b"]["downloaded"]
 
     hub.__exit__(None, None, None)  # the hub is gone: use after pull is offline
@@ -245,3 +258,21 @@ def test_cli_lists_the_catalog_and_refuses_a_model_that_is_not_downloaded(tmp_pa
     proc = diffill("fill", "--model", "dream-coder-7b", str(source), "--line", "2", "--col", "11", env=env_cache)
     assert_one_line_error(proc, "diffill models pull dream-coder-7b")
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def test_an_unpinned_catalog_entry_pulls_main_and_remembers_its_commit(hub, tmp_path, monkeypatch):
+    """A catalog (DIFFILL_CATALOG) entry without a revision: main is resolved, reported and recorded,
+    so the model counts as downloaded afterwards."""
+    data = json.loads(catalog.catalog_path().read_text())
+    for entry in data["models"]:
+        if entry["name"] == "open-dcoder-0.5b":
+            entry["revision"] = None
+    custom = tmp_path / "catalog.json"
+    custom.write_text(json.dumps(data))
+    monkeypatch.setenv(catalog.ENV_VAR, str(custom))
+    model = catalog.lookup("open-dcoder-0.5b").model
+    assert model.revision is None and not model_store.is_downloaded(model)
+    path, out = _pull("open-dcoder-0.5b")
+    served = hub.repos[model.hub_id].commit
+    assert f"got commit {served}" in out and path.name == served
+    assert model_store.is_downloaded(model) and model_store.snapshot_dir(model) == path

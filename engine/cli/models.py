@@ -60,6 +60,7 @@ def describe(model, machine, free_disk: float) -> dict[str, Any]:
         "fit": {"gpu_variant": fit.gpu_variant, "cpu": fit.cpu, "disk": fit.disk},
         "variants": list(model.variants), "memory_gb": model.memory_gb, "licence": model.licence,
         "infill": [vars(f) for f in model.infill], "sampler": model.sampler, "path": path,
+        "unverified": list(model.unverified),
     }
 
 
