@@ -276,3 +276,30 @@ def test_an_unpinned_catalog_entry_pulls_main_and_remembers_its_commit(hub, tmp_
     served = hub.repos[model.hub_id].commit
     assert f"got commit {served}" in out and path.name == served
     assert model_store.is_downloaded(model) and model_store.snapshot_dir(model) == path
+
+
+def test_the_catalog_sampler_settings_are_the_ones_the_backends_apply():
+    """The catalog documents the settings the code uses: a change on either side must show here."""
+    from engine.backends import dreamon_backend
+    from engine.types import InfillRequest
+
+    default = InfillRequest(prefix="", suffix="")
+    for model in catalog.models().values():
+        sampler = model.sampler
+        if sampler.get("sampler") == "threshold":
+            assert sampler["threshold"] == default.threshold and default.sampler == "threshold", model.name
+    dreamon = catalog.lookup("dreamon-7b").model.sampler
+    assert dreamon["initial_masks"] == dreamon_backend.INITIAL_MASKS
+    assert dreamon["steps_per_token"] == dreamon_backend.STEPS_PER_TOKEN
+    assert dreamon["top_p"] == dreamon_backend.TOP_P
+
+
+def test_the_server_reports_a_catalog_model_that_is_not_downloaded(tmp_path, monkeypatch):
+    """The server's load error (shown once as a message by lsp_server.engine_host) names the pull."""
+    from lsp_server.config import Settings
+    from lsp_server.engine_host import load_with_fallbacks, one_line
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ModelNotFoundError) as caught:
+        load_with_fallbacks(Settings(model="llada-8b", device="cpu"))
+    assert "run `diffill models pull llada-8b`" in one_line(caught.value)
