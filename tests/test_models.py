@@ -231,6 +231,14 @@ def test_list_pull_offline_use_and_rm(hub, monkeypatch, capsys):
 
     hub.__exit__(None, None, None)  # the hub is gone: use after pull is offline
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from engine import machine as machine_module
+
+    real_probe = machine_module.probe
+    monkeypatch.setattr(machine_module, "probe", lambda: _machine(None, ram_gb=0.5))  # a machine too small
+    with pytest.raises(DeviceError, match=r"open-dcoder-0\.5b needs ~3\.1 GB of RAM.*0\.5 GB is available"):
+        load_engine("open-dcoder-0.5b", device="cpu")
+    load_engine("open-dcoder-0.5b", device="cpu", force=True)  # --force loads it anyway
+    monkeypatch.setattr(machine_module, "probe", real_probe)
     engine = load_engine("open-dcoder-0.5b", device="cpu")
     result = engine.infill(InfillRequest(prefix="def f(x):\n    return ", suffix="\n", max_new_tokens=4))
     assert result.forwards >= 1 and engine.describe()["model"].endswith(model_store.snapshot_dir(
