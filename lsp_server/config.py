@@ -13,8 +13,10 @@ which the server reports with ``window/logMessage``.
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from functools import partial
 from typing import Any, Literal
 
 Multiline = Literal["auto", "always", "never"]
@@ -54,7 +56,7 @@ def setting(default: Any, kind: Kind, description: str, **spec: Any) -> Any:
     """A ``Settings`` field whose metadata carries its :class:`SettingSpec`."""
     meta = {"spec": SettingSpec(kind, description, **spec)}
     if isinstance(default, (dict, list)) or callable(default):
-        factory: Callable[[], Any] = default if callable(default) else (lambda d=default: type(d)(d))
+        factory: Callable[[], Any] = default if callable(default) else partial(copy.copy, default)
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
 
@@ -144,7 +146,10 @@ def camel(name: str) -> str:
 
 
 def default_of(f: Field) -> Any:
-    return f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+    if f.default is MISSING:
+        assert callable(f.default_factory), f.name  # every setting has a default or a factory
+        return f.default_factory()
+    return f.default
 
 
 #: every setting, in declaration order

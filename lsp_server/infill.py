@@ -13,7 +13,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -62,7 +62,7 @@ class EngineSource(Protocol):
 
     def send_ready(self) -> None: ...
 
-    def fall_back_to_cpu(self, settings: Settings) -> None: ...
+    def fall_back_to_cpu(self, settings: Settings) -> Awaitable[Engine]: ...
 
 
 class ClientChannel(Protocol):

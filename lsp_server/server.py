@@ -82,7 +82,8 @@ class DiffillProtocol(HookedProtocol):
 
 
     @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
-    async def lsp_workspace__execute_command(self, params: types.ExecuteCommandParams) -> Any:
+    async def lsp_workspace__execute_command(  # type: ignore[override]  # pygls' own is a generator
+            self, params: types.ExecuteCommandParams) -> Any:
         """Run the command as this request's own task, so that `$/cancelRequest`
         cancels it (pygls' generator-based dispatch runs it as a separate,
         uncancellable task and a cancelled fill would still apply its edit)."""

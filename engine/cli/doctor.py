@@ -17,7 +17,7 @@ from engine.cli.common import add_model_options, load_engine_from_args, user_err
 
 PACKAGES = ("torch", "transformers", "tokenizers", "pygls")
 #: the test fill: small enough to run in well under a second on a CPU
-PROBE = {"prefix": "def add(a, b):\n    return ", "suffix": "\n", "max_new_tokens": 8}
+PROBE: dict[str, Any] = {"prefix": "def add(a, b):\n    return ", "suffix": "\n", "max_new_tokens": 8}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
