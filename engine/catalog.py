@@ -164,9 +164,8 @@ def lookup(name: str | None) -> Choice | None:
         return None
     table = models()
     base, _, variant = name.partition(":")
-    if base in table:
-        entry = table[base]
-    else:
+    entry: CatalogModel | None = table.get(base)
+    if entry is None:
         entry = next((m for m in table.values() if m.hub_id and m.hub_id == name), None)
         if entry is None:
             return None

@@ -189,8 +189,9 @@ def pull(model: CatalogModel, *, out: IO[str] | None = None) -> Path:
     from huggingface_hub.utils import HfHubHTTPError
 
     out = out or sys.stderr
-    if model.bundled:
+    if model.bundled or not model.hub_id:
         raise DownloadError(f"{model.name} is bundled with diffill: nothing to pull")
+    hub_id: str = model.hub_id
     try:
         commit = _resolve_commit(model)
         files = wanted(model, remote_files(model, commit))
@@ -201,7 +202,7 @@ def pull(model: CatalogModel, *, out: IO[str] | None = None) -> Path:
         raise DownloadError(f"{model.hub_id}: cannot reach the hub ({_short(exc)})") from None
     if not files:
         raise DownloadError(f"{model.hub_id}@{commit}: none of the catalog's files are in the repository")
-    snapshot = repo_dir(model.hub_id) / "snapshots" / commit
+    snapshot = repo_dir(hub_id) / "snapshots" / commit
     todo = [f for f in files if not file_matches(snapshot / f.path, f)]
     need = sum(f.size for f in todo) / GB
     free = free_disk_gb(cache_dir())
@@ -216,7 +217,7 @@ def pull(model: CatalogModel, *, out: IO[str] | None = None) -> Path:
     for number, remote in enumerate(todo, start=1):
         print(f"[{number}/{len(todo)}] {remote.path} ({remote.size / 1e6:.1f} MB)", file=out, flush=True)
         try:
-            local = Path(hf_hub_download(model.hub_id, remote.path, revision=commit, cache_dir=cache_dir(),
+            local = Path(hf_hub_download(hub_id, remote.path, revision=commit, cache_dir=cache_dir(),
                                          endpoint=_endpoint()))
         except HfHubHTTPError as exc:
             raise DownloadError(f"{remote.path}: download failed ({_short(exc)})") from None
@@ -230,7 +231,7 @@ def pull(model: CatalogModel, *, out: IO[str] | None = None) -> Path:
                                     "it was deleted and the pull refused")
     if not model.revision:
         # hf_hub_download was given the commit, so it recorded no ref: remember which one main was
-        ref = repo_dir(model.hub_id) / "refs" / "main"
+        ref = repo_dir(hub_id) / "refs" / "main"
         ref.parent.mkdir(parents=True, exist_ok=True)
         ref.write_text(commit)
         print(f"note: {model.name} has no pinned revision in the catalog; got commit {commit}", file=out)

@@ -125,13 +125,13 @@ def load_native(path: str, family_name: str, *, device: str, torch_dtype, quanti
                            document_start=ids.document_start, document_end=ids.document_end)
     ctx = min(int(context_tokens or default_context), max_positions)
     dtype_name = quantization or str(torch_dtype).replace("torch.", "")
-    common = dict(model_path=path, device=device, dtype=dtype_name, context_tokens=ctx)
     if family.backend == "dreamon":
         from engine.backends.dreamon_backend import DreamOnBackend
 
         return DreamOnBackend(network, tok, info, expand_id=ids.extra["expand"], delete_id=ids.extra["delete"],
-                              **common)
-    return MaskedDiffusionBackend(network, tok, info, **common)
+                              model_path=path, device=device, dtype=dtype_name, context_tokens=ctx)
+    return MaskedDiffusionBackend(network, tok, info, model_path=path, device=device, dtype=dtype_name,
+                                  context_tokens=ctx)
 
 
 __all__ = ["QUANTIZED", "load_native", "quantization_kwargs"]
