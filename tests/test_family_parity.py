@@ -109,3 +109,18 @@ def test_directories_are_recognised_without_remote_code(name, family):
     Qwen2, so only the catalog (or diffill.json) says what it is.  No repository code is present."""
     assert not list((FIXTURES / name).glob("*.py"))
     assert detect(FIXTURES / name) == family
+
+
+def test_dreamon_fixed_length_requests_keep_the_canvas_size():
+    """``fixed_length``: exactly ``max_new_tokens`` tokens, neither <|expand|> nor <|delete|> committed."""
+    from engine.types import InfillRequest
+
+    backend = load_native(str(FIXTURES / "dreamon"), "dreamon", device="cpu", torch_dtype=torch.float32)
+    request = InfillRequest(prefix="def f(x):\n    return ", suffix="\n", max_new_tokens=6, fixed_length=True)
+    runner = backend.run(request, CancellationToken())
+    try:
+        while True:
+            next(runner)
+    except StopIteration as stop:
+        result = stop.value
+    assert result.tokens == 6 and result.forwards == 6

@@ -13,7 +13,9 @@ forward pass per step over ``prefix + middle + suffix``; then:
    position after it are removed (the middle shrinks).
 
 It stops when no mask is left or the step budget is spent (positions still
-masked then are dropped).  Only the middle and the step loop differ from
+masked then are dropped).  A ``fixed_length`` request starts with
+``max_new_tokens`` masks and forbids both length tokens (DreamOn's "fixed
+canvas" baseline).  Only the middle and the step loop differ from
 ``MaskedDiffusionBackend``: windowing, document markers, the shifted-logits
 forward and decoding are the same.
 """
@@ -92,7 +94,8 @@ class DreamOnBackend(MaskedDiffusionBackend):
         t_window = time.perf_counter()
         steps = self.steps_for(request)
         state = Middle(self.info.mask_id, [], [])
-        for step, state in enumerate(self.denoise(prefix_ids, suffix_ids, longest, steps, cancel), start=1):
+        stream = self.denoise(prefix_ids, suffix_ids, longest, steps, cancel, fixed=request.fixed_length)
+        for step, state in enumerate(stream, start=1):
             if state.open():
                 yield Draft(step=step, steps=steps, text=self._decode(state.kept()),
                             confidence=state.confidence(), done=False)
@@ -107,14 +110,15 @@ class DreamOnBackend(MaskedDiffusionBackend):
         return result
 
     def denoise(self, prefix_ids: list[int], suffix_ids: list[int], longest: int, steps: int,
-                cancel: CancellationToken) -> Iterator[Middle]:
-        """Yield the middle after every forward pass (see module doc); token ids in and out."""
+                cancel: CancellationToken, fixed: bool = False) -> Iterator[Middle]:
+        """Yield the middle after every forward pass (see module doc); token ids in and out.
+        ``fixed``: ``longest`` masks from the start, no expanding or deleting."""
         mask = self.info.mask_id
         dev = torch.device(self.device)
         prefix = torch.tensor(prefix_ids, dtype=torch.long, device=dev)
         suffix = torch.tensor(suffix_ids, dtype=torch.long, device=dev)
         start = prefix.numel()
-        initial = min(self.initial_masks, longest)
+        initial = longest if fixed else min(self.initial_masks, longest)
         state = Middle(mask, [mask] * initial, [0.0] * initial)
         budget = longest  # expansions allowed (the evaluation: max_gen_len)
         for _ in range(steps):
@@ -128,7 +132,9 @@ class DreamOnBackend(MaskedDiffusionBackend):
             state.forward_ms += (time.perf_counter() - tf) * 1000
             state.forwards += 1
             rows = forbid_tokens(logits[masked], list(self.info.forbidden_ids))
-            if len(state.ids) >= longest or budget == 0:
+            if fixed:
+                rows[:, [self.expand_id, self.delete_id]] = NEG_INF
+            elif len(state.ids) >= longest or budget == 0:
                 rows[:, self.expand_id] = NEG_INF
             row, token, prob = choose_position(rows, self.top_p)
             pos = masked[row]
