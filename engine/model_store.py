@@ -229,6 +229,9 @@ def pull(model: CatalogModel, *, out: IO[str] | None = None) -> Path:
             kind = "SHA-256" if remote.sha256 else "git hash"
             raise HashMismatchError(f"{remote.path}: the downloaded file does not match the hub's {kind}; "
                                     "it was deleted and the pull refused")
+    if not is_complete(snapshot):
+        raise DownloadError(f"{hub_id}@{commit[:12]}: the catalog's files do not make a loadable checkpoint "
+                            "(config, tokenizer and every weight shard); the catalog entry needs fixing")
     if not model.revision:
         # hf_hub_download was given the commit, so it recorded no ref: remember which one main was
         ref = repo_dir(hub_id) / "refs" / "main"

@@ -204,6 +204,15 @@ def test_a_file_that_does_not_match_the_hub_hash_is_deleted_and_the_pull_refused
     assert not model_store.is_downloaded(model)
 
 
+def test_a_repository_without_the_weights_is_not_taken_for_a_model(hub):
+    """Files the catalog names but that do not form a checkpoint (no weights here) fail the pull."""
+    model = catalog.lookup("dream-coder-7b").model
+    del hub.repos[model.hub_id].files["model.safetensors"]
+    with pytest.raises(model_store.DownloadError, match="not make a loadable checkpoint"):
+        _pull("dream-coder-7b")
+    assert not model_store.is_downloaded(model)
+
+
 def test_too_little_disk_is_refused_before_anything_downloads(hub):
     hub.faults.huge["model.safetensors"] = 10**15  # a petabyte
     with pytest.raises(model_store.DiskSpaceError, match=r"needs 1000000\.00 GB more disk.*GB free"):
@@ -211,6 +220,7 @@ def test_too_little_disk_is_refused_before_anything_downloads(hub):
     assert _fetched(hub) == []
 
 
+@pytest.mark.slow  # loads models
 def test_list_pull_offline_use_and_rm(hub, monkeypatch, capsys):
     from engine import load_engine
     from engine.cli.models import run_list, run_rm
@@ -311,3 +321,39 @@ def test_the_server_reports_a_catalog_model_that_is_not_downloaded(tmp_path, mon
     with pytest.raises(ModelNotFoundError) as caught:
         load_with_fallbacks(Settings(model="llada-8b", device="cpu"))
     assert "run `diffill models pull llada-8b`" in one_line(caught.value)
+
+
+#: catalog name -> fixture directory of the same family (tests/fixtures/families)
+FAMILY_FIXTURES = {"dream-coder-7b": "dream-coder", "diffucoder-7b": "diffucoder", "dreamon-7b": "dreamon",
+                   "llada-8b": "llada", "open-dcoder-0.5b": "open-dcoder"}
+
+
+@pytest.mark.slow  # loads models
+def test_every_native_family_pulls_and_runs_offline_by_its_catalog_name(tmp_path, monkeypatch):
+    """Each native catalog model, served by the stand-in as its family's tiny checkpoint (with a remote-code
+    file beside it), is pulled with the catalog's file patterns and then filled with, offline, by name."""
+    from engine import load_engine
+    from engine.types import InfillRequest
+
+    repos = []
+    for name, fixture in FAMILY_FIXTURES.items():
+        model = catalog.lookup(name).model
+        repo = repo_from_dir(model.hub_id, FIXTURES / fixture, REMOTE_CODE, commit=model.revision)
+        for extra in ("reference.json", "reference.safetensors", "reference_generation.json"):
+            repo.files.pop(extra, None)
+        repos.append(repo)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    with HubStandIn(repos) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        for name in FAMILY_FIXTURES:
+            _pull(name)
+        assert not [p for m, p, _ in hub.log if p.endswith(".py")]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in FAMILY_FIXTURES:
+        engine = load_engine(name, device="cpu", force=True)  # force: the real 7B figures exceed this machine
+        assert engine.describe()["model"] == str(model_store.snapshot_dir(catalog.lookup(name).model)), name
+        backend = engine.backend
+        assert backend.__class__.__name__ == ("DreamOnBackend" if name == "dreamon-7b" else "MaskedDiffusionBackend")
+        result = engine.infill(InfillRequest(prefix="x = ", suffix="\n", max_new_tokens=3))
+        assert result.forwards >= 1, name
