@@ -92,7 +92,10 @@ def run_list(args: argparse.Namespace) -> int:
         print(json.dumps(entries, indent=2))
         return 0
     header = ("name", "family", "params", "download", "downloaded", "fits here", "infill (published)")
-    rows = [(e["name"], e["family"], f"{e['params']:g}B", f"{e['download_gb']:.1f} GB",
+    def size(e: dict[str, Any]) -> str:  # "~": not read from the hub (see the entry's "unverified")
+        return ("~" if "download_gb" in e["unverified"] else "") + f"{e['download_gb']:.1f} GB"
+
+    rows = [(e["name"], e["family"], f"{e['params']:g}B", size(e),
              "yes" if e["downloaded"] else "no", _where(e), _score(e)) for e in entries]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
@@ -100,6 +103,7 @@ def run_list(args: argparse.Namespace) -> int:
     gpu = machine.gpu
     print(f"\nthis machine: {f'{gpu.name} {gpu.total_gb:.1f} GB' if gpu else 'no GPU'}, "
           f"RAM {machine.ram_total_gb:.1f} GB, {free:.1f} GB free disk in {model_store.cache_dir()}")
+    print("~ = size not read from the hub; memory needs are estimates (docs/MODELS.md)")
     return 0
 
 
