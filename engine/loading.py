@@ -157,7 +157,7 @@ def load_backend(model: str | None, *, device: str = "auto", dtype: str | None =
         from engine.machine import probe
         from engine.model_fit import check_fits
 
-        check_fits(choice, dev, probe())
+        check_fits(choice, dev, probe(), dtype)
     family = _native_family(choice, path, local)
     if family in NATIVE_FAMILIES:
         return _load_native(path, family, choice, dtype, dev, context_tokens, progress)

@@ -42,9 +42,14 @@ def assess(model: CatalogModel, machine: Machine, downloaded: bool, free_disk_gb
     return Fit(gpu_variant, cpu, disk)
 
 
-def check_fits(choice: Choice, device: str, machine: Machine) -> None:
+#: --dtype names that load 16-bit weights on the CPU
+_HALF = ("bfloat16", "bf16", "float16", "fp16")
+
+
+def check_fits(choice: Choice, device: str, machine: Machine, dtype: str | None = None) -> None:
     """Raise ``DeviceError`` naming needed vs available memory when ``choice`` will not fit
-    on ``device`` now (callers skip this when the user forces the load)."""
+    on ``device`` now (callers skip this when the user forces the load).  ``dtype``: the
+    user's ``--dtype``, which decides the CPU figure (16-bit or float32)."""
     model, variant = choice.model, choice.variant
     if device.startswith("cuda"):
         need = model.need_gb(variant, "cuda")
@@ -58,11 +63,12 @@ def check_fits(choice: Choice, device: str, machine: Machine) -> None:
             raise DeviceError(f"{choice.label} needs ~{need:.1f} GB of GPU memory, {gpu.free_gb:.1f} GB is free on "
                               f"{gpu.name}: {hint}, or pass --force to try anyway")
         return
-    need = model.need_gb(variant, "cpu", cpu_dtype(machine))
+    on_cpu = "bf16" if dtype in _HALF else ("float32" if dtype else cpu_dtype(machine))
+    need = model.need_gb(variant, "cpu", on_cpu)
     if need is None:
         return  # quantized variants are refused on the CPU with their own reason
     if need > machine.ram_available_gb:
-        raise DeviceError(f"{choice.label} needs ~{need:.1f} GB of RAM on the CPU ({cpu_dtype(machine)}), "
+        raise DeviceError(f"{choice.label} needs ~{need:.1f} GB of RAM on the CPU ({on_cpu}), "
                           f"{machine.ram_available_gb:.1f} GB is available: use a GPU or a smaller catalog "
                           "model, or pass --force to try anyway")
 

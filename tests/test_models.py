@@ -110,6 +110,9 @@ def test_a_load_that_does_not_fit_is_refused_with_the_numbers():
     with pytest.raises(DeviceError, match=r"needs ~33\.1 GB of RAM.*4\.0 GB is available.*--force"):
         check_fits(choice, "cpu", _machine(None, ram_gb=4.0))
     check_fits(choice, "cuda", _machine(24.0))  # fits: no error
+    check_fits(choice, "cpu", _machine(None, ram_gb=20.0), "bfloat16")  # 16-bit on the CPU: 17.1 GB fits
+    with pytest.raises(DeviceError, match=r"needs ~33\.1 GB of RAM on the CPU \(float32\)"):
+        check_fits(choice, "cpu", _machine(None, ram_gb=20.0))
 
 
 def test_quantized_weights_are_refused_without_cuda():
