@@ -33,3 +33,8 @@ class Cancelled(EngineError):
 class OutOfMemory(DeviceError):
     """The device ran out of memory during a request; the engine stays usable
     (cached blocks were released) and a smaller request or another device may work."""
+
+
+class RemoteError(EngineError):
+    """A remote inference server (vLLM, llama.cpp, Ollama, an OpenAI-compatible
+    service) could not answer; the message names the server and the failure kind."""
