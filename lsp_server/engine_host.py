@@ -131,7 +131,8 @@ def load_with_fallbacks(settings: Settings) -> Loaded:
     try:
         return Loaded(_load_on_device(settings, notes), notes)
     except EngineError as exc:
-        if isinstance(exc, DeviceError) or not settings.fallback_to_bundled or settings.model is None:
+        if (isinstance(exc, DeviceError) or not settings.fallback_to_bundled or settings.model is None
+                or settings.backend != "local"):  # a remote model is not replaced by a local one silently
             raise
         notes.append(f"could not load {settings.model} ({one_line(exc)}); using the bundled model "
                      "instead (setting fallbackToBundled)")
@@ -158,6 +159,9 @@ def _load(settings: Settings) -> Engine:
         context_tokens=settings.context_tokens,
         threads=settings.threads,
         progress=False,
+        backend=settings.backend,
+        url=settings.url,
+        api_key_env=settings.api_key_env,
     )
 
 
