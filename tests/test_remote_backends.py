@@ -237,6 +237,7 @@ def test_concurrency_cap_holds_requests_back() -> None:
         assert in_flight == 2 and len(srv.requests) == 4
 
 
+@pytest.mark.slow  # starts a Python process
 def test_remote_engine_does_not_import_torch() -> None:
     code = ("import sys; sys.path.insert(0, 'tests'); from remote_standin import StandinServer\n"
             "from engine import load_engine, InfillRequest\n"
