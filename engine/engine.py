@@ -142,9 +142,14 @@ def load_engine(
         from engine.backends.remote import load_remote
 
         return Engine(load_remote(backend, url, model, api_key_env=api_key_env))
+    if url:
+        from engine.errors import InputError
+
+        raise InputError("a server URL (--url / url) needs a remote backend (--backend vllm, openai, llamacpp "
+                         "or ollama)")
     from engine.loading import load_backend
 
-    backend = load_backend(
+    local = load_backend(
         model,
         device=device,
         dtype=dtype,
@@ -155,4 +160,4 @@ def load_engine(
         progress=progress,
         force=force,
     )
-    return Engine(backend)
+    return Engine(local)

@@ -216,9 +216,8 @@ class _Handler(BaseHTTPRequestHandler):
                     self.connection.shutdown(socket.SHUT_RDWR)
                     self.close_connection = True
                     return
-                if srv.delay_s and i:
-                    if srv.stop_event.wait(srv.delay_s):
-                        return
+                if srv.delay_s and i and srv.stop_event.wait(srv.delay_s):
+                    return
                 self._chunk(event)
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()

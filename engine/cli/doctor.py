@@ -65,7 +65,7 @@ def _remote(args: argparse.Namespace) -> dict[str, Any]:
     backend = engine.backend
     try:
         start = time.perf_counter()
-        models = backend.served_models()  # type: ignore[attr-defined]
+        models = backend.served_models()
         out["reachable"] = f"ok ({(time.perf_counter() - start) * 1000:.0f} ms)"
         out["served_models"] = ", ".join(
             f"{m['id']} ({m['context_tokens']} tokens)" if m.get("context_tokens") else str(m["id"]) for m in models
