@@ -78,6 +78,7 @@ class StandinServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as real servers do: small stream events go out at once
     server: StandinServer
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet

@@ -225,12 +225,15 @@ def test_cancel_during_a_slow_stream_stops_within_50_ms() -> None:
 
 def test_concurrency_cap_holds_requests_back() -> None:
     with StandinServer("openai") as srv:
-        srv.delay_s = 0.2
+        srv.delay_s = 0.4  # each answer takes >= 0.8 s
         eng = _engine("openai", srv.url, options=ClientOptions(max_concurrency=2, read_timeout_s=5.0))
         threads = [threading.Thread(target=eng.infill, args=(REQUEST,)) for _ in range(4)]
         for t in threads:
             t.start()
-        time.sleep(0.15)
+        deadline = time.perf_counter() + 5
+        while len(srv.requests) < 2 and time.perf_counter() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
         in_flight = len(srv.requests)
         for t in threads:
             t.join(5)
@@ -247,3 +250,20 @@ def test_remote_engine_does_not_import_torch() -> None:
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=60)
     assert out.stdout.strip() == "return a + b False", out.stderr
+
+
+def test_cancelled_requests_give_their_connections_back() -> None:
+    """Regression: cancelling mid-stream must release the pooled connection, or a
+    client capped at N connections hangs after N cancellations."""
+    with StandinServer("llamacpp") as srv:
+        srv.delay_s = 0.5
+        eng = _engine("llamacpp", srv.url, options=ClientOptions(max_concurrency=2, read_timeout_s=5.0))
+        for _ in range(5):
+            token = CancellationToken()
+            stream = eng.stream(REQUEST, token)
+            next(stream)
+            token.cancel()
+            with pytest.raises(Cancelled):
+                next(stream)
+        srv.delay_s = 0.0
+        assert eng.infill(REQUEST).middle == "return a + b"

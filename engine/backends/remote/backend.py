@@ -61,6 +61,8 @@ class RemoteBackend:
         middle, tokens, step, first_ms = "", 0, 0, None
         finished = False
         for event in self.send(request, cancel):
+            if finished:
+                continue
             piece = self.piece(event)
             if piece.text:
                 if first_ms is None:
@@ -71,8 +73,7 @@ class RemoteBackend:
                 if not piece.done:
                     yield Draft(step=step, steps=request.max_new_tokens, text=middle)
             if piece.done:
-                finished = True
-                break
+                finished = True  # read on: the body ends right after, and the connection is reused
         if not finished:
             raise RemoteError(f"the server at {self.client.base_url} ended the answer without finishing it "
                               "(stream dropped)")

@@ -2,16 +2,15 @@
 concurrency cap, prompt cancellation and one clear message per failure kind.
 
 Requests run on one asyncio loop in a daemon thread (httpx's async client):
-cancelling an asyncio task closes its connection at once in every phase
-(connecting, waiting for headers, reading a stream), which a blocking socket
-read in the engine's worker thread cannot do.  The worker thread only waits on
-a queue, and ``CancellationToken.on_cancel`` both cancels the task and wakes
-the worker, so a cancelled request ends well within 50 ms.
+cancelling a request's anyio cancel scope closes its connection at once in
+every phase (connecting, waiting for headers, reading a stream), which a
+blocking socket read in the engine's worker thread cannot do.  The worker
+thread only waits on a queue, and ``CancellationToken.on_cancel`` both cancels
+the scope and wakes the worker, so a cancelled request ends well within 50 ms.
 """
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import queue
 import threading
@@ -19,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import anyio
 import httpx
 
 from engine.cancellation import CancellationToken
@@ -59,6 +59,19 @@ class _Loop:
             return cls._loop
 
 
+class _Control:
+    """One request's cancel scope, set on the loop; ``stop`` runs on the loop too."""
+
+    def __init__(self) -> None:
+        self.scope: anyio.CancelScope | None = None
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+
 class HttpClient:
     """Talks to one server (``base_url``); the API key goes in its Authorization
     header and nowhere else (no redirects are followed, so it never leaves it)."""
@@ -91,41 +104,52 @@ class HttpClient:
         token = cancel or CancellationToken()
         token.raise_if_cancelled()
         inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        control = _Control()
 
         async def pump() -> None:
-            try:
-                async for item in self._events(method, path, body, framing):
-                    inbox.put(("item", item))
-                inbox.put(("end", None))
-            except asyncio.CancelledError:
+            # anyio's cancel scope, not Task.cancel(): httpcore shields its connection
+            # cleanup from anyio cancellation only, so a plain task cancel would leave
+            # the pooled connection marked active (and the pool would run dry)
+            with anyio.CancelScope() as scope:
+                control.scope = scope
+                if control.stopped:
+                    scope.cancel()
+                try:
+                    async for item in self._events(method, path, body, framing):
+                        inbox.put(("item", item))
+                    inbox.put(("end", None))
+                except RemoteError as exc:
+                    inbox.put(("error", exc))
+                except Exception as exc:  # noqa: BLE001 - mapped to one line, never a traceback
+                    inbox.put(("error", RemoteError(f"{self.base_url}: {type(exc).__name__}: {exc}")))
+            if scope.cancelled_caught:
                 inbox.put(("cancelled", None))
-                raise
-            except RemoteError as exc:
-                inbox.put(("error", exc))
-            except Exception as exc:  # noqa: BLE001 - mapped to one line, never a traceback
-                inbox.put(("error", RemoteError(f"{self.base_url}: {type(exc).__name__}: {exc}")))
 
-        future: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(pump(), self._loop)
+        asyncio.run_coroutine_threadsafe(pump(), self._loop)
 
         def stop() -> None:
-            future.cancel()
+            self._loop.call_soon_threadsafe(control.stop)
             inbox.put(("cancelled", None))
 
         unregister = token.on_cancel(stop)
+        finished = False
         try:
             while True:
                 kind, value = inbox.get()
                 if kind == "item":
                     yield value
                 elif kind == "end":
+                    finished = True
                     return
                 elif kind == "cancelled":
                     raise Cancelled("request cancelled")
                 else:
+                    finished = True
                     raise value
         finally:
             unregister()
-            future.cancel()  # the caller stopped early: close the connection too
+            if not finished:  # cancelled, or the caller stopped early: close the connection
+                self._loop.call_soon_threadsafe(control.stop)
 
     def get_json(self, path: str, cancel: CancellationToken | None = None) -> Any:
         """One GET returning JSON (model lists, health checks)."""
@@ -246,7 +270,7 @@ async def _decode(response: httpx.Response, framing: Framing, where: str) -> Asy
                 continue  # comments (":"), event names, ids
             line = line[5:].strip()
             if line == "[DONE]":
-                return
+                continue  # read on to the end of the body so that the connection is reused
         yield _loads(line, where)
 
 
