@@ -175,6 +175,8 @@ def test_bad_url_and_missing_model_are_clear() -> None:
         load_engine(None, backend="ollama", url="http://127.0.0.1:9")
     with pytest.raises(EngineError, match="needs the server's URL"):
         load_engine("m", backend="vllm")
+    with pytest.raises(EngineError, match="needs a remote backend"):
+        load_engine(None, url="http://127.0.0.1:9")
 
 
 # --- cancellation: the HTTP request is closed within 50 ms ------------------------------------
