@@ -37,4 +37,9 @@ class OutOfMemory(DeviceError):
 
 class RemoteError(EngineError):
     """A remote inference server (vLLM, llama.cpp, Ollama, an OpenAI-compatible
-    service) could not answer; the message names the server and the failure kind."""
+    service) could not answer; the message names the server and the failure kind,
+    ``status`` is the HTTP status where the server sent one."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -130,7 +130,7 @@ def test_401_names_the_key_variable_and_the_key_is_sent_only_as_a_header(monkeyp
         eng = _engine("vllm", srv.url, api_key_env="DIFFILL_TEST_KEY")
         with pytest.raises(RemoteError) as info:
             eng.infill(REQUEST)
-        assert "refused the credentials (HTTP 401: Invalid API key)" in str(info.value)
+        assert "refused the credentials (HTTP 401: Invalid API key)" in str(info.value) and info.value.status == 401
         assert "s3cret" not in str(info.value) and "s3cret" not in repr(eng.backend.client)
         assert srv.headers_seen[0]["Authorization"] == "Bearer s3cret-key"
         srv.api_key = "s3cret-key"

@@ -222,15 +222,15 @@ class HttpClient:
         where = f"the server at {self.base_url}"
         if status in (401, 403):
             return RemoteError(f"{where} refused the credentials (HTTP {status}: {reason}); check the API key "
-                               "in the environment variable named by --api-key-env / apiKeyEnv")
+                               "in the environment variable named by --api-key-env / apiKeyEnv", status)
         if status == 404:
             return RemoteError(f"{where} has no {response.request.url.path} (HTTP 404: {reason}); "
-                               "check the URL and the backend kind")
+                               "check the URL and the backend kind", status)
         if status in RETRY_STATUSES:
-            return RemoteError(f"{where} is busy (HTTP {status}: {reason}) after {attempt + 1} tries")
+            return RemoteError(f"{where} is busy (HTTP {status}: {reason}) after {attempt + 1} tries", status)
         if 400 <= status < 500:
-            return RemoteError(f"{where} rejected the request (HTTP {status}: {reason})")
-        return RemoteError(f"{where} failed (HTTP {status}: {reason})")
+            return RemoteError(f"{where} rejected the request (HTTP {status}: {reason})", status)
+        return RemoteError(f"{where} failed (HTTP {status}: {reason})", status)
 
 
 def server_reason(response: httpx.Response) -> str:

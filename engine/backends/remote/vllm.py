@@ -89,7 +89,7 @@ class VllmBackend(OpenAICompletionsBackend):
             try:
                 first = next(events, None)
             except RemoteError as exc:
-                if "HTTP 400" not in str(exc):
+                if exc.status != 400:
                     raise
                 events = self.client.events("POST", self.path, self.prompt_body(request), self.framing, cancel)
                 first = next(events, None)
