@@ -225,3 +225,21 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             srv.closed_at = time.perf_counter()
             self.close_connection = True
+
+
+def main() -> None:
+    """Run one stand-in in its own process (benchmarks: keeps its threads out of
+    the measuring process): ``python tests/remote_standin.py KIND``; prints the URL."""
+    import sys
+
+    kind = sys.argv[1] if len(sys.argv) > 1 else "llamacpp"
+    with StandinServer(kind) as srv:
+        print(srv.url, flush=True)
+        try:
+            srv.stop_event.wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
