@@ -269,3 +269,19 @@ def test_cancelled_requests_give_their_connections_back() -> None:
                 next(stream)
         srv.delay_s = 0.0
         assert eng.infill(REQUEST).middle == "return a + b"
+
+
+def test_tls_is_verified() -> None:
+    """An https URL to a server whose certificate cannot be verified fails (here: a
+    plain-HTTP stand-in answering a TLS handshake), and the client's TLS context
+    requires a verified certificate and host name."""
+    import ssl
+
+    with StandinServer("openai") as srv:
+        eng = _engine("openai", srv.url.replace("http://", "https://"))
+        with pytest.raises(RemoteError, match=r"cannot reach the server at https://"):
+            eng.infill(REQUEST)
+    client = eng.backend.client._client
+    assert client is not None
+    ctx = client._transport._pool._ssl_context  # httpx/httpcore internals: the context in use
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname

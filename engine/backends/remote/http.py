@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+import ssl
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -162,8 +163,11 @@ class HttpClient:
             o = self.options
             timeout = httpx.Timeout(o.read_timeout_s, connect=o.connect_timeout_s)
             limits = httpx.Limits(max_connections=o.max_concurrency, max_keepalive_connections=o.max_concurrency)
+            # TLS verified against the system's trust store (where a company installs its CA),
+            # no redirects (the key goes to base_url only), no proxy/.netrc credentials from the environment
+            tls = ssl.create_default_context()
             self._client = httpx.AsyncClient(base_url=self.base_url, headers=self._headers, timeout=timeout,
-                                             limits=limits, verify=True, follow_redirects=False, trust_env=False)
+                                             limits=limits, verify=tls, follow_redirects=False, trust_env=False)
             self._slots = asyncio.Semaphore(o.max_concurrency)
         return self._client, self._slots
 
