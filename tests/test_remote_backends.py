@@ -285,3 +285,25 @@ def test_tls_is_verified() -> None:
     assert client is not None
     ctx = client._transport._pool._ssl_context  # httpx/httpcore internals: the context in use
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+
+
+def test_request_waiting_for_vllm_detection_stays_cancellable() -> None:
+    """While the first request probes a server that does not answer, a second one
+    waits for the result; cancelling it must not wait for the probe's timeout."""
+    with StandinServer("vllm") as srv:
+        srv.hang = True
+        eng = _engine("vllm", srv.url, options=ClientOptions(read_timeout_s=3.0))
+        probe = threading.Thread(target=lambda: pytest.raises(RemoteError, eng.infill, REQUEST))
+        probe.start()
+        deadline = time.perf_counter() + 5
+        while not srv.requests and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        token = CancellationToken()
+        threading.Timer(0.05, token.cancel).start()
+        start = time.perf_counter()
+        with pytest.raises(Cancelled):
+            eng.infill(REQUEST, token)
+        assert time.perf_counter() - start < 0.05 + 0.05
+        assert len(srv.requests) == 1  # the second request never went out
+        srv.hang = False
+        probe.join(5)

@@ -82,7 +82,9 @@ class VllmBackend(OpenAICompletionsBackend):
 
         Returns the open response and its first event, or None when another
         request found out while this one waited (then send normally)."""
-        with self._detect:
+        while not self._detect.acquire(timeout=0.01):  # stays cancellable while another request probes
+            cancel.raise_if_cancelled()
+        try:
             if self.pinned is not None:
                 return None
             events = self.client.events("POST", self.path, self.pinned_body(request), self.framing, cancel)
@@ -97,3 +99,5 @@ class VllmBackend(OpenAICompletionsBackend):
                 return events, first
             self.pinned = True
             return events, first
+        finally:
+            self._detect.release()
