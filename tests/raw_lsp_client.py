@@ -66,6 +66,10 @@ class RawLspClient:
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._stderr, env=env, cwd=cwd, bufsize=0)
         self.inbox = Inbox()
+        #: per method, how to answer the server's requests instead of SERVER_REQUEST_RESULTS:
+        #: the handler gets the request and returns the response to send, or None to hold
+        #: it (the test answers later with ``answer``, or never)
+        self.handlers: dict[str, Callable[[dict], dict | None]] = {}
         self._ids = itertools.count(1)
         self._write_lock = threading.Lock()
         self._reader = threading.Thread(target=self._read_loop, name="raw-lsp-reader", daemon=True)
@@ -163,11 +167,26 @@ class RawLspClient:
             box.cond.notify_all()
 
     def _answer(self, message: dict) -> None:
+        handler = self.handlers.get(message["method"])
+        if handler is not None:
+            response = handler(message)
+            if response is not None:
+                self.answer(message, response)
+            return
         make = SERVER_REQUEST_RESULTS.get(message["method"], lambda params: None)
+        self.answer(message, {"result": make(message.get("params"))})
+
+    def answer(self, request: dict, response: dict) -> None:
+        """Answer one of the server's requests with ``{"result": ...}`` or ``{"error": ...}``."""
         try:
-            self.send({"jsonrpc": "2.0", "id": message["id"], "result": make(message.get("params"))})
+            self.send({"jsonrpc": "2.0", "id": request["id"], **response})
         except (BrokenPipeError, OSError):
             pass  # the server is gone; the test notices through alive()
+
+    def notifications_of(self, method: str) -> list[dict]:
+        """The params of every notification ``method`` received so far."""
+        with self.inbox.cond:
+            return [n.get("params") for n in self.inbox.notifications if n.get("method") == method]
 
     # -- teardown ------------------------------------------------------------
     def close(self, timeout: float = 10.0) -> int | None:
