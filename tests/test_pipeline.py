@@ -200,3 +200,17 @@ async def test_over_the_request_rate_is_a_server_cancellation_told_once():
         with pytest.raises(ServerCancelled):
             await pipeline.complete(hole(f"y = {CURSOR}\n"), kind="inline", debounce=False, drafts=False)
     assert len(client.shown) == 1 and "maxRequestsPerSecond" in client.shown[0]
+
+
+async def test_settings_changed_while_debouncing_are_the_ones_the_engine_gets():
+    """Issue 20: the request asked the engine host for the settings it arrived with."""
+    pipeline, host, _client, _stats = make(FakeEngine("1"), debounce_ms=300, max_new_tokens=4)
+    current = pipeline.parts.settings()
+    pipeline.parts.settings = lambda: current
+    task = asyncio.ensure_future(pipeline.complete(hole(f"x = {CURSOR}\n"), kind="inline", debounce=True,
+                                                   drafts=False))
+    await asyncio.sleep(0)
+    current = replace(current, threads=2, max_new_tokens=7)  # a setting change arrives meanwhile
+    assert await task is not None
+    assert [s.threads for s in host.loads] == [2]
+    assert host.engine.requests[0].max_new_tokens == 7
