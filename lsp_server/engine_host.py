@@ -105,9 +105,9 @@ class EngineHost:
             # there (behind a request) while the settings changed again is skipped
             this = asyncio.current_task()
             loaded = await self.worker.call(load_with_fallbacks, settings, lambda: self._task is this)
-        except Superseded:
-            log.info("skipped loading %s: the model settings changed meanwhile", name)
-            server.progress_end(progress, "skipped: the settings changed")
+        except Cancelled as exc:  # Superseded, or the server is shutting down
+            log.info("skipped loading %s: %s", name, exc)
+            server.progress_end(progress, f"skipped: {exc}")
             raise
         except Exception as exc:
             message = one_line(exc)

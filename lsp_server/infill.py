@@ -361,8 +361,11 @@ class DraftSender:
         if self.handle is not None and self.handle.cancelled:
             return
         self.last_steps = draft.steps
-        self.loop.call_soon_threadsafe(self._send, draft.step, draft.steps, draft.text,
-                                       list(draft.confidence), False)
+        try:
+            self.loop.call_soon_threadsafe(self._send, draft.step, draft.steps, draft.text,
+                                           list(draft.confidence), False)
+        except RuntimeError:  # the loop is closed: the server is exiting
+            pass
 
     def final(self, text: str) -> None:
         """The post-processed result (what is inserted); step == steps."""
