@@ -6,7 +6,8 @@ this client writes raw frames and reads the server's output on a thread.
 
 It also answers the server's own requests (``window/workDoneProgress/create``,
 ``workspace/applyEdit``, ``workspace/configuration``, ...) at once, so the
-server is never left waiting on us.
+server is never left waiting on us.  An ``applyEdit`` is answered as an
+editor would: its edits are sent back as an incremental ``didChange`` first.
 """
 from __future__ import annotations
 
@@ -173,8 +174,26 @@ class RawLspClient:
             if response is not None:
                 self.answer(message, response)
             return
+        if message["method"] == "workspace/applyEdit":
+            self.echo_edit(message)
         make = SERVER_REQUEST_RESULTS.get(message["method"], lambda params: None)
         self.answer(message, {"result": make(message.get("params"))})
+
+    def echo_edit(self, request: dict) -> None:
+        """Send a versioned applyEdit's edits back as ``didChange`` (what an editor's
+        buffer change produces) before the answer, as editors do."""
+        edit = (request.get("params") or {}).get("edit") or {}
+        for change in edit.get("documentChanges") or []:
+            document = change.get("textDocument") or {}
+            if not isinstance(document.get("version"), int):
+                continue
+            try:
+                self.notify("textDocument/didChange", {
+                    "textDocument": {"uri": document.get("uri"), "version": document["version"] + 1},
+                    "contentChanges": [{"range": e["range"], "text": e["newText"]}
+                                       for e in reversed(change.get("edits") or [])]})
+            except (BrokenPipeError, OSError):
+                return
 
     def answer(self, request: dict, response: dict) -> None:
         """Answer one of the server's requests with ``{"result": ...}`` or ``{"error": ...}``."""
