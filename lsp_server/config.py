@@ -13,8 +13,10 @@ which the server reports with ``window/logMessage``.
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from functools import partial
 from typing import Any, Literal
 
 Multiline = Literal["auto", "always", "never"]
@@ -54,7 +56,7 @@ def setting(default: Any, kind: Kind, description: str, **spec: Any) -> Any:
     """A ``Settings`` field whose metadata carries its :class:`SettingSpec`."""
     meta = {"spec": SettingSpec(kind, description, **spec)}
     if isinstance(default, (dict, list)) or callable(default):
-        factory: Callable[[], Any] = default if callable(default) else (lambda d=default: type(d)(d))
+        factory: Callable[[], Any] = default if callable(default) else partial(copy.copy, default)
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
 
@@ -64,7 +66,8 @@ class Settings:
     """Every setting the server understands."""
 
     model: str | None = setting(
-        None, "text", "Model: bundled name, local directory or hub id (null: the bundled model).",
+        None, "text", "Model: catalog name (diffill models list; pulled first with diffill models pull NAME), "
+        "bundled name, local directory or hub id (null: the bundled model).",
         reload=True, nullable=True, shown_default="bundled")
     device: Device = setting("auto", "choice", "Device the model runs on.", reload=True, choices=DEVICES)
     dtype: str | None = setting(
@@ -147,7 +150,10 @@ def camel(name: str) -> str:
 
 
 def default_of(f: Field) -> Any:
-    return f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+    if f.default is MISSING:
+        assert callable(f.default_factory), f.name  # every setting has a default or a factory
+        return f.default_factory()
+    return f.default
 
 
 #: every setting, in declaration order

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -72,7 +72,7 @@ class EngineSource(Protocol):
 
     def send_ready(self) -> None: ...
 
-    def fall_back_to_cpu(self, settings: Settings) -> None: ...
+    def fall_back_to_cpu(self, settings: Settings) -> Awaitable[Engine]: ...
 
 
 class ClientChannel(Protocol):
@@ -189,7 +189,8 @@ class InfillPipeline:
             timing.outcome = "disabled"
             return None
         prefix_chars, suffix_chars = char_budgets(settings.context_tokens)
-        ctx = extract(doc.text, hole.start, hole.end, language=doc.language_id,
+        text, start, end = hole.program()
+        ctx = extract(text, start, end, language=doc.language_id,
                       prefix_chars=prefix_chars, suffix_chars=suffix_chars)
         if not ctx.prefix.strip() and not ctx.suffix.strip():
             timing.outcome = "empty"  # nothing around the cursor to go on

@@ -36,6 +36,7 @@ upgrade changes them, and checks that no other module touches them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import threading
 from typing import Any
@@ -94,8 +95,7 @@ class HookedProtocol(LanguageServerProtocol):
         # pygls files the future of a generator handler run for a notification under a
         # fresh id and never removes it: remove it when it is done
         for key in self._request_futures.keys() - before:
-            future = self._request_futures[key]
-            future.add_done_callback(lambda f, key=key: self._drop_future(key, f))
+            self._request_futures[key].add_done_callback(functools.partial(self._drop_future, key))
 
     def _drop_future(self, key: Any, future: Any) -> None:
         if self._request_futures.get(key) is future:

@@ -37,7 +37,7 @@ import re
 import stat
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO, Protocol
 
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
@@ -69,9 +69,11 @@ _DISCARD_CHUNK = 1 << 20
 
 
 class AsyncReader(Protocol):
-    async def readline(self) -> bytes: ...
+    """pygls' reader interface: awaitables (pygls' own stdin reader returns futures)."""
 
-    async def readexactly(self, n: int) -> bytes: ...
+    def readline(self) -> Awaitable[bytes]: ...
+
+    def readexactly(self, n: int) -> Awaitable[bytes]: ...
 
 
 class PipeReader:

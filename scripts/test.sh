@@ -14,6 +14,9 @@ bash scripts/setup.sh
 if command -v npm >/dev/null && [ ! -d editors/vscode/node_modules/vscode-languageclient ]; then
   (cd editors/vscode && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# lint and types first: seconds, and a failure names the line
+.venv/bin/ruff check .
+.venv/bin/mypy
 pytest=(.venv/bin/python -m pytest -q -rs -p no:cacheprovider "$@")
 if [ "${DIFFILL_TEST_NETWORK:-}" != allow ] && command -v unshare >/dev/null && command -v ip >/dev/null \
    && unshare -rn true 2>/dev/null; then

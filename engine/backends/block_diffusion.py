@@ -397,6 +397,7 @@ class BlockDiffusionBackend:
         for state in self.denoise(kv, canvas, steps=steps, generator=gen, settings=settings):
             if bool(state.finished.all()):
                 break
+        assert state is not None, "denoise yields at least one step"
         return state.argmax[0].tolist()
 
     # -- helpers ---------------------------------------------------------------

@@ -27,9 +27,9 @@ class HostReader:
     def __init__(self, device, depth: int = 2) -> None:
         self.asynchronous = torch.device(device).type == "cuda"
         self.depth = max(int(depth), 1)
-        self._pending: deque[tuple[int, torch.Tensor, object]] = deque()
+        self._pending: deque[tuple[int, torch.Tensor, torch.cuda.Event | None]] = deque()
 
-    def _copy(self, t: torch.Tensor) -> tuple[torch.Tensor, object]:
+    def _copy(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
         """(host tensor, completion event or None when already complete)."""
         if not self.asynchronous:
             return t.cpu(), None
@@ -43,14 +43,14 @@ class HostReader:
         """Start copying step ``step``'s tensor; blocks only on a copy ``depth`` steps old."""
         host, event = self._copy(t)
         self._pending.append((step, host, event))
-        while len(self._pending) > self.depth and self._pending[0][2] is not None:
-            self._pending[0][2].synchronize()
+        while len(self._pending) > self.depth and (oldest := self._pending[0][2]) is not None:
+            oldest.synchronize()
             self._pending[0] = (self._pending[0][0], self._pending[0][1], None)
 
     def ready(self) -> list[tuple[int, torch.Tensor]]:
         """Copies that have arrived, oldest first (never blocks)."""
         out = []
-        while self._pending and (self._pending[0][2] is None or self._pending[0][2].query()):
+        while self._pending and ((event := self._pending[0][2]) is None or event.query()):
             step, host, _ = self._pending.popleft()
             out.append((step, host))
         return out

@@ -74,7 +74,8 @@ def materialize(model: torch.nn.Module, device: str) -> None:
     A weight shared by several modules (tied) is one tensor on the meta device
     and stays one tensor here: it is allocated once and put back everywhere it
     was (``Module.to_empty`` would allocate it once per module that holds it)."""
-    done: dict[int, torch.Tensor] = {}
+    done: dict[int, torch.nn.Parameter] = {}
+    buffers: dict[int, torch.Tensor] = {}
     for module in model.modules():
         for name, p in list(module._parameters.items()):
             if p is not None and p.is_meta:
@@ -84,9 +85,9 @@ def materialize(model: torch.nn.Module, device: str) -> None:
                 module._parameters[name] = done[id(p)]
         for name, b in list(module._buffers.items()):
             if b is not None and b.is_meta:
-                if id(b) not in done:
-                    done[id(b)] = torch.empty_like(b, device=device)
-                module._buffers[name] = done[id(b)]
+                if id(b) not in buffers:
+                    buffers[id(b)] = torch.empty_like(b, device=device)
+                module._buffers[name] = buffers[id(b)]
 
 
 def build_tokenizer(vocab_limit: int):

@@ -51,7 +51,7 @@ def request_for(case: InfillCase, settings: RunSettings, *, oracle_tokens: int |
     with ``one_per_step`` the one-token-per-forward reference run."""
     budget = settings.budget(case.kind)
     fixed = oracle_tokens is not None
-    if fixed:
+    if oracle_tokens is not None:
         budget = min(max(1, oracle_tokens), MAX_CANVAS)
     sampler, steps = settings.sampler, settings.steps
     if one_per_step:

@@ -185,11 +185,12 @@ def _speed_cases(args: argparse.Namespace) -> dict[str, list]:
     order = ["heldout", "humaneval"] if args.source == "auto" else [args.source]
     problems = []
     for source in order:
-        paths = [subset_path(n, args.data, args.heldout) for n in sources[source]]
-        missing = [str(p) if p else f"--data DIR (or ${DATA_ENV})" for p in paths if p is None or not p.is_file()]
+        found = [subset_path(n, args.data, args.heldout) for n in sources[source]]
+        missing = [str(p) if p else f"--data DIR (or ${DATA_ENV})" for p in found if p is None or not p.is_file()]
         if missing:
             problems.append(f"{source}: missing {', '.join(missing)}")
             continue
+        paths = [p for p in found if p is not None]
         return {kind: spread(load_subset(name, path), args.limit)
                 for kind, name, path in zip(("single", "multi"), sources[source], paths, strict=True)}
     raise DatasetError("no speed benchmark cases: " + "; ".join(problems))

@@ -30,12 +30,18 @@ class SourceFile:
     text: str
 
 
+def _field(md: metadata.PackageMetadata, key: str) -> str | None:
+    """First value of a metadata field (the PackageMetadata protocol has no ``get``)."""
+    values = md.get_all(key)
+    return str(values[0]) if values else None
+
+
 def _license_of(dist: metadata.Distribution) -> str:
     md = dist.metadata
-    expr = md.get("License-Expression")
+    expr = _field(md, "License-Expression")
     if expr:
         return expr.strip()
-    lic = (md.get("License") or "").strip()
+    lic = (_field(md, "License") or "").strip()
     if lic and len(lic) < 80 and "\n" not in lic:
         return lic
     classifiers = [c.split("::")[-1].strip() for c in md.get_all("Classifier") or [] if c.startswith("License ::")]
@@ -48,7 +54,7 @@ def _dist_roots() -> dict[Path, tuple[str, str]]:
     """Top-level package directory -> (distribution, licence) for installed distributions."""
     roots: dict[Path, tuple[str, str]] = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name") or "unknown"
+        name = _field(dist.metadata, "Name") or "unknown"
         lic = _license_of(dist)
         for f in dist.files or []:
             parts = Path(str(f)).parts
@@ -106,7 +112,7 @@ def build(out_dir: Path, max_files: int | None = None, progress: bool = True) ->
     seen: set[str] = set()
     counts: Counter[str] = Counter()
     licenses: dict[str, str] = {}
-    stats = Counter()
+    stats: Counter[str] = Counter()
     with (out_dir / "train.jsonl").open("w") as train, (out_dir / "heldout.jsonl").open("w") as held:
         for path, dist, lic, _rel in tqdm(discover(max_files), desc="corpus", disable=not progress, file=sys.stderr):
             text, skipped = read_source(path)

@@ -158,7 +158,7 @@ def run(cfg: JobConfig) -> dict:
     from engine.training.example_stream import ExampleStream, StreamConfig
     from engine.training.examples import ExampleBuilder, ExampleConfig
     from engine.training.export import SHARD_LIMIT, shard_count, write_static, write_weights
-    from engine.training.model_factory import FILLER, MASK, PAD, build_config, wrap_tokenizer
+    from engine.training.model_factory import build_config, special_ids, wrap_tokenizer
     from engine.training.schedule import WSD
     from engine.training.source_pool import collect
 
@@ -188,7 +188,7 @@ def run(cfg: JobConfig) -> dict:
     tok_file = cfg.tokenizer or str(BUNDLED_DIR / "tokenizer.json")
     raw_tok = Tokenizer.from_file(tok_file)
     hf_tok = wrap_tokenizer(raw_tok)
-    mask_id, filler_id, pad_id = (raw_tok.token_to_id(t) for t in (MASK, FILLER, PAD))
+    mask_id, filler_id, pad_id = special_ids(raw_tok)
     previous: list = []
     if cfg.init_from:
         model = ModernBertForMaskedLM.from_pretrained(cfg.init_from, dtype=torch.float32)

@@ -16,7 +16,7 @@ import torch
 from engine.context_format import file_header
 from engine.training.cross_file import build_context
 from engine.training.examples import ExampleBuilder, ExampleConfig
-from engine.training.model_factory import FILLER, MASK, PAD
+from engine.training.model_factory import special_ids
 from engine.training.source_pool import SourcePool
 
 
@@ -53,7 +53,7 @@ class ExampleStream(torch.utils.data.IterableDataset):
         if info is not None:
             torch.set_num_threads(1)
         tok = Tokenizer.from_file(self.tokenizer_file)
-        mask_id, filler_id, pad_id = (tok.token_to_id(t) for t in (MASK, FILLER, PAD))
+        mask_id, filler_id, pad_id = special_ids(tok)
         builder = ExampleBuilder(tok, mask_id, filler_id, pad_id, ExampleConfig(seq_len=self.cfg.seq_len), seed)
         rng = random.Random(seed)
         population = range(len(self.pool.train))

@@ -9,13 +9,23 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TypedDict
 
 PAD, UNK, MASK, FILLER = "<pad>", "<unk>", "<mask>", "<eoi>"
 SPECIAL_TOKENS = [PAD, UNK, MASK, FILLER]
 #: Sidecar file with what the engine needs beyond config.json.
 DIFFILL_META = "diffill.json"
 
-SIZES: dict[str, dict[str, int]] = {
+class ModelDims(TypedDict):
+    """The ModernBertConfig fields a size sets."""
+
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+
+
+SIZES: dict[str, ModelDims] = {
     # name: hidden, layers, heads, intermediate
     "test": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64},
     "tiny": {"hidden_size": 256, "num_hidden_layers": 6, "num_attention_heads": 4, "intermediate_size": 640},
@@ -40,6 +50,15 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int):
     )
     tok.train_from_iterator(texts, trainer=trainer)
     return tok
+
+
+def special_ids(tok) -> tuple[int, int, int]:
+    """(mask, filler, pad) ids of a tokenizer made by :func:`train_tokenizer`."""
+    ids = [tok.token_to_id(t) for t in (MASK, FILLER, PAD)]
+    if any(i is None for i in ids):
+        raise ValueError(f"tokenizer lacks one of the special tokens {MASK}, {FILLER}, {PAD}")
+    mask_id, filler_id, pad_id = ids
+    return mask_id, filler_id, pad_id
 
 
 def wrap_tokenizer(tok):

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from engine.training.examples import IGNORE, ExampleBuilder, ExampleConfig
-from engine.training.model_factory import FILLER, MASK, PAD, build_config, wrap_tokenizer, write_meta
+from engine.training.model_factory import build_config, special_ids, wrap_tokenizer, write_meta
 
 
 @dataclass
@@ -77,7 +77,7 @@ def train(corpus_dir: Path, tokenizer_path: Path, out_dir: Path, cfg: TrainConfi
     device = "cuda" if torch.cuda.is_available() else "cpu"
     raw_tok = Tokenizer.from_file(str(tokenizer_path))
     hf_tok = wrap_tokenizer(raw_tok)
-    mask_id, filler_id, pad_id = (raw_tok.token_to_id(t) for t in (MASK, FILLER, PAD))
+    mask_id, filler_id, pad_id = special_ids(raw_tok)
     config = build_config(cfg.size, raw_tok.get_vocab_size(), cfg.seq_len, pad_id)
     if cfg.init_from:
         model = ModernBertForMaskedLM.from_pretrained(cfg.init_from, dtype=torch.float32).to(device)
