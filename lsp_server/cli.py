@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from lsp_server.config import Settings
@@ -60,7 +61,13 @@ def run_serve(args: argparse.Namespace) -> int:
     else:
         from lsp_server.transport import serve_stdio
 
-        serve_stdio(server)
+        code = serve_stdio(server)
+        if server.worker.busy:
+            # a model load in progress cannot be stopped, and the interpreter would wait
+            # for it at exit: the client asked the process to end now
+            logging.shutdown()
+            os._exit(code)
+        return code
     return 0
 
 

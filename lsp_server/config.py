@@ -132,6 +132,10 @@ class Settings:
     max_requests_per_second: int = setting(
         50, "int", "Completion and fill requests accepted per second, bursts up to one second's worth "
         "(0: no limit); the rest are dropped as cancelled.", low=0, high=100_000)
+    apply_edit_timeout_ms: int = setting(
+        30_000, "int", "Milliseconds a fill waits for the editor to answer workspace/applyEdit (some ask the "
+        "user first); then it reports the edit as not applied, and diffill/status tells if it is applied later.",
+        low=100, high=3_600_000)
     log_file: str | None = setting(None, "text", "Server log file (null: none).", nullable=True)
 
     def language_enabled(self, language: str | None) -> bool:

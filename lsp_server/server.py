@@ -5,14 +5,20 @@ State lives on ``DiffillServer``; each LSP feature is a small module in
 """
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import (
+    JsonRpcException,
+    JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+    JsonRpcServerNotInitialized,
+)
 from pygls.lsp.server import LanguageServer
 from pygls.protocol.language_server import lsp_method
 
@@ -24,12 +30,13 @@ from lsp_server.documents.notebooks import Cell, NotebookStore
 from lsp_server.documents.positions import Pos
 from lsp_server.documents.store import DISPATCH_SNAPSHOT
 from lsp_server.engine_host import EngineHost, new_token
+from lsp_server.fill_edits import FillEdits, LateAnswers
 from lsp_server.inflight import Inflight
 from lsp_server.limits import RateLimiter
 from lsp_server.logging_setup import set_log_file
 from lsp_server.methods import STATUS
 from lsp_server.notices import Notices
-from lsp_server.pygls_internals import HookedProtocol
+from lsp_server.pygls_internals import HookedProtocol, forget_request, is_shutting_down
 from lsp_server.stats import Stats
 from lsp_server.trust import screen_trusted_models, workspace_paths
 from lsp_server.worker import EngineWorker
@@ -39,7 +46,12 @@ log = logging.getLogger(__name__)
 
 class DiffillProtocol(HookedProtocol):
     """pygls' protocol with document sync routed to our own ``DocumentStore``
-    (strict positions, LSP line breaks, immutable snapshots)."""
+    (strict positions, LSP line breaks, immutable snapshots) and the LSP
+    lifecycle enforced (pygls serves requests before ``initialize``, accepts a
+    second one, and exits with 0 on ``exit`` without ``shutdown`` here)."""
+
+    #: whether ``initialize`` was received (every later one is refused)
+    initialized = False
 
     @property
     def owner(self) -> DiffillServer:
@@ -49,10 +61,37 @@ class DiffillProtocol(HookedProtocol):
         """Snapshot the documents as the request arrives (see DocumentStore)."""
         DISPATCH_SNAPSHOT.set(self.owner.documents.snapshot())
 
+    def refuse_request(self, method_name: str) -> JsonRpcException | None:
+        """-32002 before ``initialize``; a second ``initialize`` is an invalid request."""
+        if method_name == types.INITIALIZE:
+            if self.initialized:
+                return JsonRpcInvalidRequest("initialize was already received: the server is initialized once")
+            return None
+        if not self.initialized:
+            return JsonRpcServerNotInitialized(f"{method_name}: the server is not initialized "
+                                               "(send initialize first)")
+        return None
+
+    def accept_notification(self, method_name: str) -> bool:
+        """Before ``initialize`` notifications are dropped, except ``exit``."""
+        if self.initialized or method_name == types.EXIT:
+            return True
+        log.warning("dropping %s: the server is not initialized", method_name)
+        return False
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, params: Any = None) -> None:  # type: ignore[override]  # pygls' own is a generator
+        """Exit code 0 after ``shutdown``, else 1 (LSP); requests in flight stop quietly."""
+        self.owner.request_exit(0 if is_shutting_down(self) else 1)
+
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
-        self.owner.documents.open(doc.uri, doc.text, doc.version, doc.language_id)
+        server = self.owner
+        reopened = server.documents.current(doc.uri) is not None
+        server.documents.open(doc.uri, doc.text, doc.version, doc.language_id)
+        if reopened:  # new text for an open URI: completions for the old text are stale
+            server.inflight.cancel_matching(lambda key: key[0] == doc.uri and key[1] != "command")
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> None:
@@ -86,6 +125,7 @@ class DiffillProtocol(HookedProtocol):
         self.owner.documents.close(uri)
         self.owner.inflight.cancel_matching(lambda key: key[0] == uri)
         self.owner.debouncer.forget(uri)
+        self.owner.fill_edits.forget(uri)
 
     # -- notebooks (LSP 3.17 notebook synchronisation): cells are text documents,
     #    the notebook store keeps their order (lsp_server/documents/notebooks.py)
@@ -174,12 +214,34 @@ class DiffillServer(LanguageServer):
         self.stats = Stats()
         self.notices = Notices(self.show_message)
         self.rate_limiter = RateLimiter(self.settings.max_requests_per_second)
+        self.fill_edits = FillEdits()
+        self.late_answers = LateAnswers(lambda msg_id: forget_request(self.protocol, msg_id))
+        #: set by ``exit`` (or a dead client process): the process's exit code
+        self.exit_code: int | None = None
+        #: how the transport stops serving (set by ``serve_stdio``; None: raise SystemExit)
+        self.stop_serving: Callable[[], None] | None = None
+        #: polls the client's processId (see parent_watch)
+        self.parent_watch: asyncio.Future[None] | None = None
         from lsp_server.infill import InfillPipeline, PipelineParts
 
         self.pipeline = InfillPipeline(PipelineParts(
             settings=lambda: self.settings, stats=self.stats, inflight=self.inflight, debouncer=self.debouncer,
             engine_host=self.engine_host, worker=self.worker, notices=self.notices,
             rate_limiter=self.rate_limiter, client=self))
+
+    # -- lifecycle ----------------------------------------------------------
+    def request_exit(self, code: int) -> None:
+        """Stop serving and exit with ``code``: requests in flight are cancelled (the
+        engine stops within a step) and nothing more is written to the client."""
+        if self.exit_code is not None:
+            return
+        log.info("exiting with code %d", code)
+        self.exit_code = code
+        self.inflight.cancel_all()
+        self.worker.shutdown()
+        if self.stop_serving is None:
+            raise SystemExit(code)
+        self.stop_serving()
 
     # -- settings ---------------------------------------------------------
     def update_settings(self, raw: Any, *, source: str) -> None:

@@ -23,5 +23,6 @@ export const SERVER_KEYS = [
   'fallbackToBundled',
   'maxDocumentBytes',
   'maxRequestsPerSecond',
+  'applyEditTimeoutMs',
   'logFile',
 ] as const;
