@@ -25,7 +25,7 @@ MULTILINE_MODES: tuple[Multiline, ...] = ("auto", "always", "never")
 DEVICES: tuple[Device, ...] = ("auto", "cpu", "cuda")
 
 #: how a value is checked and documented
-Kind = Literal["text", "choice", "int", "bool", "names", "flags", "drafts"]
+Kind = Literal["text", "choice", "int", "bool", "names", "flags", "drafts", "globs"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,16 @@ class Settings:
         50, "int", "Completion and fill requests accepted per second, bursts up to one second's worth "
         "(0: no limit); the rest are dropped as cancelled.", low=0, high=100_000)
     log_file: str | None = setting(None, "text", "Server log file (null: none).", nullable=True)
+    context_enabled: bool = setting(
+        True, "bool", "Send snippets of other files with each completion: definitions of the names used near the "
+        "cursor, recently viewed or edited code, similar code in open documents (see diffill/context).", cache=True)
+    context_max_tokens: int = setting(
+        256, "int", "Most tokens those snippets may take per completion (0: none); never more than half of the "
+        "model's window after the canvas, so the cursor's own file keeps its room.", cache=True, low=0, high=32_768)
+    context_exclude: tuple[str, ...] = setting(
+        (), "globs", "Files never read for context, as .gitignore patterns relative to a workspace folder (besides "
+        "the .gitignore files themselves, secrets such as .env, keys and credentials, and binaries), "
+        'e.g. ["vendor/", "*.generated.ts"].')
 
     def language_enabled(self, language: str | None) -> bool:
         if language is None:
@@ -188,6 +198,10 @@ def check_value(spec: SettingSpec, value: Any) -> Any:
             return tuple(value)
         raise ValueError("expected a list of model names or paths to trust (trust is per model; "
                          "true is not accepted)")
+    if spec.kind == "globs":
+        if isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value):
+            return tuple(value)
+        raise ValueError("expected a list of .gitignore-style patterns")
     if spec.kind == "flags":
         if isinstance(value, dict) and all(isinstance(v, bool) for v in value.values()):
             return dict(value)

@@ -21,4 +21,7 @@ export const SERVER_KEYS = [
   'maxDocumentBytes',
   'maxRequestsPerSecond',
   'logFile',
+  'contextEnabled',
+  'contextMaxTokens',
+  'contextExclude',
 ] as const;
