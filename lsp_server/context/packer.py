@@ -38,4 +38,4 @@ def pack(candidates: Iterable[Piece], budget: int, count: Callable[[str], int],
         chosen.append(piece.with_tokens(cost))
         left -= cost
     used = budget - left if chosen else 0
-    return Packed(tuple(sorted(chosen, key=lambda p: p.score)), used, budget)
+    return Packed(tuple(sorted(chosen, key=lambda p: p.score)), used, budget, current_path)

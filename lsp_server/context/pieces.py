@@ -37,3 +37,4 @@ class Packed:
     pieces: tuple[Piece, ...]
     used: int
     budget: int
+    path: str | None = None  # the cursor file's path as the model sees it

@@ -14,11 +14,12 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 from pygls.uris import from_fs_path, to_fs_path
 
-from engine.types import ContextPiece
-from engine.window import CHARS_PER_TOKEN, context_room
+from engine.window import CHARS_PER_TOKEN, DEFAULT_CONTEXT_TOKENS, context_room
+from lsp_server.config import Settings
 from lsp_server.context import definitions
 from lsp_server.context.index import Indexer, ProgressFn, SymbolIndex, read_source
 from lsp_server.context.pieces import Packed, Piece
@@ -26,6 +27,9 @@ from lsp_server.context.privacy import Rules
 from lsp_server.context.recent import RecentChunks
 from lsp_server.context.similar import OpenText, SimilarSnippets
 from lsp_server.documents.store import Document
+
+if TYPE_CHECKING:
+    from engine import Engine
 
 #: lines of the cursor's file the sources look at
 LINES_BEFORE, LINES_AFTER = 48, 16
@@ -57,6 +61,7 @@ class ContextService:
         self.similar = SimilarSnippets()
         self.rules = Rules([])
         self._files: OrderedDict[tuple[str, int, int], list[str]] = OrderedDict()
+        self._counter: tuple[int, TokenCounter] | None = None
 
     # -- workspace -----------------------------------------------------------
     def start(self, folders: Sequence[str], exclude: Iterable[str], docs: Callable[[], Mapping[str, Document]],
@@ -113,6 +118,23 @@ class ContextService:
         window that leaves the cursor's own file its room."""
         return max(0, min(max_tokens, context_room(window_tokens, canvas)))
 
+    def for_settings(self, doc: Document, offset: int, docs: Mapping[str, Document], settings: Settings,
+                     engine: Engine | None, *, note: bool = True) -> Packed:
+        """``gather`` with the budget and token counts of these settings and this
+        engine (estimates while no model is loaded)."""
+        if not settings.context_enabled:
+            return Packed((), 0, 0)
+        window = settings.context_tokens or (engine.context_tokens if engine else DEFAULT_CONTEXT_TOKENS)
+        budget = self.budget(settings.context_max_tokens, window, settings.max_new_tokens)
+        return self.gather(doc, offset, docs, budget, self._count_with(engine), note=note)
+
+    def _count_with(self, engine: Engine | None) -> TokenCounter:
+        if engine is None:
+            return estimate_tokens
+        if self._counter is None or self._counter[0] != id(engine):
+            self._counter = (id(engine), engine.token_counter() or estimate_tokens)
+        return self._counter[1]
+
     def gather(self, doc: Document, offset: int, docs: Mapping[str, Document], budget: int,
                count: TokenCounter = estimate_tokens, *, note: bool = True) -> Packed:
         """The pieces for a cursor at ``offset`` of ``doc``, packed into ``budget``."""
@@ -121,7 +143,7 @@ class ContextService:
         path = path_of(doc.uri)
         real = os.path.realpath(path) if path else None
         if budget <= 0 or (path is not None and not self.rules.may_use_open(path)):
-            return Packed((), 0, budget)
+            return Packed((), 0, max(budget, 0))
         line = bisect.bisect_right(doc.starts, offset) - 1
         lines, rel = _lines_near(doc, line)
         head = doc.text[: doc.starts[min(400, len(doc.starts) - 1)]] if len(doc.starts) > 1 else doc.text
@@ -165,11 +187,6 @@ class ContextService:
         else:
             self._files.move_to_end(key)
         return lines
-
-    @staticmethod
-    def request_pieces(packed: Packed) -> tuple[ContextPiece, ...]:
-        """The pieces as the engine takes them (most relevant last)."""
-        return tuple(ContextPiece(p.path, p.text) for p in packed.pieces)
 
     def describe(self) -> dict[str, object]:
         return {**self.index.stats(), "ready": self.indexer.ready, "recentChunks": len(self.recent)}

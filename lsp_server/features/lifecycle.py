@@ -7,6 +7,7 @@ completion does not pay for it (requests wait for the load).
 """
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -29,6 +30,10 @@ def register(server: DiffillServer) -> None:
     @server.feature(types.INITIALIZED)
     def initialized(params: types.InitializedParams) -> None:
         server.engine_host.ensure(server.settings)
+        server.start_index()
+        from lsp_server.features.context import watch_files
+
+        asyncio.ensure_future(watch_files(server))
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:
@@ -42,8 +47,10 @@ def register(server: DiffillServer) -> None:
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     def did_change_workspace_folders(params: types.DidChangeWorkspaceFoldersParams) -> None:
         server.update_settings({}, source="workspace folders")  # trusted models are checked again
+        server.start_index()  # context reads only the folders open now
 
     @server.feature(types.SHUTDOWN)
     def shutdown(params: None) -> None:
         server.inflight.cancel_all()
         server.worker.shutdown()
+        server.context.shutdown()
