@@ -92,7 +92,8 @@ async def wait_indexed(client: LanguageClient, uri: str, line: int, character: i
     raise AssertionError("the index never became ready")
 
 
-async def test_call_site_names_the_defining_file_and_carries_the_definition(client: LanguageClient):
+async def test_call_site_names_the_defining_file_and_carries_the_definition_and_follows_edits(
+        client: LanguageClient):
     uri, line, character = await open_main(client)
     result = await wait_indexed(client, uri, line, character)
     root: Path = client.workspace_root  # type: ignore[attr-defined]
@@ -110,11 +111,7 @@ async def test_call_site_names_the_defining_file_and_carries_the_definition(clie
     assert "generated_helper(a)" not in texts and "hunter2" not in texts
     assert all("generated" not in p["uri"] and "secrets" not in p["uri"] for p in result["pieces"])
 
-
-async def test_context_follows_edits_and_can_be_switched_off(client: LanguageClient):
-    uri, line, character = await open_main(client)
-    await wait_indexed(client, uri, line, character)
-    root: Path = client.workspace_root  # type: ignore[attr-defined]
+    # one server for the rest too (each start costs seconds): it follows edits and can be switched off
     # a new definition typed into an open document is found without saving it
     other = from_fs_path(str(root / "shop" / "fresh.py")) or ""
     client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(

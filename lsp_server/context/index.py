@@ -179,7 +179,7 @@ class Indexer:
         self.rules: Rules | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="diffill-index", initializer=_lower_priority)
         self._generation = 0
-        self._pending: set[str] = set()
+        self._pending: dict[str, tuple[Callable[[], str | None], str | None]] = {}
         self._lock = threading.Lock()
         self.ready = False
         self.files_seen = 0
@@ -222,18 +222,18 @@ class Indexer:
         return done
 
     def update(self, path: str, text_of: Callable[[], str | None], language_id: str | None = None) -> None:
-        """Re-index ``path`` soon: ``text_of`` gives its current text (an open
-        document's, or None to read the file; a missing file is dropped).
-        Updates of one path coalesce while one is queued."""
+        """Re-index ``path`` soon: ``text_of`` gives its text (an open document's,
+        or None to read the file; a missing file is dropped).  Updates of one path
+        coalesce while one is queued: the latest ``text_of`` wins."""
         with self._lock:
-            if path in self._pending:
-                return
-            self._pending.add(path)
-        self._pool.submit(self._update, path, text_of, language_id)
+            queued = path in self._pending
+            self._pending[path] = (text_of, language_id)
+        if not queued:
+            self._pool.submit(self._update, path)
 
-    def _update(self, path: str, text_of: Callable[[], str | None], language_id: str | None) -> None:
+    def _update(self, path: str) -> None:
         with self._lock:
-            self._pending.discard(path)
+            text_of, language_id = self._pending.pop(path)
         rules = self.rules
         text = text_of()
         if text is None:
