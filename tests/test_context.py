@@ -124,7 +124,12 @@ def test_packer_budget_order_and_overlap() -> None:
     same_place = piece("best", 3, 5.0, start=1, uri="file:///best.py")
     low = piece("low", 3, 1.0)
     packed = pack([low, big, same_place, best], budget=150, count=count, current_path="main.py")
-    assert [p.reason for p in packed.pieces] == ["low", "big (cut)", "best"]  # most relevant last
+    reasons = [p.reason for p in packed.pieces]
+    assert reasons[-2:] == ["big (cut)", "best"] and reasons.count("best") == 1  # most relevant last; no overlap
+    assert [p.score for p in packed.pieces] == sorted(p.score for p in packed.pieces)
+    cut = packed.pieces[-2]
+    assert 3 <= cut.end_line - cut.start_line < 200 and cut.text == "".join(big.text.splitlines(True)[:cut.end_line])
+    assert pack([low], budget=150, count=count).pieces[0].reason == "low"
     assert packed.used <= 150 and packed.used == sum(p.tokens for p in packed.pieces) + count(file_header("main.py"))
     assert pack([best], budget=0, count=count).pieces == ()
     assert pack([big], budget=8, count=count).pieces == ()  # not even 3 lines fit

@@ -24,15 +24,18 @@ def pack(candidates: Iterable[Piece], budget: int, count: Callable[[str], int],
             continue
         header = count(file_header(piece.path))
         body = piece.text.rstrip("\n") + "\n"
+        lines = body.splitlines(keepends=True)
         cost = header + count(body) + 1  # the blank line after each piece
+        for _ in range(4):  # too large: keep the share of first lines that should fit, then check
+            if cost <= left or len(lines) <= MIN_LINES:
+                break
+            keep = max(MIN_LINES, min(len(lines) - 1, len(lines) * (left - header) // max(cost - header, 1)))
+            lines = lines[:keep]
+            body = "".join(lines)
+            cost = header + count(body) + 1
         if cost > left:
-            lines = body.splitlines(keepends=True)
-            while len(lines) > MIN_LINES and cost > left:
-                lines = lines[: max(MIN_LINES, len(lines) * 2 // 3)]
-                body = "".join(lines)
-                cost = header + count(body) + 1
-            if cost > left:
-                continue
+            continue
+        if len(lines) < piece.end_line - piece.start_line:
             piece = Piece(piece.uri, piece.path, piece.start_line, piece.start_line + len(lines), body,
                           piece.reason + " (cut)", piece.score)
         chosen.append(piece.with_tokens(cost))

@@ -48,13 +48,6 @@ def looks_binary(head: bytes) -> bool:
     return False
 
 
-def inside(path: str, folder: str) -> bool:
-    try:
-        return os.path.commonpath([path, folder]) == folder
-    except ValueError:
-        return False
-
-
 class Rules:
     """The read rules of one set of workspace folders and exclude patterns.
 
@@ -68,11 +61,13 @@ class Rules:
         self.exclude = pathspec.GitIgnoreSpec.from_lines([*DEFAULT_EXCLUDE, *exclude])
         self._gitignores: dict[str, pathspec.GitIgnoreSpec | None] = {}
         self._lock = threading.Lock()
+        self._open_verdicts: dict[str, bool] = {}
+        self._shown: dict[str, str] = {}
 
     def folder_of(self, path: str) -> str | None:
         """The (innermost) workspace folder holding ``path`` (already resolved)."""
         for folder in self.folders:
-            if inside(path, folder):
+            if path.startswith(folder) and (len(path) == len(folder) or path[len(folder)] == os.sep):
                 return folder
         return None
 
@@ -116,11 +111,21 @@ class Rules:
         return folder is not None and not self.ignored(real, folder)
 
     def may_use_open(self, path: str | None) -> bool:
+        """``_may_use_open``, remembered per path (requests ask about the same open
+        documents again and again; the rules do not change)."""
+        if path is None:
+            return True
+        known = self._open_verdicts.get(path)
+        if known is None:
+            if len(self._open_verdicts) > 10_000:
+                self._open_verdicts.clear()
+            known = self._open_verdicts[path] = self._may_use_open(path)
+        return known
+
+    def _may_use_open(self, path: str) -> bool:
         """Whether an open document's text may be used: inside the workspace the
         same rules as files; outside it only the secret and exclude rules (the
         user opened it, nothing is read from disk)."""
-        if path is None:
-            return True
         real = os.path.realpath(path)
         folder = self.folder_of(real)
         if folder is not None:
@@ -130,6 +135,12 @@ class Rules:
 
     def shown_path(self, path: str) -> str:
         """The path the model sees: relative to its workspace folder, else as is."""
-        real = os.path.realpath(path)
-        folder = self.folder_of(real)
-        return os.path.relpath(real, folder).replace(os.sep, "/") if folder else path
+        shown = self._shown.get(path)
+        if shown is None:
+            real = os.path.realpath(path)
+            folder = self.folder_of(real)
+            shown = os.path.relpath(real, folder).replace(os.sep, "/") if folder else path
+            if len(self._shown) > 10_000:
+                self._shown.clear()
+            self._shown[path] = shown
+        return shown

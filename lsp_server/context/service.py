@@ -10,6 +10,7 @@ files' lines.
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 LINES_BEFORE, LINES_AFTER = 48, 16
 #: files whose lines are kept for definitions, least recently used dropped
 FILE_CACHE = 64
+#: token counts of texts kept (pieces and headers recur from request to request)
+COUNT_CACHE = 2048
 
 TokenCounter = Callable[[str], int]
 
@@ -132,7 +135,9 @@ class ContextService:
         if engine is None:
             return estimate_tokens
         if self._counter is None or self._counter[0] != id(engine):
-            self._counter = (id(engine), engine.token_counter() or estimate_tokens)
+            # the same chunks and headers come back request after request: count each once
+            exact = engine.token_counter()
+            self._counter = (id(engine), functools.lru_cache(maxsize=COUNT_CACHE)(exact) if exact else estimate_tokens)
         return self._counter[1]
 
     def gather(self, doc: Document, offset: int, docs: Mapping[str, Document], budget: int,
