@@ -115,9 +115,12 @@ def load_engine(
     context_tokens: int | None = None,
     threads: int | None = None,
     progress: bool = False,
+    force: bool = False,
 ) -> Engine:
-    """Load ``model`` (None: the bundled model; a local directory; or a hub id,
-    which is only fetched when ``allow_download``) on ``device``.
+    """Load ``model`` (None: the bundled model; a catalog name such as
+    ``dream-coder-7b`` once pulled; a local directory; or a hub id, which is only
+    fetched when ``allow_download``) on ``device``.  ``force`` loads a catalog
+    model even when it does not seem to fit the free memory.
 
     Raises ``ModelNotFoundError``, ``ModelLoadError``, ``UnsupportedModelError``
     or ``DeviceError`` with a one-line message.
@@ -133,5 +136,6 @@ def load_engine(
         context_tokens=context_tokens,
         threads=threads,
         progress=progress,
+        force=force,
     )
     return Engine(backend)

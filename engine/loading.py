@@ -1,9 +1,14 @@
 """Resolve a model name to files and load the right backend, offline by default.
 
 ``None`` / ``"bundled"`` / ``"diffill-tiny"`` mean the model shipped inside the
-package.  An existing directory is loaded from disk.  Anything else is treated
+package.  A catalog name (``engine/models/catalog/models.json``, optionally
+``name:variant``) means that model's downloaded snapshot; one that is not
+downloaded is an error naming ``diffill models pull NAME`` (nothing downloads
+here).  An existing directory is loaded from disk.  Anything else is treated
 as a hub id and is only read from the local Hugging Face cache unless the user
-allowed downloads.  Remote code runs only when the user opted in.
+allowed downloads.  Families diffill knows (catalog models, and directories
+whose config says Dream/DreamOn/LLaDA) are built natively from transformers'
+own classes; remote code runs only for other models, when the user opted in.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import re
 from pathlib import Path
 
 from engine.errors import DeviceError, ModelLoadError, ModelNotFoundError, UnsupportedModelError
+from engine.machine import cpu_has_fast_bf16
 
 BUNDLED_NAME = "diffill-tiny"
 BUNDLED_DIR = Path(__file__).parent / "models" / BUNDLED_NAME
@@ -20,12 +26,26 @@ BLOCK_DIFFUSION_TYPES = {"diffusion_gemma"}
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
+def catalog_choice(model: str | None):
+    """The catalog entry (and variant) ``model`` names, or None (engine.catalog.lookup)."""
+    from engine.catalog import lookup
+
+    if not model or Path(os.path.expanduser(model)).is_dir():
+        return None  # an existing directory wins over a catalog name
+    return lookup(model)
+
+
 def resolve_model(model: str | None) -> tuple[str, bool]:
     """Return (path or hub id, is_local_dir)."""
-    if model in (None, "", "bundled", BUNDLED_NAME):
+    choice = catalog_choice(model) if model not in (None, "", "bundled") else None
+    if model in (None, "", "bundled", BUNDLED_NAME) or (choice is not None and choice.model.bundled):
         if not (BUNDLED_DIR / "config.json").is_file():
             raise ModelNotFoundError(f"the bundled model is missing from {BUNDLED_DIR} (broken install?)")
         return str(BUNDLED_DIR), True
+    if choice is not None:
+        from engine.model_store import local_path
+
+        return str(local_path(choice.model, choice.label)), True
     path = Path(os.path.expanduser(model))
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -75,16 +95,6 @@ def pick_device(device: str) -> str:
     return device
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True where the CPU has native bf16 matrix instructions (AVX512-BF16 or AMX):
-    there bf16 inference is about twice as fast as float32; elsewhere it is slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
 def pick_dtype(dtype: str | None, device: str):
     import torch
 
@@ -99,19 +109,60 @@ def pick_dtype(dtype: str | None, device: str):
     return table[dtype]
 
 
+def _native_family(choice, path: str, local: bool) -> str | None:
+    """The family to build natively: the catalog's, or one recognised in a local directory."""
+    if choice is not None:
+        return choice.model.family
+    if not local:
+        return None
+    from engine.backends.families import detect
+
+    return detect(path)
+
+
+def _load_native(path: str, family: str, choice, dtype: str | None, dev: str,
+                 context_tokens: int | None, progress: bool):
+    """Native families: the variant (or ``--dtype int8/int4``) picks bitsandbytes weights."""
+    import torch
+
+    from engine.backends.native_loader import QUANTIZED, load_native
+
+    variant = choice.variant if choice is not None else "bf16"
+    quantization = variant if variant in QUANTIZED else (dtype if dtype in QUANTIZED else None)
+    torch_dtype = torch.bfloat16 if quantization else pick_dtype(dtype, dev)
+    return load_native(path, family, device=dev, torch_dtype=torch_dtype, quantization=quantization,
+                       context_tokens=context_tokens, progress=progress)
+
+
 def load_backend(model: str | None, *, device: str = "auto", dtype: str | None = None,
                  allow_download: bool = False, trust_remote_code: bool = False,
                  context_tokens: int | None = None, threads: int | None = None,
-                 progress: bool = False):
-    """Load ``model`` and return a backend (see engine.backends.base.Backend)."""
+                 progress: bool = False, force: bool = False):
+    """Load ``model`` and return a backend (see engine.backends.base.Backend).
+
+    A catalog model that does not fit the free GPU memory / RAM is refused with
+    the numbers unless ``force``."""
     import torch
+
+    from engine.backends.families import NAMES as NATIVE_FAMILIES
 
     if threads:
         torch.set_num_threads(int(threads))
     if not allow_download:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    choice = catalog_choice(model)
     path, local = resolve_model(model)
     dev = pick_device(device)
+    if choice is not None and not choice.model.bundled and not force:
+        from engine.machine import probe
+        from engine.model_fit import check_fits
+
+        check_fits(choice, dev, probe(), dtype)
+    family = _native_family(choice, path, local)
+    if family in NATIVE_FAMILIES:
+        return _load_native(path, family, choice, dtype, dev, context_tokens, progress)
+    if choice is not None and choice.variant == "fp8":
+        dtype = "fp8"
     config = _read_config(path, local, allow_download, trust_remote_code)
     if getattr(config, "model_type", None) in BLOCK_DIFFUSION_TYPES:
         from engine.backends.block_loading import load_block

@@ -66,7 +66,8 @@ class Settings:
     """Every setting the server understands."""
 
     model: str | None = setting(
-        None, "text", "Model: bundled name, local directory or hub id (null: the bundled model).",
+        None, "text", "Model: catalog name (diffill models list; pulled first with diffill models pull NAME), "
+        "bundled name, local directory or hub id (null: the bundled model).",
         reload=True, nullable=True, shown_default="bundled")
     device: Device = setting("auto", "choice", "Device the model runs on.", reload=True, choices=DEVICES)
     dtype: str | None = setting(

@@ -26,9 +26,21 @@ class LspRange(TypedDict):
 
 @dataclass(frozen=True)
 class Hole:
-    """Where to fill: a document snapshot, string offsets and the LSP range."""
+    """Where to fill: a document snapshot, string offsets and the LSP range.
+
+    ``before`` and ``after`` are text that belongs to the same program around
+    the document (a notebook's other code cells): the model sees it as prefix
+    and suffix, while edits and drafts still address ``doc`` alone.
+    """
 
     doc: Document
     start: int
     end: int
     range: LspRange
+    before: str = ""
+    after: str = ""
+
+    def program(self) -> tuple[str, int, int]:
+        """The text the model reads around the hole, and the hole's offsets in it."""
+        shift = len(self.before)
+        return self.before + self.doc.text + self.after, self.start + shift, self.end + shift

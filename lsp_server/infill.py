@@ -129,7 +129,8 @@ class InfillPipeline:
                 timing.outcome = "disabled"
                 return None
             prefix_chars, suffix_chars = char_budgets(settings.context_tokens)
-            ctx = extract(doc.text, hole.start, hole.end, language=doc.language_id,
+            text, start, end = hole.program()
+            ctx = extract(text, start, end, language=doc.language_id,
                           prefix_chars=prefix_chars, suffix_chars=suffix_chars)
             if not ctx.prefix.strip() and not ctx.suffix.strip():
                 timing.outcome = "empty"  # nothing around the cursor to go on

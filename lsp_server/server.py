@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -22,6 +23,7 @@ from lsp_server.context.pieces import Packed
 from lsp_server.context.service import ContextService
 from lsp_server.debounce import Debouncer
 from lsp_server.documents import Change, Document, DocumentStore, PositionError, UnknownDocumentError
+from lsp_server.documents.notebooks import Cell, NotebookStore
 from lsp_server.documents.positions import Pos
 from lsp_server.documents.store import DISPATCH_SNAPSHOT
 from lsp_server.engine_host import EngineHost, new_token
@@ -59,10 +61,13 @@ class DiffillProtocol(HookedProtocol):
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> None:
+        self._change_text(params.text_document.uri, params.text_document.version, params.content_changes)
+
+    def _change_text(self, uri: str, version: int, content_changes: Sequence[types.TextDocumentContentChangeEvent],
+                     ) -> None:
         server = self.owner
-        uri = params.text_document.uri
         changes = []
-        for change in params.content_changes:
+        for change in content_changes:
             if isinstance(change, types.TextDocumentContentChangePartial):
                 r = change.range
                 changes.append(Change(change.text, (Pos(r.start.line, r.start.character),
@@ -70,7 +75,7 @@ class DiffillProtocol(HookedProtocol):
             else:
                 changes.append(Change(change.text))
         try:
-            doc = server.documents.change(uri, params.text_document.version, changes)
+            doc = server.documents.change(uri, version, changes)
         except (UnknownDocumentError, PositionError) as exc:
             server.log_message(f"didChange ignored: {exc}", types.MessageType.Error)
             return
@@ -83,11 +88,55 @@ class DiffillProtocol(HookedProtocol):
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
     def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> None:
-        uri = params.text_document.uri
+        self._close_text(params.text_document.uri)
+
+    def _close_text(self, uri: str) -> None:
         self.owner.documents.close(uri)
         self.owner.context.document_closed(uri)
         self.owner.inflight.cancel_matching(lambda key: key[0] == uri)
         self.owner.debouncer.forget(uri)
+
+    # -- notebooks (LSP 3.17 notebook synchronisation): cells are text documents,
+    #    the notebook store keeps their order (lsp_server/documents/notebooks.py)
+    @lsp_method(types.NOTEBOOK_DOCUMENT_DID_OPEN)
+    def lsp_notebook_document__did_open(self, params: types.DidOpenNotebookDocumentParams) -> None:
+        nb = params.notebook_document
+        for item in params.cell_text_documents:
+            self.owner.documents.open(item.uri, item.text, item.version, item.language_id)
+        self.owner.notebooks.open(nb.uri, nb.version, [_cell(c) for c in nb.cells])
+
+    @lsp_method(types.NOTEBOOK_DOCUMENT_DID_CHANGE)
+    def lsp_notebook_document__did_change(self, params: types.DidChangeNotebookDocumentParams) -> None:
+        server = self.owner
+        uri, version = params.notebook_document.uri, params.notebook_document.version
+        cells = params.change.cells
+        server.notebooks.set_version(uri, version)
+        if cells is None:
+            return
+        if cells.structure is not None:
+            s = cells.structure
+            for item in s.did_open or []:
+                server.documents.open(item.uri, item.text, item.version, item.language_id)
+            try:
+                server.notebooks.splice(uri, version, s.array.start, s.array.delete_count,
+                                        [_cell(c) for c in s.array.cells or []])
+            except (KeyError, ValueError) as exc:
+                server.log_message(f"notebookDocument/didChange ignored: {exc}", types.MessageType.Error)
+            for closed in s.did_close or []:
+                self._close_text(closed.uri)
+        for cell in cells.data or []:
+            server.notebooks.set_kind(cell.document, cell.kind == types.NotebookCellKind.Code)
+        for content in cells.text_content or []:
+            self._change_text(content.document.uri, content.document.version, content.changes)
+        # a completion in any cell read the other cells: all of them are stale now
+        for cell_uri in server.notebooks.cells_of(uri):
+            server.inflight.cancel_matching(lambda key, u=cell_uri: key[0] == u and key[1] != "command")
+
+    @lsp_method(types.NOTEBOOK_DOCUMENT_DID_CLOSE)
+    def lsp_notebook_document__did_close(self, params: types.DidCloseNotebookDocumentParams) -> None:
+        cells = self.owner.notebooks.close(params.notebook_document.uri)
+        for uri in {*cells, *(d.uri for d in params.cell_text_documents)}:
+            self._close_text(uri)
 
 
     @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
@@ -105,15 +154,28 @@ class DiffillProtocol(HookedProtocol):
         return result
 
 
+#: notebooks whose cells are synchronised: Jupyter notebooks, every cell (a cell's language
+#: still goes through the ``languages`` setting, and markdown cells are never filled)
+NOTEBOOK_SYNC = types.NotebookDocumentSyncOptions(notebook_selector=[
+    types.NotebookDocumentFilterWithNotebook(notebook="jupyter-notebook"),
+])
+
+
+def _cell(cell: types.NotebookCell) -> Cell:
+    return Cell(cell.document, cell.kind == types.NotebookCellKind.Code)
+
+
 class DiffillServer(LanguageServer):
     """Holds settings, documents, the engine worker and request bookkeeping."""
 
     protocol: DiffillProtocol
 
     def __init__(self, settings: Settings | None = None) -> None:
-        super().__init__("diffill", __version__, protocol_cls=DiffillProtocol)
+        super().__init__("diffill", __version__, protocol_cls=DiffillProtocol,
+                         notebook_document_sync=NOTEBOOK_SYNC)
         self.settings = settings or Settings()
         self.documents = DocumentStore()
+        self.notebooks = NotebookStore(self.documents)
         self.worker = EngineWorker()
         self.engine_host = EngineHost(self, self.worker)
         self.inflight = Inflight()

@@ -11,6 +11,8 @@ here, at the boundary where the real failure would surface.
   simulated_gpu   device "cuda" loads on the CPU but the engine reports
                   "cuda:0", so the server's out-of-GPU-memory path can run on
                   a machine without a GPU
+  record_requests path of a file that gets one JSON line per engine request
+                  ({"prefix", "suffix"}): what the model was given
 """
 from __future__ import annotations
 
@@ -37,6 +39,19 @@ def install(faults: dict) -> None:
             return real_load_backend(*args, **kwargs)
 
         loading.load_backend = slow_load_backend
+
+    record = faults.get("record_requests")
+    if record:
+        def recording(method):
+            def wrapper(self, request, *args, **kwargs):
+                with open(record, "a", encoding="utf-8") as out:
+                    out.write(json.dumps({"prefix": request.prefix, "suffix": request.suffix}) + "\n")
+                return method(self, request, *args, **kwargs)
+            return wrapper
+
+        # infill: plain requests; stream: requests that send drafts
+        engine_mod.Engine.infill = recording(engine_mod.Engine.infill)
+        engine_mod.Engine.stream = recording(engine_mod.Engine.stream)
 
     failing = set(faults.get("fail_forwards", []))
     if failing:

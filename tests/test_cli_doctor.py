@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ def test_doctor_ok_with_tiny_model(tiny_model_dir: Path) -> None:
         assert report[key]
     assert report["model_path"] == str(tiny_model_dir.resolve())
     assert report["model_load"].startswith("ok") and report["fill"] == "ok"
+    # the best catalog model for this machine, and the command that gets it
+    assert re.search(r"diffill models pull [\w.-]+|use --model [\w.:-]+", report["recommended_model"]), report
 
 
 def test_doctor_fails_on_broken_model(tmp_path: Path) -> None:

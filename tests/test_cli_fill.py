@@ -19,11 +19,13 @@ from engine.cli.fill import split_at
 pytestmark = pytest.mark.slow
 
 
-def diffill(*args: str, stdin: str | bytes | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    """Run the installed `diffill` script (or the module) with test-friendly settings."""
+def diffill(*args: str, stdin: str | bytes | None = None, timeout: float = 240,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the installed `diffill` script (or the module) with test-friendly settings (plus ``env``)."""
     script = Path(sys.executable).with_name("diffill")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "engine.cli.main"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           **(env or {})}
     data = stdin.encode() if isinstance(stdin, str) else stdin
     proc = subprocess.run([*command, *args], input=data, capture_output=True, env=env, timeout=timeout)
     return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode("utf-8", "replace"),

@@ -266,13 +266,32 @@ def require_tools() -> tuple[str, str, Path]:
 
 
 def run_vscode(tmp: Path, server_cmd: list[str], settings: dict, timeout_s: float = 300) -> dict:
+    lines = SOURCE.splitlines()
+    result = run_driver(tmp, server_cmd, settings, {"shapes.py": SOURCE}, DRIVER, {
+        "file_name": "shapes.py",
+        "inline_line": lines.index("    result = ") + 1,
+        "inline_typed": "2 * (",
+        "inline_prefix_saved": "    result = 2 * (",
+        "fill_line": lines.index("    print(total)"),  # the empty line above print
+    }, timeout_s)
+    result["_source"] = SOURCE
+    return result
+
+
+def run_driver(tmp: Path, server_cmd: list[str], settings: dict, files: dict[str, str], driver: str,
+               driver_cfg: dict, timeout_s: float = 300) -> dict:
+    """Install the extension into a fresh code-server, open a project holding
+    ``files`` and run the playwright ``driver`` script against it; its result.
+
+    The driver gets ``driver_cfg`` plus url, chromium, artifacts, out,
+    ready_timeout_ms, request_timeout_ms and ``file`` (the first file's path)."""
     code_server, chromium, pw = require_tools()
     vsix = build_vsix()
     user, exts, work = tmp / "user-data", tmp / "extensions", tmp / "project"
     for d in (user / "User", exts, work):
         d.mkdir(parents=True, exist_ok=True)
-    src = work / "shapes.py"
-    src.write_text(SOURCE)
+    for name, text in files.items():
+        (work / name).write_text(text)
     env = dict(os.environ, HOME=str(tmp), XDG_CONFIG_HOME=str(tmp / "xdg"), XDG_DATA_HOME=str(tmp / "xdgdata"))
     common = ["--user-data-dir", str(user), "--extensions-dir", str(exts)]
     subprocess.run([code_server, *common, "--install-extension", str(vsix)], check=True, env=env,
@@ -311,23 +330,18 @@ def run_vscode(tmp: Path, server_cmd: list[str], settings: dict, timeout_s: floa
             except OSError:
                 time.sleep(0.3)
         ARTIFACTS.mkdir(exist_ok=True)
-        lines = SOURCE.splitlines()
         cfg = {
             "url": f"http://127.0.0.1:{port}/?folder={work}",
             "chromium": chromium,
             "artifacts": str(ARTIFACTS),
-            "file": str(src),
-            "file_name": src.name,
-            "inline_line": lines.index("    result = ") + 1,
-            "inline_typed": "2 * (",
-            "inline_prefix_saved": "    result = 2 * (",
-            "fill_line": lines.index("    print(total)"),  # the empty line above print
+            "file": str(work / next(iter(files))),
             "ready_timeout_ms": 120_000,
             "request_timeout_ms": 60_000,
             "out": str(tmp / "result.json"),
+            **driver_cfg,
         }
         (tmp / "driver.json").write_text(json.dumps(cfg))
-        (tmp / "driver.js").write_text(DRIVER)
+        (tmp / "driver.js").write_text(driver)
         drv = subprocess.run(["node", str(tmp / "driver.js"), str(tmp / "driver.json")], cwd=tmp,
                              env=dict(env, NODE_PATH=str(pw)), capture_output=True, text=True, timeout=timeout_s)
         out = tmp / "result.json"
@@ -342,7 +356,6 @@ def run_vscode(tmp: Path, server_cmd: list[str], settings: dict, timeout_s: floa
             proc.kill()
         log.close()
     result["_code_server_log"] = (tmp / "code-server.log").read_text()[-3000:]
-    result["_source"] = SOURCE
     return result
 
 

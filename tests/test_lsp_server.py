@@ -105,8 +105,11 @@ async def stats(client: LanguageClient, **params) -> dict:
 
 
 async def wait_for_draft(client: LanguageClient) -> None:
-    """Wait (up to 10 s) until the engine is denoising, i.e. a draft arrived."""
-    for _ in range(400):
+    """Wait (up to 60 s) until the engine is denoising, i.e. a draft arrived.
+
+    Generous: when a test runs first in its server, the wait includes the
+    model load (importing torch and transformers), slow on a loaded machine."""
+    for _ in range(2400):
         if client.drafts:
             break
         await asyncio.sleep(0.025)

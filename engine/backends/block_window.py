@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.window import CHARS_PER_TOKEN
+
+#: characters per token assumed by the pre-cut before tokenizing: the shared
+#: estimate with half again as margin (the tokens then decide; a larger pre-cut
+#: would make the text start jump by whole ``CHAR_CHUNK``s more often)
+PRECUT_CHARS_PER_TOKEN = CHARS_PER_TOKEN * 3 // 2
+
 #: the text before the window is cut at multiples of this many characters
 CHAR_CHUNK = 4096
 #: the token window start moves in multiples of this many tokens (or of a
 #: quarter of the budget when that is smaller: see ``token_chunk``)
 TOKEN_CHUNK = 256
-#: characters per token assumed when pre-cutting text (generous for code)
-CHARS_PER_TOKEN = 6
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,7 @@ def prefix_ids(tokenizer, prefix: str, budget: int, bos_id: int | None) -> list[
     that moves in chunks."""
     budget = max(int(budget) - (1 if bos_id is not None else 0), 1)
     start = 0
-    limit = budget * CHARS_PER_TOKEN
+    limit = budget * PRECUT_CHARS_PER_TOKEN
     if len(prefix) > limit:
         start = ((len(prefix) - limit) // CHAR_CHUNK) * CHAR_CHUNK
         newline = prefix.find("\n", start)
@@ -57,7 +62,7 @@ def prefix_ids(tokenizer, prefix: str, budget: int, bos_id: int | None) -> list[
 
 def suffix_ids(tokenizer, suffix: str, canvas: int) -> tuple[list[int], bool]:
     """The first ``canvas`` suffix tokens, and whether that is all of it."""
-    limit = canvas * CHARS_PER_TOKEN * 2
+    limit = canvas * PRECUT_CHARS_PER_TOKEN * 2
     ids = _encode(tokenizer, suffix[:limit])
     complete = len(suffix) <= limit and len(ids) <= canvas
     return ids[:canvas], complete

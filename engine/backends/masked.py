@@ -20,7 +20,7 @@ from engine.cancellation import CancellationToken
 from engine.context_format import fit_context
 from engine.samplers import CanvasState, choose, forbid_tokens, grow
 from engine.types import Draft, InfillRequest, InfillResult
-from engine.window import build_window, context_room
+from engine.window import Window, build_window, context_room
 
 #: tokens committed per step that the default step budget aims at, for fixed-length canvases
 DEFAULT_TOKENS_PER_STEP = 4
@@ -42,6 +42,20 @@ class MaskedModelInfo:
     forbidden_ids: list[int]
     max_positions: int
     default_context: int
+    #: tokens the model saw around whole documents (e.g. Dream's BOS/EOS): put
+    #: before the prefix / after the suffix when the window reaches the file's start / end
+    document_start: int | None = None
+    document_end: int | None = None
+
+    def markers(self) -> int:
+        """Prompt positions the document markers may take."""
+        return (self.document_start is not None) + (self.document_end is not None)
+
+    def frame(self, window: Window) -> tuple[list[int], list[int]]:
+        """Prefix and suffix ids with the document markers that apply to ``window``."""
+        head = [self.document_start] if self.document_start is not None and not window.prefix_cut else []
+        tail = [self.document_end] if self.document_end is not None and not window.suffix_cut else []
+        return head + list(window.prefix_ids), list(window.suffix_ids) + tail
 
 
 class MaskedDiffusionBackend:
@@ -120,14 +134,17 @@ class MaskedDiffusionBackend:
         if canvas + 2 > context:
             canvas = max(1, context - 2)
         head = self.context_ids(request, context, canvas)
-        window = build_window(self.tokenizer, request.prefix, request.suffix, context - len(head), canvas)
+        window = build_window(self.tokenizer, request.prefix, request.suffix,
+                              context - len(head) - self.info.markers(), canvas)
+        prefix_ids, suffix_ids = self.info.frame(window)
+        prefix_ids = head + prefix_ids  # other files first, as in training (engine.context_format)
         t_window = time.perf_counter()
 
         dev = torch.device(self.device)
         filler = None if request.fixed_length else self.info.filler_id
         state = CanvasState.empty(canvas, self.info.mask_id, filler, dev)
-        prefix = torch.tensor(head + window.prefix_ids, dtype=torch.long, device=dev)
-        suffix = torch.tensor(window.suffix_ids, dtype=torch.long, device=dev)
+        prefix = torch.tensor(prefix_ids, dtype=torch.long, device=dev)
+        suffix = torch.tensor(suffix_ids, dtype=torch.long, device=dev)
         start, stop = prefix.numel(), prefix.numel() + canvas
         forbidden = list(self.info.forbidden_ids)
         if filler is None and self.info.filler_id is not None:
@@ -179,7 +196,7 @@ class MaskedDiffusionBackend:
                 "total_ms": total_ms,
                 "window_ms": (t_window - t0) * 1000,
                 "forward_ms": forward_ms,
-                "prompt_tokens": float(len(head) + len(window.prefix_ids) + len(window.suffix_ids)),
+                "prompt_tokens": float(len(prefix_ids) + len(suffix_ids)),
                 "context_tokens": float(len(head)),
             },
             confidence=state.middle_confidence(),

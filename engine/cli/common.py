@@ -8,16 +8,22 @@ from engine.errors import EngineError
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, metavar="PATH_OR_ID",
-                        help="model directory or hub id (default: the bundled model)")
+    parser.add_argument("--model", default=None, metavar="NAME_PATH_OR_ID",
+                        help="catalog name (`diffill models list`, e.g. dream-coder-7b or dream-coder-7b:int4), "
+                             "model directory or hub id (default: the bundled model)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: per device)")
+    parser.add_argument("--dtype", default=None,
+                        help="float32, bfloat16 or float16 (default: per device); int8/int4 (bitsandbytes, CUDA) "
+                             "for catalog families; int8/fp8 for DiffusionGemma")
     parser.add_argument("--context-tokens", type=int, default=None,
                         help="prompt window in tokens (default: the model's inference default)")
     parser.add_argument("--allow-download", action="store_true",
                         help="allow fetching a hub id that is not in the local cache")
     parser.add_argument("--trust-remote-code", action="store_true",
-                        help="allow model code from the model repository (LLaDA, Dream, ...)")
+                        help="allow model code from the model repository (models outside the catalog; "
+                             "catalog families never need it)")
+    parser.add_argument("--force", action="store_true",
+                        help="load a catalog model even when it does not seem to fit the free memory")
 
 
 def load_engine_from_args(args: argparse.Namespace, progress: bool = True):
@@ -31,6 +37,7 @@ def load_engine_from_args(args: argparse.Namespace, progress: bool = True):
         trust_remote_code=args.trust_remote_code,
         context_tokens=args.context_tokens,
         progress=progress,
+        force=getattr(args, "force", False),
     )
 
 

@@ -1,4 +1,5 @@
-"""`diffill doctor`: versions, device, model, and whether a tiny fill works.
+"""`diffill doctor`: versions, device, model, whether a tiny fill works, and the
+best catalog model for this machine.
 
 Prints one ``name: value`` line per check (``--json`` for a JSON object) and
 exits non-zero when the model cannot be loaded or the test fill fails.
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     report.update({name: _version(name) for name in PACKAGES})
     report.update(_device())
     report.update(_model(args))
+    report.update(_recommendation())
     ok = report.get("fill") == "ok"
     if args.json:
         print(json.dumps(report, indent=2))
@@ -88,3 +90,32 @@ def _model(args: argparse.Namespace) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001
         out["fill"] = f"FAILED: {user_error(exc) or f'{exc.__class__.__name__}: {exc}'}"
     return out
+
+
+def _recommendation() -> dict[str, Any]:
+    """The best catalog model that fits this machine (GPU memory, RAM, disk), and how to get it."""
+    try:
+        from engine import catalog, model_store
+        from engine.machine import free_disk_gb, probe
+        from engine.model_fit import assess, headline_score, recommend
+
+        machine = probe()
+        free = free_disk_gb(model_store.cache_dir())
+        candidates = []
+        for model in catalog.models().values():
+            downloaded = model_store.is_downloaded(model)
+            candidates.append((model, assess(model, machine, downloaded, free), downloaded))
+        best = recommend([(m, f) for m, f, _ in candidates])
+    except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
+        return {"recommended_model": f"unknown ({user_error(exc) or exc.__class__.__name__})"}
+    if best is None:
+        return {"recommended_model": "none of the catalog models fits this machine (see `diffill models list`)"}
+    model, fit = best
+    downloaded = next(d for m, _, d in candidates if m is model)
+    variant = fit.gpu_variant
+    name = model.name if variant in (None, "bf16") else f"{model.name}:{variant}"
+    where = f"GPU, {variant}" if variant else "CPU only: slow"
+    score = headline_score(model)
+    why = f"{where}; HumanEval-Infilling pass@1 {score:g} (published)" if score is not None else where
+    how = f"use --model {name}" if downloaded else f"diffill models pull {model.name}, then --model {name}"
+    return {"recommended_model": f"{name} ({why}): {how}"}

@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "lsp_server.cli",
     "engine.cli.bench",
     "engine.cli.doctor",
+    "engine.cli.models",
     "engine.cli.train",
 ]
 

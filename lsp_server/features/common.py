@@ -1,6 +1,7 @@
 """Turning request params into a ``Hole``, with LSP errors for bad params."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInvalidParams
@@ -31,8 +32,8 @@ def offset(server: DiffillServer, doc: Document, line: Any, character: Any) -> i
 def hole_at(server: DiffillServer, uri: str, line: int, character: int) -> Hole:
     doc = document(server, uri)
     at = offset(server, doc, line, character)
-    return Hole(doc, at, at, {"start": LspPosition(line=line, character=character),
-                              "end": LspPosition(line=line, character=character)})
+    return _in_notebook(server, Hole(doc, at, at, {"start": LspPosition(line=line, character=character),
+                                                   "end": LspPosition(line=line, character=character)}))
 
 
 def hole_over(server: DiffillServer, uri: str, start: dict, end: dict) -> Hole:
@@ -41,8 +42,14 @@ def hole_over(server: DiffillServer, uri: str, start: dict, end: dict) -> Hole:
     b = offset(server, doc, end.get("line"), end.get("character"))
     if b < a:
         raise JsonRpcInvalidParams("range end is before its start")
-    return Hole(doc, a, b, {"start": {"line": start["line"], "character": start["character"]},
-                            "end": {"line": end["line"], "character": end["character"]}})
+    return _in_notebook(server, Hole(doc, a, b, {"start": {"line": start["line"], "character": start["character"]},
+                                                 "end": {"line": end["line"], "character": end["character"]}}))
+
+
+def _in_notebook(server: DiffillServer, hole: Hole) -> Hole:
+    """A hole in a notebook cell also sees the code cells above and below."""
+    cells = server.notebooks.cell_context(hole.doc.uri)
+    return hole if cells is None else replace(hole, before=cells.before, after=cells.after)
 
 
 def _is_int(value: Any) -> bool:

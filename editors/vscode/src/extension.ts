@@ -61,7 +61,9 @@ function createClient(): LanguageClient {
     options: { env: { ...process.env, ...cmd.env }, cwd: serverCwd },
   };
   const clientOptions: LanguageClientOptions = {
-    documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
+    // notebook cells too: the server syncs Jupyter notebooks (notebookDocument/*) and gives a
+    // cell the code cells above and below as context
+    documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }, { scheme: 'vscode-notebook-cell' }],
     initializationOptions: serverSettings(policy),
     outputChannel: output,
     revealOutputChannelOn: RevealOutputChannelOn.Never,

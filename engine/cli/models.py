@@ -1,0 +1,140 @@
+"""`diffill models list|pull|rm`: the catalog's models on this machine.
+
+``list`` shows every catalog model with whether it is downloaded and whether it
+fits this machine (GPU memory, RAM, disk); ``--json`` prints a list of objects.
+``pull NAME`` downloads a model's files at the catalog's pinned revision into the
+Hugging Face cache and checks them against the hub's hashes (resumable: rerun it
+after an interruption).  ``rm NAME`` deletes them again.  Nothing is downloaded
+by any other command.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from engine.cli.common import fail, user_error
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("models", help="list, download or delete catalog models",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="models_command", metavar="ACTION")
+    listing = sub.add_parser("list", help="the catalog, downloaded or not, and what fits here")
+    listing.add_argument("--json", action="store_true", help="print a JSON list of objects")
+    listing.set_defaults(func=run_list)
+    pull = sub.add_parser("pull", help="download a catalog model (pinned revision, hashes checked)")
+    pull.add_argument("name", help="catalog name (see `diffill models list`)")
+    pull.set_defaults(func=run_pull)
+    rm = sub.add_parser("rm", help="delete a downloaded catalog model")
+    rm.add_argument("name", help="catalog name")
+    rm.set_defaults(func=run_rm)
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def _model(name: str):
+    from engine import catalog
+
+    choice = catalog.lookup(name)
+    if choice is None:
+        known = ", ".join(catalog.models())
+        raise LookupError(f"{name!r} is not in the catalog (known: {known})")
+    return choice.model
+
+
+def describe(model, machine, free_disk: float) -> dict[str, Any]:
+    """One catalog entry as `models list --json` prints it."""
+    from engine import model_store
+    from engine.model_fit import assess
+
+    downloaded = model_store.is_downloaded(model)
+    fit = assess(model, machine, downloaded, free_disk)
+    path = None
+    if downloaded:
+        path = None if model.bundled else str(model_store.snapshot_dir(model))
+    return {
+        "name": model.name, "title": model.title, "hub_id": model.hub_id, "revision": model.revision,
+        "family": model.family, "params": model.params_b, "download_gb": model.download_gb,
+        "downloaded": downloaded, "fits": fit.ok,
+        "fit": {"gpu_variant": fit.gpu_variant, "cpu": fit.cpu, "disk": fit.disk},
+        "variants": list(model.variants), "memory_gb": model.memory_gb, "licence": model.licence,
+        "infill": [vars(f) for f in model.infill], "sampler": model.sampler, "path": path,
+        "unverified": list(model.unverified),
+    }
+
+
+def _where(entry: dict[str, Any]) -> str:
+    fit = entry["fit"]
+    if not fit["disk"]:
+        return "no (disk)"
+    if fit["gpu_variant"]:
+        return "GPU" if fit["gpu_variant"] == "bf16" else f"GPU ({fit['gpu_variant']})"
+    return "CPU only" if fit["cpu"] else "no (memory)"
+
+
+def _score(entry: dict[str, Any]) -> str:
+    first = entry["infill"][0] if entry["infill"] else None
+    return f"{first['value']:g} {first['metric']} {first['benchmark']}" if first else "-"
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from engine import catalog, model_store
+    from engine.machine import free_disk_gb, probe
+
+    try:
+        machine = probe()
+        free = free_disk_gb(model_store.cache_dir())
+        entries = [describe(m, machine, free) for m in catalog.models().values()]
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback
+        return fail(user_error(exc) or f"{exc.__class__.__name__}: {exc}")
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    header = ("name", "family", "params", "download", "downloaded", "fits here", "infill (published)")
+    def size(e: dict[str, Any]) -> str:  # "~": not read from the hub (see the entry's "unverified")
+        return ("~" if "download_gb" in e["unverified"] else "") + f"{e['download_gb']:.1f} GB"
+
+    rows = [(e["name"], e["family"], f"{e['params']:g}B", size(e),
+             "yes" if e["downloaded"] else "no", _where(e), _score(e)) for e in entries]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+    gpu = machine.gpu
+    print(f"\nthis machine: {f'{gpu.name} {gpu.total_gb:.1f} GB' if gpu else 'no GPU'}, "
+          f"RAM {machine.ram_total_gb:.1f} GB, {free:.1f} GB free disk in {model_store.cache_dir()}")
+    print("~ = size not read from the hub; memory needs are estimates (docs/MODELS.md)")
+    return 0
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    from engine import model_store
+
+    try:
+        model = _model(args.name)
+        if model.bundled:
+            print(f"{model.name} is bundled with diffill: nothing to download", file=sys.stderr)
+            return 0
+        model_store.pull(model)
+    except KeyboardInterrupt:
+        return fail("interrupted: run the same command again to resume (finished files are kept)", 130)
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback
+        return fail(user_error(exc) or str(exc) or exc.__class__.__name__)
+    return 0
+
+
+def run_rm(args: argparse.Namespace) -> int:
+    from engine import model_store
+
+    try:
+        model = _model(args.name)
+        if model.bundled:
+            return fail(f"{model.name} is bundled with diffill and cannot be removed")
+        if not model_store.snapshot_dir(model) or not model_store.repo_dir(model.hub_id).exists():
+            print(f"{model.name} is not downloaded")
+            return 0
+        freed = model_store.remove(model)
+    except Exception as exc:  # noqa: BLE001
+        return fail(user_error(exc) or str(exc) or exc.__class__.__name__)
+    print(f"removed {model.name} ({freed:.2f} GB freed)")
+    return 0
