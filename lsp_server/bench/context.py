@@ -130,6 +130,7 @@ def run_context_bench(args: argparse.Namespace) -> int:
     index_s = time.perf_counter() - t0
     rss1 = read_rss_kb(os.getpid())
     stats = service.index.stats()
+    print(f"{len(folders)} package directories, model loaded", flush=True)
     print(f"indexed {files} files in {index_s:.1f} s: {stats['definitions']} definitions, "
           f"+{(rss1 - rss0) / 1024:.0f} MiB")
 
@@ -155,10 +156,13 @@ def run_context_bench(args: argparse.Namespace) -> int:
     if args.cases:
         unseen = [str(root / p) for p in args.packages.split(",") if (root / p).is_dir()]
         qservice = ContextService()
+        t = time.perf_counter()
         qservice.start(unseen, [], dict).result()
         cases = _cases(qservice, unseen, args.cases, rng)
+        print(f"{len(cases)} cross-file cases from {len(unseen)} packages in {time.perf_counter() - t:.0f} s",
+              flush=True)
         rows = []
-        for case in cases:
+        for n_case, case in enumerate(cases, 1):
             doc = Document(Path(case["path"]).as_uri(), case["text"], 1, "python")
             packed = qservice.for_settings(doc, case["offset"], {doc.uri: doc}, settings, engine, note=False)
             defined = any(p.reason == f"definition of {case['name']}" for p in packed.pieces)
@@ -174,6 +178,8 @@ def run_context_bench(args: argparse.Namespace) -> int:
                 row[mode] = {"middle": res.middle, "exact": got == case["middle"].strip(),
                              "namesCall": got.startswith(case["name"]), "ms": round(res.ms, 1)}
             rows.append(row)
+            print(f"case {n_case}/{len(cases)}: {case['name']} exact off/on {row['off']['exact']}/"
+                  f"{row['on']['exact']}, engine ms {row['off']['ms']}/{row['on']['ms']}", flush=True)
         n = max(len(rows), 1)
         quality = {"cases": len(rows), "packages": args.packages,
                    "definitionSent": round(100 * sum(r["definitionSent"] for r in rows) / n, 1)}
