@@ -1,9 +1,10 @@
 """The ``Engine`` facade: one loaded backend, with infill/stream and input checks."""
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 from engine.cancellation import CancellationToken
@@ -24,6 +25,11 @@ class Engine:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self._lock = threading.Lock()
+
+    def _turn(self) -> AbstractContextManager[object]:
+        """The device lock; a remote backend (``serialised = False``) runs
+        requests side by side and caps its own concurrency instead."""
+        return self._lock if getattr(self.backend, "serialised", True) else nullcontext()
 
     @property
     def model_path(self) -> str:
@@ -62,7 +68,7 @@ class Engine:
         """
         _check_input(request)
         token = cancel or CancellationToken()
-        with self._lock, self._out_of_memory_as_error():
+        with self._turn(), self._out_of_memory_as_error():
             gen = self.backend.run(request, token)
             yield from gen
 
@@ -72,7 +78,7 @@ class Engine:
         """Run the request to the end and return the final middle."""
         _check_input(request)
         token = cancel or CancellationToken()
-        with self._lock, self._out_of_memory_as_error():
+        with self._turn(), self._out_of_memory_as_error():
             gen = self.backend.run(request, token)
             while True:
                 try:
@@ -83,9 +89,14 @@ class Engine:
     @contextmanager
     def _out_of_memory_as_error(self) -> Iterator[None]:
         """Turn torch's out-of-memory into ``OutOfMemory`` after releasing the
-        allocator's cached blocks, so the next (smaller) request can still run."""
-        import torch
+        allocator's cached blocks, so the next (smaller) request can still run.
 
+        torch is only consulted if something imported it already: a remote
+        backend never does, and must not pay for importing it."""
+        torch = sys.modules.get("torch")
+        if torch is None:
+            yield
+            return
         try:
             yield
         except torch.OutOfMemoryError as exc:
@@ -116,18 +127,35 @@ def load_engine(
     threads: int | None = None,
     progress: bool = False,
     force: bool = False,
+    backend: str = "local",
+    url: str | None = None,
+    api_key_env: str | None = None,
 ) -> Engine:
     """Load ``model`` (None: the bundled model; a catalog name such as
     ``dream-coder-7b`` once pulled; a local directory; or a hub id, which is only
     fetched when ``allow_download``) on ``device``.  ``force`` loads a catalog
     model even when it does not seem to fit the free memory.
 
-    Raises ``ModelNotFoundError``, ``ModelLoadError``, ``UnsupportedModelError``
-    or ``DeviceError`` with a one-line message.
+    ``backend`` other than ``local`` (vllm, openai, llamacpp, ollama) uses the
+    inference server at ``url`` instead, ``model`` naming the served model and
+    ``api_key_env`` the environment variable that holds its API key; torch is
+    not imported then.
+
+    Raises ``ModelNotFoundError``, ``ModelLoadError``, ``UnsupportedModelError``,
+    ``DeviceError`` or ``RemoteError`` with a one-line message.
     """
+    if backend != "local":
+        from engine.backends.remote import load_remote
+
+        return Engine(load_remote(backend, url, model, api_key_env=api_key_env))
+    if url:
+        from engine.errors import InputError
+
+        raise InputError("a server URL (--url / url) needs a remote backend (--backend vllm, openai, llamacpp "
+                         "or ollama)")
     from engine.loading import load_backend
 
-    backend = load_backend(
+    local = load_backend(
         model,
         device=device,
         dtype=dtype,
@@ -138,4 +166,4 @@ def load_engine(
         progress=progress,
         force=force,
     )
-    return Engine(backend)
+    return Engine(local)

@@ -33,3 +33,13 @@ class Cancelled(EngineError):
 class OutOfMemory(DeviceError):
     """The device ran out of memory during a request; the engine stays usable
     (cached blocks were released) and a smaller request or another device may work."""
+
+
+class RemoteError(EngineError):
+    """A remote inference server (vLLM, llama.cpp, Ollama, an OpenAI-compatible
+    service) could not answer; the message names the server and the failure kind,
+    ``status`` is the HTTP status where the server sent one."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

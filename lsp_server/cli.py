@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from lsp_server.config import Settings
@@ -24,8 +25,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
     parser.add_argument("--tcp", type=int, metavar="PORT", default=None,
                         help="listen on 127.0.0.1:PORT instead of stdio")
+    from engine.cli.common import add_backend_options
+
+    add_backend_options(parser)
     parser.add_argument("--model", default=None, metavar="PATH_OR_ID",
-                        help="model directory or hub id (default: the bundled model)")
+                        help="model directory or hub id (default: the bundled model); with a remote --backend, "
+                             "the served model's name")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: per device)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
@@ -47,7 +52,8 @@ def run_serve(args: argparse.Namespace) -> int:
     if not args.log_file:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
         logging.getLogger("pygls").setLevel(logging.ERROR)
-    settings = Settings(model=args.model, device=args.device, dtype=args.dtype,
+    settings = Settings(backend=args.backend, url=args.url, api_key_env=args.api_key_env,
+                        model=args.model, device=args.device, dtype=args.dtype,
                         threads=args.threads, log_file=args.log_file)
     server = create_server(settings)
     if args.tcp is not None:
@@ -55,7 +61,13 @@ def run_serve(args: argparse.Namespace) -> int:
     else:
         from lsp_server.transport import serve_stdio
 
-        serve_stdio(server)
+        code = serve_stdio(server)
+        if server.worker.busy:
+            # a model load in progress cannot be stopped, and the interpreter would wait
+            # for it at exit: the client asked the process to end now
+            logging.shutdown()
+            os._exit(code)
+        return code
     return 0
 
 

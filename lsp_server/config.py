@@ -20,6 +20,10 @@ from functools import partial
 from typing import Any, Literal
 
 Multiline = Literal["auto", "always", "never"]
+Backend = Literal["local", "vllm", "openai", "llamacpp", "ollama"]
+#: where the model runs (engine.backends.remote.BACKENDS; repeated here so that
+#: reading the settings never imports the engine's HTTP client)
+BACKENDS: tuple[Backend, ...] = ("local", "vllm", "openai", "llamacpp", "ollama")
 Device = Literal["auto", "cpu", "cuda"]
 MULTILINE_MODES: tuple[Multiline, ...] = ("auto", "always", "never")
 DEVICES: tuple[Device, ...] = ("auto", "cpu", "cuda")
@@ -65,9 +69,21 @@ def setting(default: Any, kind: Kind, description: str, **spec: Any) -> Any:
 class Settings:
     """Every setting the server understands."""
 
+    backend: Backend = setting(
+        "local", "choice", "Where the model runs: local (in the server process) or an inference server at url: "
+        "vllm (DiffusionGemma on vLLM), openai (OpenAI-compatible completions with suffix), llamacpp "
+        "(llama-server /infill), ollama (/api/generate).", reload=True, cache=True, choices=BACKENDS)
+    url: str | None = setting(
+        None, "text", "The inference server's URL for a remote backend, e.g. http://gpu-box:8000 (https is "
+        "verified).", reload=True, cache=True, nullable=True, shown_default="none")
+    api_key_env: str | None = setting(
+        None, "text", "Name of the environment variable (in the server's environment) that holds the remote "
+        "server's API key; the key itself is never a setting, never logged, and only sent to url.",
+        reload=True, nullable=True, shown_default="none")
     model: str | None = setting(
         None, "text", "Model: catalog name (diffill models list; pulled first with diffill models pull NAME), "
-        "bundled name, local directory or hub id (null: the bundled model).",
+        "bundled name, local directory or hub id (null: the bundled model); with a remote backend, the "
+        "served model's name.",
         reload=True, nullable=True, shown_default="bundled")
     device: Device = setting("auto", "choice", "Device the model runs on.", reload=True, choices=DEVICES)
     dtype: str | None = setting(
@@ -116,6 +132,10 @@ class Settings:
     max_requests_per_second: int = setting(
         50, "int", "Completion and fill requests accepted per second, bursts up to one second's worth "
         "(0: no limit); the rest are dropped as cancelled.", low=0, high=100_000)
+    apply_edit_timeout_ms: int = setting(
+        30_000, "int", "Milliseconds a fill waits for the editor to answer workspace/applyEdit (some ask the "
+        "user first); then it reports the edit as not applied, and diffill/status tells if it is applied later.",
+        low=100, high=3_600_000)
     log_file: str | None = setting(None, "text", "Server log file (null: none).", nullable=True)
     context_enabled: bool = setting(
         True, "bool", "Send snippets of other files with each completion: definitions of the names used near the "

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from engine import DeviceError, Engine, EngineError, load_engine
+from engine import Cancelled, DeviceError, Engine, EngineError, load_engine
 from lsp_server.config import Settings
 from lsp_server.worker import EngineWorker
 
@@ -23,6 +24,12 @@ log = logging.getLogger(__name__)
 
 class EngineUnavailable(Exception):
     """The model could not be loaded; the message is meant for the user."""
+
+
+class Superseded(Cancelled):
+    """The model settings changed before the load a request waited for began:
+    that configuration is stale and is never loaded (the request may ask again
+    with the current settings)."""
 
 
 @dataclass
@@ -82,7 +89,10 @@ class EngineHost:
         self._task.add_done_callback(_consume)
 
     async def get(self, settings: Settings) -> Engine:
-        """The engine for ``settings``; waits for a load in progress."""
+        """The engine for ``settings``; waits for a load in progress.
+
+        Raises ``Superseded`` when the settings changed and that load was skipped.
+        """
         return await asyncio.shield(self.ensure(settings))
 
     async def _load(self, settings: Settings, key: tuple) -> Engine:
@@ -91,7 +101,14 @@ class EngineHost:
         server.send_status("loading", f"loading {name}")
         progress = await server.progress_begin(f"diffill: loading {name}")
         try:
-            loaded = await self.worker.call(load_with_fallbacks, settings)
+            # checked on the worker thread as the load begins: a load that waited
+            # there (behind a request) while the settings changed again is skipped
+            this = asyncio.current_task()
+            loaded = await self.worker.call(load_with_fallbacks, settings, lambda: self._task is this)
+        except Cancelled as exc:  # Superseded, or the server is shutting down
+            log.info("skipped loading %s: %s", name, exc)
+            server.progress_end(progress, f"skipped: {exc}")
+            raise
         except Exception as exc:
             message = one_line(exc)
             log.error("model load failed: %s", message)
@@ -121,17 +138,22 @@ class EngineHost:
                                 model=str(info.get("model")), device=str(info.get("device")))
 
 
-def load_with_fallbacks(settings: Settings) -> Loaded:
+def load_with_fallbacks(settings: Settings, wanted: Callable[[], bool] | None = None) -> Loaded:
     """Load the configured model; where the settings allow, fall back to the
     CPU (CUDA unusable) and then to the bundled model (model unloadable).
 
-    Runs on the worker thread.  Raises the original error if no fallback applies.
+    Runs on the worker thread.  Raises the original error if no fallback applies,
+    and ``Superseded`` without loading anything if ``wanted()`` says these
+    settings are no longer the current ones.
     """
+    if wanted is not None and not wanted():
+        raise Superseded("the model settings changed before this load began")
     notes: list[str] = []
     try:
         return Loaded(_load_on_device(settings, notes), notes)
     except EngineError as exc:
-        if isinstance(exc, DeviceError) or not settings.fallback_to_bundled or settings.model is None:
+        if (isinstance(exc, DeviceError) or not settings.fallback_to_bundled or settings.model is None
+                or settings.backend != "local"):  # a remote model is not replaced by a local one silently
             raise
         notes.append(f"could not load {settings.model} ({one_line(exc)}); using the bundled model "
                      "instead (setting fallbackToBundled)")
@@ -158,6 +180,9 @@ def _load(settings: Settings) -> Engine:
         context_tokens=settings.context_tokens,
         threads=settings.threads,
         progress=False,
+        backend=settings.backend,
+        url=settings.url,
+        api_key_env=settings.api_key_env,
     )
 
 

@@ -27,7 +27,7 @@ from lsp_server.config import Multiline, Settings
 from lsp_server.context.pieces import Packed
 from lsp_server.debounce import Debouncer
 from lsp_server.documents import Document, InfillContext, extract
-from lsp_server.engine_host import EngineUnavailable, one_line
+from lsp_server.engine_host import EngineUnavailable, Superseded, one_line
 from lsp_server.hole import Hole, RequestKind
 from lsp_server.inflight import Inflight, RequestHandle
 from lsp_server.limits import (
@@ -53,6 +53,17 @@ class Outcome:
     text: str
     cached: bool
     request_id: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One request under one set of settings: the window, line mode and cache key."""
+
+    settings: Settings
+    ctx: InfillContext
+    mode: Multiline
+    key: str
+    context: Packed | None = None  # other files' snippets (lsp_server.context)
 
 
 class EngineSource(Protocol):
@@ -113,54 +124,86 @@ class InfillPipeline:
         drafts: bool,
         multiline: Multiline | None = None,
     ) -> Outcome | None:
-        """The middle for ``hole``, or None if cancelled, disabled or failed."""
+        """The middle for ``hole``, or None if cancelled, disabled or failed.
+
+        Settings are read twice: on arrival (limits, cache) and again when the
+        debounce is over, so a request uses the settings current when its engine
+        work starts; one changed while it waited never brings the old ones back
+        (issue 20: a stale request reloaded the old model and left it loaded).
+        """
         parts = self.parts
-        settings = parts.settings()
         stats = parts.stats
         doc = hole.doc
         t0 = time.perf_counter()
         stats.requests += 1
         timing = Timing(kind=kind, uri=doc.uri, total_ms=0.0)
         request_id = uuid.uuid4().hex[:12]
+        drafts_out = DraftSender(parts.client, hole, request_id) if drafts else None
+        # fills do not cancel each other (several may run on one document, see
+        # fill_command); completions keep cancel-previous per document and kind
+        inflight_key: tuple = (doc.uri, kind, request_id) if kind == "command" else (doc.uri, kind)
+        handle: RequestHandle | None = None
         try:
             if self._refused(doc, kind, timing):
                 return None
-            if not settings.language_enabled(doc.language_id):
-                timing.outcome = "disabled"
+            plan = self._plan(hole, parts.settings(), multiline, timing)
+            if plan is None:
                 return None
-            prefix_chars, suffix_chars = char_budgets(settings.context_tokens)
-            text, start, end = hole.program()
-            ctx = extract(text, start, end, language=doc.language_id,
-                          prefix_chars=prefix_chars, suffix_chars=suffix_chars)
-            if not ctx.prefix.strip() and not ctx.suffix.strip():
-                timing.outcome = "empty"  # nothing around the cursor to go on
+            hit = self._from_cache(plan, doc, kind, timing, drafts_out, request_id)
+            if hit is not None:
+                return hit
+            handle = parts.inflight.begin(inflight_key)
+            if drafts_out:
+                drafts_out.handle = handle
+            if not await self._debounce(handle, doc.uri, debounce, timing):
                 return None
-            mode = multiline or settings.multiline
-            context = self._context(hole, settings)
-            key = _cache_key(ctx, settings.request_key(), settings.engine_key(), mode, context)
-            drafts_out = DraftSender(parts.client, hole, request_id) if drafts else None
-
-            cached = self.cache.get(key)
-            if cached is not None:
-                # still cancel-previous: an older request for this document is stale now
-                parts.inflight.cancel_matching(lambda k: k == (doc.uri, kind))
-                stats.cache_hits += 1
-                timing.cached = True
-                if drafts_out:
-                    drafts_out.final(cached)
-                return Outcome(cached, True, request_id)
-
-            middle = await self._run_engine(hole, ctx, kind, debounce, drafts_out, timing, context)
+            settings = parts.settings()
+            if settings is not plan.settings:  # changed while debouncing: plan again
+                plan = self._plan(hole, settings, multiline, timing)
+                if plan is None:
+                    return None
+                hit = self._from_cache(plan, doc, kind, timing, drafts_out, request_id)
+                if hit is not None:
+                    return hit
+            while True:
+                try:
+                    middle = await self._run_engine(plan, handle, drafts_out, timing)
+                    break
+                except Superseded:  # the load it waited for was skipped: the settings changed again
+                    plan = self._plan(hole, parts.settings(), multiline, timing)
+                    if plan is None:
+                        return None
             if middle is None:
                 return None
-            text = postprocess(middle, FilterContext(ctx.prefix, ctx.suffix, mode, doc.language_id))
-            self.cache.put(key, text)
+            ctx = plan.ctx
+            text = postprocess(middle, FilterContext(ctx.prefix, ctx.suffix, plan.mode, doc.language_id))
+            self.cache.put(plan.key, text)
             if drafts_out:
                 drafts_out.final(text)
             return Outcome(text, False, request_id)
         finally:
+            if handle is not None:
+                parts.inflight.end(inflight_key, handle)
             timing.total_ms = (time.perf_counter() - t0) * 1000.0
             stats.record(timing)
+
+    def _plan(self, hole: Hole, settings: Settings, multiline: Multiline | None, timing: Timing) -> Plan | None:
+        """What to ask the engine under ``settings`` (None: nothing to ask)."""
+        doc = hole.doc
+        if not settings.language_enabled(doc.language_id):
+            timing.outcome = "disabled"
+            return None
+        prefix_chars, suffix_chars = char_budgets(settings.context_tokens)
+        text, start, end = hole.program()
+        ctx = extract(text, start, end, language=doc.language_id,
+                      prefix_chars=prefix_chars, suffix_chars=suffix_chars)
+        if not ctx.prefix.strip() and not ctx.suffix.strip():
+            timing.outcome = "empty"  # nothing around the cursor to go on
+            return None
+        mode = multiline or settings.multiline
+        context = self._context(hole, settings)
+        key = _cache_key(ctx, settings.request_key(), settings.engine_key(), mode, context)
+        return Plan(settings, ctx, mode, key, context)
 
     def _context(self, hole: Hole, settings: Settings) -> Packed | None:
         """Other files' snippets for this hole; a failure costs the context, not the completion."""
@@ -171,6 +214,43 @@ class InfillPipeline:
         except Exception:  # an unreadable file or a bug in a source: complete without context
             log.exception("repository context failed")
             return None
+
+    def _from_cache(self, plan: Plan, doc: Document, kind: RequestKind, timing: Timing,
+                    drafts_out: DraftSender | None, request_id: str) -> Outcome | None:
+        cached = self.cache.get(plan.key)
+        if cached is None:
+            return None
+        if kind != "command":  # still cancel-previous: an older request for this document is stale now
+            self.parts.inflight.cancel_matching(lambda k: k == (doc.uri, kind))
+        self.parts.stats.cache_hits += 1
+        timing.cached = True
+        if drafts_out:
+            drafts_out.final(cached)
+        return Outcome(cached, True, request_id)
+
+    async def _debounce(self, handle: RequestHandle, uri: str, debounce: bool, timing: Timing) -> bool:
+        """Wait out the debounce; False (counted as cancelled) if superseded meanwhile."""
+        parts = self.parts
+        parts.debouncer.observe(uri)
+        if not debounce:
+            return True
+        delay = parts.debouncer.delay_ms(uri)
+        t = time.perf_counter()
+        if delay > 0:
+            try:
+                await asyncio.wait_for(handle.event.wait(), delay / 1000.0)
+            except TimeoutError:
+                pass
+            except asyncio.CancelledError:  # $/cancelRequest while debouncing
+                parts.stats.cancelled += 1
+                timing.outcome = "cancelled"
+                raise
+        timing.debounce_ms = (time.perf_counter() - t) * 1000.0
+        if handle.cancelled:
+            parts.stats.cancelled += 1
+            timing.outcome = "cancelled"
+            return False
+        return True
 
     def _refused(self, doc: Document, kind: RequestKind, timing: Timing) -> bool:
         """Whether the request is over the rate or document-size limits.
@@ -199,36 +279,18 @@ class InfillPipeline:
 
     async def _run_engine(
         self,
-        hole: Hole,
-        ctx: InfillContext,
-        kind: RequestKind,
-        debounce: bool,
+        plan: Plan,
+        handle: RequestHandle,
         drafts_out: DraftSender | None,
         timing: Timing,
-        context: Packed | None = None,
     ) -> str | None:
+        """Run the engine for ``plan``: its settings are the current ones (see ``complete``)."""
         parts = self.parts
-        settings = parts.settings()
+        settings = plan.settings
+        ctx = plan.ctx
         stats = parts.stats
-        uri = hole.doc.uri
-        inflight_key = (uri, kind)
-        handle = parts.inflight.begin(inflight_key)
-        if drafts_out:
-            drafts_out.handle = handle
         engine_started = False
         try:
-            parts.debouncer.observe(uri)
-            if debounce:
-                delay = parts.debouncer.delay_ms(uri)
-                t = time.perf_counter()
-                if delay > 0:
-                    try:
-                        await asyncio.wait_for(handle.event.wait(), delay / 1000.0)
-                    except TimeoutError:
-                        pass
-                timing.debounce_ms = (time.perf_counter() - t) * 1000.0
-                if handle.cancelled:
-                    raise Cancelled("superseded while debouncing")
             engine = await parts.engine_host.get(settings)
             request = InfillRequest(
                 prefix=ctx.prefix,
@@ -237,8 +299,8 @@ class InfillPipeline:
                 max_new_tokens=settings.max_new_tokens,
                 steps=settings.steps,
                 context_tokens=settings.context_tokens,
-                context=_pieces(context),
-                path=context.path if context else None,
+                context=_pieces(plan.context),
+                path=plan.context.path if plan.context else None,
             )
             engine_started = True
             stats.engine_started += 1
@@ -253,6 +315,8 @@ class InfillPipeline:
             timing.engine_ms = run.engine_ms
             timing.queue_ms = run.queue_ms
             return run.middle
+        except Superseded:
+            raise
         except Cancelled:
             stats.cancelled += 1
             if engine_started:
@@ -272,8 +336,6 @@ class InfillPipeline:
             timing.outcome = "error"
             self._report_failure(exc)
             return None
-        finally:
-            parts.inflight.end(inflight_key, handle)
 
     def _report_failure(self, exc: Exception) -> None:
         """Tell the user about a failed request, as much as it deserves."""
@@ -318,8 +380,11 @@ class DraftSender:
         if self.handle is not None and self.handle.cancelled:
             return
         self.last_steps = draft.steps
-        self.loop.call_soon_threadsafe(self._send, draft.step, draft.steps, draft.text,
-                                       list(draft.confidence), False)
+        try:
+            self.loop.call_soon_threadsafe(self._send, draft.step, draft.steps, draft.text,
+                                           list(draft.confidence), False)
+        except RuntimeError:  # the loop is closed: the server is exiting
+            pass
 
     def final(self, text: str) -> None:
         """The post-processed result (what is inserted); step == steps."""

@@ -16,6 +16,14 @@ do what the server needs here:
   ids included: ``_send_data``;
 - tell the client's response to one of our requests from a stray one:
   ``_result_types``; whether ``shutdown`` was received: ``_shutdown``;
+- refuse requests and drop notifications the LSP lifecycle does not allow yet
+  (before ``initialize``, a second ``initialize``) before pygls dispatches
+  them: ``_handle_request``, ``_handle_notification``, ``_send_response``;
+- keep pygls' bookkeeping bounded (issue 20): it keeps the entry in
+  ``_result_types`` of a request answered with an error, the future of a
+  request never answered, and one future per notification handled by one of
+  its generator handlers (``$/setTrace``, ``initialized``, ...), forever;
+  ``bookkeeping()`` reports both sizes for ``diffill/stats``;
 - the server a protocol belongs to: ``JsonRPCProtocol._server``;
 - our own stdio loop stops when ``server.shutdown()`` sets ``_stop_event``;
 - the benchmarks read /proc of the server process a client started:
@@ -28,19 +36,23 @@ upgrade changes them, and checks that no other module touches them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import threading
 from typing import Any
 
 from pygls.client import JsonRPCClient
+from pygls.exceptions import JsonRpcException
 from pygls.protocol import JsonRPCProtocol, LanguageServerProtocol
 from pygls.server import JsonRPCServer
 
 #: private methods we override or call, with the parameters we pass them
 PRIVATE_METHODS: dict[str, tuple[str, ...]] = {
     "_handle_request": ("msg_id", "method_name", "params"),
+    "_handle_notification": ("method_name", "params"),
     "_handle_response": ("msg_id", "result", "error"),
     "_send_data": ("data",),
+    "_send_response": ("msg_id", "result", "error"),
 }
 #: private attributes, per object they are read from
 PROTOCOL_ATTRIBUTES = ("_server", "_shutdown", "_request_futures", "_result_types")
@@ -59,17 +71,57 @@ class HookedProtocol(LanguageServerProtocol):
     def on_request(self) -> None:
         """Called as each request arrives, before its handler runs (override)."""
 
+    def refuse_request(self, method_name: str) -> JsonRpcException | None:
+        """The error to answer a request with instead of running it (override)."""
+        return None
+
+    def accept_notification(self, method_name: str) -> bool:
+        """Whether to handle a notification now (override; False: dropped)."""
+        return True
+
     def _handle_request(self, msg_id: Any, method_name: str, params: Any) -> None:
+        refusal = self.refuse_request(method_name)
+        if refusal is not None:
+            self._send_response(msg_id, None, refusal.to_response_error())
+            return
         self.on_request()
         super()._handle_request(msg_id, method_name, params)
 
+    def _handle_notification(self, method_name: str, params: Any) -> None:
+        if not self.accept_notification(method_name):
+            return
+        before = set(self._request_futures)
+        super()._handle_notification(method_name, params)
+        # pygls files the future of a generator handler run for a notification under a
+        # fresh id and never removes it: remove it when it is done
+        for key in self._request_futures.keys() - before:
+            self._request_futures[key].add_done_callback(functools.partial(self._drop_future, key))
+
+    def _drop_future(self, key: Any, future: Any) -> None:
+        if self._request_futures.get(key) is future:
+            del self._request_futures[key]
+
     def _handle_response(self, msg_id: Any, result: Any | None = None, error: Any | None = None) -> None:
-        """Drop the answer to a request whose future we cancelled (pygls#621)."""
+        """Drop the answer to a request whose future we cancelled (pygls#621); forget
+        the result type of one answered with an error (pygls keeps it)."""
+        self._result_types.pop(msg_id, None)
         future = self._request_futures.get(msg_id)
         if future is not None and future.cancelled():
             self._request_futures.pop(msg_id, None)
             return
         super()._handle_response(msg_id, result, error)
+
+
+def forget_request(protocol: JsonRPCProtocol, msg_id: Any) -> None:
+    """Stop awaiting the answer to one of our requests (a later answer is ignored as stray)."""
+    protocol._request_futures.pop(msg_id, None)
+    protocol._result_types.pop(msg_id, None)
+
+
+def bookkeeping(protocol: JsonRPCProtocol) -> dict[str, int]:
+    """Sizes of pygls' per-request tables (futures of requests in flight both ways,
+    result types of our requests awaiting an answer): bounded when nothing is in flight."""
+    return {"futures": len(protocol._request_futures), "resultTypes": len(protocol._result_types)}
 
 
 def send_raw(protocol: JsonRPCProtocol, message: dict[str, Any]) -> None:

@@ -8,12 +8,17 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import (
+    JsonRpcException,
+    JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+    JsonRpcServerNotInitialized,
+)
 from pygls.lsp.server import LanguageServer
 from pygls.protocol.language_server import lsp_method
 
@@ -27,12 +32,13 @@ from lsp_server.documents.notebooks import Cell, NotebookStore
 from lsp_server.documents.positions import Pos
 from lsp_server.documents.store import DISPATCH_SNAPSHOT
 from lsp_server.engine_host import EngineHost, new_token
+from lsp_server.fill_edits import FillEdits, LateAnswers
 from lsp_server.inflight import Inflight
 from lsp_server.limits import RateLimiter
 from lsp_server.logging_setup import set_log_file
 from lsp_server.methods import STATUS
 from lsp_server.notices import Notices
-from lsp_server.pygls_internals import HookedProtocol
+from lsp_server.pygls_internals import HookedProtocol, forget_request, is_shutting_down
 from lsp_server.stats import Stats
 from lsp_server.trust import screen_trusted_models, workspace_paths
 from lsp_server.worker import EngineWorker
@@ -42,7 +48,12 @@ log = logging.getLogger(__name__)
 
 class DiffillProtocol(HookedProtocol):
     """pygls' protocol with document sync routed to our own ``DocumentStore``
-    (strict positions, LSP line breaks, immutable snapshots)."""
+    (strict positions, LSP line breaks, immutable snapshots) and the LSP
+    lifecycle enforced (pygls serves requests before ``initialize``, accepts a
+    second one, and exits with 0 on ``exit`` without ``shutdown`` here)."""
+
+    #: whether ``initialize`` was received (every later one is refused)
+    initialized = False
 
     @property
     def owner(self) -> DiffillServer:
@@ -52,12 +63,39 @@ class DiffillProtocol(HookedProtocol):
         """Snapshot the documents as the request arrives (see DocumentStore)."""
         DISPATCH_SNAPSHOT.set(self.owner.documents.snapshot())
 
+    def refuse_request(self, method_name: str) -> JsonRpcException | None:
+        """-32002 before ``initialize``; a second ``initialize`` is an invalid request."""
+        if method_name == types.INITIALIZE:
+            if self.initialized:
+                return JsonRpcInvalidRequest("initialize was already received: the server is initialized once")
+            return None
+        if not self.initialized:
+            return JsonRpcServerNotInitialized(f"{method_name}: the server is not initialized "
+                                               "(send initialize first)")
+        return None
+
+    def accept_notification(self, method_name: str) -> bool:
+        """Before ``initialize`` notifications are dropped, except ``exit``."""
+        if self.initialized or method_name == types.EXIT:
+            return True
+        log.warning("dropping %s: the server is not initialized", method_name)
+        return False
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, params: Any = None) -> None:  # type: ignore[override]  # pygls' own is a generator
+        """Exit code 0 after ``shutdown``, else 1 (LSP); requests in flight stop quietly."""
+        self.owner.request_exit(0 if is_shutting_down(self) else 1)
+
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
-        opened = self.owner.documents.open(doc.uri, doc.text, doc.version, doc.language_id)
-        if self.owner.settings.context_enabled:
-            self.owner.context.document_changed(opened, None)
+        server = self.owner
+        reopened = server.documents.current(doc.uri) is not None
+        opened = server.documents.open(doc.uri, doc.text, doc.version, doc.language_id)
+        if server.settings.context_enabled:
+            server.context.document_changed(opened, None)
+        if reopened:  # new text for an open URI: completions for the old text are stale
+            server.inflight.cancel_matching(lambda key: key[0] == doc.uri and key[1] != "command")
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> None:
@@ -95,6 +133,7 @@ class DiffillProtocol(HookedProtocol):
         self.owner.context.document_closed(uri)
         self.owner.inflight.cancel_matching(lambda key: key[0] == uri)
         self.owner.debouncer.forget(uri)
+        self.owner.fill_edits.forget(uri)
 
     # -- notebooks (LSP 3.17 notebook synchronisation): cells are text documents,
     #    the notebook store keeps their order (lsp_server/documents/notebooks.py)
@@ -185,6 +224,14 @@ class DiffillServer(LanguageServer):
         self.rate_limiter = RateLimiter(self.settings.max_requests_per_second)
         self.context = ContextService()
         self._index_started = False
+        self.fill_edits = FillEdits()
+        self.late_answers = LateAnswers(lambda msg_id: forget_request(self.protocol, msg_id))
+        #: set by ``exit`` (or a dead client process): the process's exit code
+        self.exit_code: int | None = None
+        #: how the transport stops serving (set by ``serve_stdio``; None: raise SystemExit)
+        self.stop_serving: Callable[[], None] | None = None
+        #: polls the client's processId (see parent_watch)
+        self.parent_watch: asyncio.Future[None] | None = None
         from lsp_server.infill import InfillPipeline, PipelineParts
 
         self.pipeline = InfillPipeline(PipelineParts(
@@ -226,6 +273,21 @@ class DiffillServer(LanguageServer):
         stats = self.context.index.stats()
         log.info("indexed %d files: %d definitions", files, stats["definitions"])
         self.progress_end(token, f"{stats['files']} files, {stats['definitions']} definitions")
+
+    # -- lifecycle ----------------------------------------------------------
+    def request_exit(self, code: int) -> None:
+        """Stop serving and exit with ``code``: requests in flight are cancelled (the
+        engine stops within a step) and nothing more is written to the client."""
+        if self.exit_code is not None:
+            return
+        log.info("exiting with code %d", code)
+        self.exit_code = code
+        self.inflight.cancel_all()
+        self.worker.shutdown()
+        self.context.shutdown()
+        if self.stop_serving is None:
+            raise SystemExit(code)
+        self.stop_serving()
 
     # -- settings ---------------------------------------------------------
     def update_settings(self, raw: Any, *, source: str) -> None:

@@ -53,10 +53,23 @@ class Stats:
     engine_cancelled: int = 0
     cache_hits: int = 0
     errors: int = 0
+    #: fill edits sent with workspace/applyEdit, by the editor's answer (a late
+    #: answer moves one from ``unanswered``, so the record agrees with the document)
+    edits_applied: int = 0
+    edits_refused: int = 0
+    edits_unanswered: int = 0
     recent: deque[Timing] = field(default_factory=lambda: deque(maxlen=RECENT))
 
     def record(self, timing: Timing) -> None:
         self.recent.append(timing)
+
+    def late_answer(self, applied: bool) -> None:
+        """An applyEdit counted as unanswered was answered after all."""
+        self.edits_unanswered = max(self.edits_unanswered - 1, 0)  # (0 after a reset)
+        if applied:
+            self.edits_applied += 1
+        else:
+            self.edits_refused += 1
 
     def to_json(self, timings: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -68,6 +81,8 @@ class Stats:
             "cacheHits": self.cache_hits,
             "errors": self.errors,
             "last": self.recent[-1].to_json() if self.recent else None,
+            "fillEdits": {"applied": self.edits_applied, "refused": self.edits_refused,
+                          "unanswered": self.edits_unanswered},
         }
         if timings:
             out["timings"] = [t.to_json() for t in self.recent]
@@ -76,4 +91,5 @@ class Stats:
     def reset(self) -> None:
         self.requests = self.engine_started = self.completed = 0
         self.cancelled = self.engine_cancelled = self.cache_hits = self.errors = 0
+        self.edits_applied = self.edits_refused = self.edits_unanswered = 0
         self.recent.clear()

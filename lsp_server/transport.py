@@ -202,6 +202,11 @@ class MessageHandler:
         if request and is_shutting_down(self.protocol) and raw["method"] != "exit":
             self.reply_error(msg_id, INVALID_REQUEST, "Invalid Request: the server is shutting down")
             return
+        refuse = getattr(self.protocol, "refuse_request", None)
+        refusal = refuse(raw["method"]) if request and refuse is not None else None
+        if refusal is not None:  # the lifecycle first: -32002 before initialize, even for bad params
+            self.reply_error(msg_id, refusal.code, refusal.message)
+            return
         if "method" not in raw and not awaits_response(self.protocol, raw["id"]):
             # a response to no request of ours, e.g. with the id of the client's own
             # request: pygls would resolve (and forget) that request's future
@@ -368,15 +373,45 @@ def _pollable(stream: BinaryIO) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or (stat.S_ISCHR(mode) and os.isatty(fd))
 
 
-def serve_stdio(server: JsonRPCServer, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
-    """Run ``server`` over stdin/stdout until the client exits or disconnects."""
+class QuietWriter:
+    """stdout for the protocol; once the server exits, writes are dropped (a fill still
+    finishing must not write to a closed stream: "I/O operation on closed file")."""
+
+    def __init__(self, inner: StdoutWriter) -> None:
+        self._inner = inner
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            self._inner.write(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def serve_stdio(server: JsonRPCServer, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> int:
+    """Run ``server`` over stdin/stdout until the client exits or disconnects.
+
+    Returns the process exit code: 0 after ``shutdown`` + ``exit`` (or at the end of
+    the input), 1 after ``exit`` without ``shutdown`` or when the client process died.
+    """
     stdin = stdin or sys.stdin.buffer
     stdout = stdout or sys.stdout.buffer
     stop = threading.Event()
     use_stop_event(server, stop)
+    writer = QuietWriter(StdoutWriter(stdout))
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
+        this = asyncio.current_task()
+        assert this is not None
+
+        def stop_serving() -> None:
+            writer.close()
+            stop.set()
+            loop.call_soon_threadsafe(this.cancel)
+
+        server.stop_serving = stop_serving  # type: ignore[attr-defined]
         stream = asyncio.StreamReader(limit=1 << 24)
         reader: AsyncReader
         if _pollable(stdin):
@@ -384,8 +419,12 @@ def serve_stdio(server: JsonRPCServer, stdin: BinaryIO | None = None, stdout: Bi
             reader = PipeReader(stream)
         else:  # a regular file or /dev/null: epoll refuses them; read in a thread
             reader = StdinAsyncReader(stdin, server.thread_pool)
-        server.protocol.set_writer(StdoutWriter(stdout))
-        await message_loop(stop, reader, server.protocol, server.report_server_error)
+        server.protocol.set_writer(writer)
+        try:
+            await message_loop(stop, reader, server.protocol, server.report_server_error)
+        except asyncio.CancelledError:
+            if not stop.is_set():
+                raise
 
     try:
         asyncio.run(main())
@@ -394,4 +433,7 @@ def serve_stdio(server: JsonRPCServer, stdin: BinaryIO | None = None, stdout: Bi
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
+        writer.close()
         server.shutdown()
+    code = getattr(server, "exit_code", None)
+    return 0 if code is None else code

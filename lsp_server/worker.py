@@ -9,13 +9,14 @@ uses to read stdin.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from engine import CancellationToken, Draft, Engine, InfillRequest
+from engine import CancellationToken, Cancelled, Draft, Engine, InfillRequest
 
 T = TypeVar("T")
 
@@ -35,12 +36,33 @@ class EngineWorker:
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffill-engine")
+        self._running = 0
+        self._lock = threading.Lock()
+        self._closed = False
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the engine thread; ``Cancelled`` once the server is shutting down."""
+        if self._closed:
+            raise Cancelled("the server is shutting down")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, fn, *args)
+        return await loop.run_in_executor(self._pool, self._run, fn, *args)
+
+    def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._lock:
+            self._running += 1
+        try:
+            return fn(*args)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    @property
+    def busy(self) -> bool:
+        """Whether a call is running now (a model load cannot be interrupted)."""
+        return self._running > 0
 
     def shutdown(self) -> None:
+        self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

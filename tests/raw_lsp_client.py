@@ -6,7 +6,8 @@ this client writes raw frames and reads the server's output on a thread.
 
 It also answers the server's own requests (``window/workDoneProgress/create``,
 ``workspace/applyEdit``, ``workspace/configuration``, ...) at once, so the
-server is never left waiting on us.
+server is never left waiting on us.  An ``applyEdit`` is answered as an
+editor would: its edits are sent back as an incremental ``didChange`` first.
 """
 from __future__ import annotations
 
@@ -66,6 +67,10 @@ class RawLspClient:
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._stderr, env=env, cwd=cwd, bufsize=0)
         self.inbox = Inbox()
+        #: per method, how to answer the server's requests instead of SERVER_REQUEST_RESULTS:
+        #: the handler gets the request and returns the response to send, or None to hold
+        #: it (the test answers later with ``answer``, or never)
+        self.handlers: dict[str, Callable[[dict], dict | None]] = {}
         self._ids = itertools.count(1)
         self._write_lock = threading.Lock()
         self._reader = threading.Thread(target=self._read_loop, name="raw-lsp-reader", daemon=True)
@@ -163,11 +168,44 @@ class RawLspClient:
             box.cond.notify_all()
 
     def _answer(self, message: dict) -> None:
+        handler = self.handlers.get(message["method"])
+        if handler is not None:
+            response = handler(message)
+            if response is not None:
+                self.answer(message, response)
+            return
+        if message["method"] == "workspace/applyEdit":
+            self.echo_edit(message)
         make = SERVER_REQUEST_RESULTS.get(message["method"], lambda params: None)
+        self.answer(message, {"result": make(message.get("params"))})
+
+    def echo_edit(self, request: dict) -> None:
+        """Send a versioned applyEdit's edits back as ``didChange`` (what an editor's
+        buffer change produces) before the answer, as editors do."""
+        edit = (request.get("params") or {}).get("edit") or {}
+        for change in edit.get("documentChanges") or []:
+            document = change.get("textDocument") or {}
+            if not isinstance(document.get("version"), int):
+                continue
+            try:
+                self.notify("textDocument/didChange", {
+                    "textDocument": {"uri": document.get("uri"), "version": document["version"] + 1},
+                    "contentChanges": [{"range": e["range"], "text": e["newText"]}
+                                       for e in reversed(change.get("edits") or [])]})
+            except (BrokenPipeError, OSError):
+                return
+
+    def answer(self, request: dict, response: dict) -> None:
+        """Answer one of the server's requests with ``{"result": ...}`` or ``{"error": ...}``."""
         try:
-            self.send({"jsonrpc": "2.0", "id": message["id"], "result": make(message.get("params"))})
+            self.send({"jsonrpc": "2.0", "id": request["id"], **response})
         except (BrokenPipeError, OSError):
             pass  # the server is gone; the test notices through alive()
+
+    def notifications_of(self, method: str) -> list[dict]:
+        """The params of every notification ``method`` received so far."""
+        with self.inbox.cond:
+            return [n.get("params") for n in self.inbox.notifications if n.get("method") == method]
 
     # -- teardown ------------------------------------------------------------
     def close(self, timeout: float = 10.0) -> int | None:

@@ -18,6 +18,9 @@ from block_tiny import CANVAS, PREFIX, SETTINGS, SUFFIX, backend, fresh, model_d
 from engine.backends.block_canvas import build_layout
 from engine.backends.block_sampler import SamplerSettings, temperature, token_entropy
 
+#: many seeds and step counts against generate (minutes on a loaded CPU): left out of the quick loop
+pytestmark = pytest.mark.slow
+
 
 def _generate(model, prompt: list[int], rows: int, steps: int, seed: int, settings: SamplerSettings):
     from transformers.models.diffusion_gemma.generation_diffusion_gemma import EntropyBoundSamplerConfig

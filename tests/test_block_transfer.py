@@ -17,6 +17,9 @@ from engine.backends.block_transfer import HostReader
 from engine.engine import Engine
 from engine.types import InfillRequest
 
+#: full denoising runs per lag setting: left out of the quick loop (pytest -m 'not slow and not editor')
+pytestmark = pytest.mark.slow
+
 
 class FakeDevice:
     """A device that finishes a step's copy ``lag`` pushes after it was queued."""

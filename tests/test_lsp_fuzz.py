@@ -155,7 +155,8 @@ NOTIFICATION_METHODS = ["textDocument/didOpen", "textDocument/didChange", "textD
 #: settings that change completions but not the model (a reload per example would be slow;
 #: ``logFile`` is left out, see the report on set_log_file); each example ends with BASELINE
 BASELINE = {"multiline": "auto", "drafts": {"completion": False, "command": True}, "languages": {},
-            "cacheSize": 256, "maxNewTokens": 4, "adaptiveDebounce": True}
+            "cacheSize": 256, "maxNewTokens": 4, "adaptiveDebounce": True, "debounceMs": 0, "threads": 1,
+            "applyEditTimeoutMs": 30000}
 settings_change = st.one_of(
     st.fixed_dictionaries({}, optional={
         "multiline": st.sampled_from(["auto", "always", "never", None, 5]),
@@ -202,6 +203,14 @@ OPERATIONS: list[tuple[int, st.SearchStrategy[tuple]]] = [
     (2, op("batch", st.lists(st.booleans(), max_size=3))),
     (2, op("jsonrpc", st.sampled_from(["1.0", None, 2, "missing"]))),
     (3, op("configure", settings_change)),
+    # lifecycle and state moves (issue 20): a reload while a request is debounced, applyEdit
+    # answered like an editor, refused, with an error, late or never, several fills at once
+    # on one document, a second initialize, $/setTrace
+    (2, op("reload_while_debouncing", st.integers(0, SLOTS - 1), valid_position, st.sampled_from([1, 2]))),
+    (3, op("edit_answers", st.sampled_from(["editor", "refused", "error", "late", "never"]))),
+    (3, op("fills_at_once", st.integers(0, SLOTS - 1), st.lists(valid_position, min_size=2, max_size=4))),
+    (1, op("reinitialize", st.sampled_from([["utf-8"], ["utf-32"], None]))),
+    (1, op("set_trace", st.sampled_from(["off", "messages", "verbose"]))),
 ]
 _TABLE = [strategy for weight, strategy in OPERATIONS for _ in range(weight)]
 #: a weighted choice (Hypothesis' own rule choice favours rules with few arguments)
@@ -216,6 +225,7 @@ class Expectations:
 
     ids: list[Any] = field(default_factory=list)  # each gets exactly one response
     null_errors: int = 0  # error responses with id null (body or id unusable)
+    refused: list[Any] = field(default_factory=list)  # ids that must get -32600 (a second initialize)
 
 
 class Runner:
@@ -228,6 +238,8 @@ class Runner:
         self.expect = Expectations()
         self.last_id: Any = None
         self.texts: dict[Any, str | None] = {}  # what we know of each open document
+        self.held: list[dict] = []  # applyEdit requests held for a late answer (filled on the reader thread)
+        self.late = False  # answer held applyEdits at the next operation
 
     def pos(self, slot: Any, p: Any) -> dict:
         """A generated position as sent (a "valid" one resolved against the text)."""
@@ -253,7 +265,21 @@ class Runner:
         return msg_id
 
     def run(self, operation: tuple) -> None:
+        if self.late:
+            self.answer_held(applied=True)
         getattr(self, "op_" + operation[0])(*operation[1:])
+
+    def answer_held(self, applied: bool) -> None:
+        while self.held:
+            request = self.held.pop(0)
+            if applied:
+                self.c.echo_edit(request)
+            self.c.answer(request, {"result": {"applied": applied}})
+
+    def finish(self) -> None:
+        """Back to answering applyEdit at once; anything still held is refused."""
+        self.c.handlers.pop("workspace/applyEdit", None)
+        self.answer_held(applied=False)
 
     def stats_message(self, msg_id: Any) -> dict:
         return {"jsonrpc": "2.0", "id": msg_id, "method": "diffill/stats"}
@@ -324,6 +350,41 @@ class Runner:
 
     def op_configure(self, settings_: Any) -> None:
         self.c.notify("workspace/didChangeConfiguration", {"settings": settings_})
+
+    def op_reload_while_debouncing(self, slot: int, p: Any, threads: int) -> None:
+        """An automatic completion waits out its debounce while a model setting changes."""
+        self.op_configure({"diffill": {"debounceMs": 300, "adaptiveDebounce": False}})
+        self.op_inline(slot, p, 2, False)
+        self.op_configure({"diffill": {"threads": threads}})
+
+    def op_edit_answers(self, mode: str) -> None:
+        """How the editor answers workspace/applyEdit from now on in this example."""
+        self.late = mode == "late"
+        timeout = 300 if mode in ("late", "never") else 30000
+        self.op_configure({"diffill": {"applyEditTimeoutMs": timeout}})
+        handlers = self.c.handlers
+        if mode == "editor":
+            handlers.pop("workspace/applyEdit", None)
+        elif mode == "refused":
+            handlers["workspace/applyEdit"] = lambda r: {"result": {"applied": False, "failureReason": "no"}}
+        elif mode == "error":
+            handlers["workspace/applyEdit"] = lambda r: {"error": {"code": -32603, "message": "editor failed"}}
+        elif mode == "late":
+            handlers["workspace/applyEdit"] = lambda r: self.held.append(r)
+        else:
+            handlers["workspace/applyEdit"] = lambda r: None
+
+    def op_fills_at_once(self, slot: int, positions: list[Any]) -> None:
+        for p in positions:
+            self.op_fill(slot, "position", p, {"start": p, "end": p}, None)
+
+    def op_reinitialize(self, encodings: list[str] | None) -> None:
+        capabilities = {"general": {"positionEncodings": encodings}} if encodings else {}
+        msg_id = self.request("initialize", {"processId": None, "rootUri": None, "capabilities": capabilities})
+        self.expect.refused.append(msg_id)
+
+    def op_set_trace(self, value: str) -> None:
+        self.c.notify("$/setTrace", {"value": value})
 
     def op_cancel_last(self) -> None:
         if self.last_id is not None:
@@ -437,6 +498,8 @@ def check_responses(h: Harness, expect: Expectations, null_before: int) -> None:
         responses = c.responses_to(msg_id)
         assert len(responses) == 1, f"{len(responses)} responses to id {msg_id!r}: {responses}"
         check_shape(responses[0])
+    for msg_id in expect.refused:  # a second initialize
+        assert c.responses_to(msg_id)[0].get("error", {}).get("code") == -32600, c.responses_to(msg_id)
 
 
 def check_shape(response: dict) -> None:
@@ -504,6 +567,7 @@ class HostileClient(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         h = self.harness
+        self.runner.finish()
         self.runner.op_configure({"diffill": BASELINE})  # before the health check
         check_responses(h, self.runner.expect, self.null_before)
         check_still_serves(h, self.example)

@@ -19,6 +19,9 @@ from engine.loading import _HUB_ID as ENGINE_HUB_ID
 from lsp_server.config import parse_settings
 from lsp_server.trust import HUB_ID, refusal, screen_trusted_models
 
+#: starts server processes: left out of the quick loop (pytest -m 'not slow and not editor')
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def layout(tmp_path: Path) -> dict[str, Path]:

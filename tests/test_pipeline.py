@@ -148,9 +148,15 @@ async def test_a_newer_request_for_the_document_cancels_the_older_one():
                                                     drafts=False))
     while not engine.requests:
         await asyncio.sleep(0.01)
+    # the second request starts (and cancels the first) before the engine is released: released
+    # first, the engine thread could finish the first request before the second began
+    second = asyncio.ensure_future(pipeline.complete(hole(f"y = {CURSOR}\n"), kind="inline", debounce=False,
+                                                     drafts=False))
+    await asyncio.sleep(0)
     engine.release.set()
-    second = await pipeline.complete(hole(f"y = {CURSOR}\n"), kind="inline", debounce=False, drafts=False)
-    assert await first is None and second is not None and second.text == "1"
+    assert await first is None
+    second_outcome = await second
+    assert second_outcome is not None and second_outcome.text == "1"
     assert stats.cancelled == 1 and stats.engine_cancelled == 1
 
 
@@ -200,3 +206,17 @@ async def test_over_the_request_rate_is_a_server_cancellation_told_once():
         with pytest.raises(ServerCancelled):
             await pipeline.complete(hole(f"y = {CURSOR}\n"), kind="inline", debounce=False, drafts=False)
     assert len(client.shown) == 1 and "maxRequestsPerSecond" in client.shown[0]
+
+
+async def test_settings_changed_while_debouncing_are_the_ones_the_engine_gets():
+    """Issue 20: the request asked the engine host for the settings it arrived with."""
+    pipeline, host, _client, _stats = make(FakeEngine("1"), debounce_ms=300, max_new_tokens=4)
+    current = pipeline.parts.settings()
+    pipeline.parts.settings = lambda: current
+    task = asyncio.ensure_future(pipeline.complete(hole(f"x = {CURSOR}\n"), kind="inline", debounce=True,
+                                                   drafts=False))
+    await asyncio.sleep(0)
+    current = replace(current, threads=2, max_new_tokens=7)  # a setting change arrives meanwhile
+    assert await task is not None
+    assert [s.threads for s in host.loads] == [2]
+    assert host.engine.requests[0].max_new_tokens == 7

@@ -8,9 +8,11 @@ from engine.errors import EngineError
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
+    add_backend_options(parser)
     parser.add_argument("--model", default=None, metavar="NAME_PATH_OR_ID",
                         help="catalog name (`diffill models list`, e.g. dream-coder-7b or dream-coder-7b:int4), "
-                             "model directory or hub id (default: the bundled model)")
+                             "model directory or hub id (default: the bundled model); with a remote --backend, "
+                        "the served model's name")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--dtype", default=None,
                         help="float32, bfloat16 or float16 (default: per device); int8/int4 (bitsandbytes, CUDA) "
@@ -26,6 +28,21 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="load a catalog model even when it does not seem to fit the free memory")
 
 
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """--backend, --url, --api-key-env: where the model runs (shared by fill, serve, bench, doctor)."""
+    from engine.backends.remote import BACKENDS
+
+    parser.add_argument("--backend", default="local", choices=BACKENDS,
+                        help="local: in this process (default); vllm: DiffusionGemma on vLLM; openai: an "
+                             "OpenAI-compatible completions endpoint with suffix; llamacpp: llama-server /infill; "
+                             "ollama: /api/generate")
+    parser.add_argument("--url", default=None, metavar="URL",
+                        help="the inference server's URL (remote backends), e.g. http://gpu-box:8000")
+    parser.add_argument("--api-key-env", default=None, metavar="VAR",
+                        help="environment variable holding the server's API key (sent as a Bearer token to "
+                             "--url only, never logged)")
+
+
 def load_engine_from_args(args: argparse.Namespace, progress: bool = True):
     from engine import load_engine
 
@@ -38,6 +55,9 @@ def load_engine_from_args(args: argparse.Namespace, progress: bool = True):
         context_tokens=args.context_tokens,
         progress=progress,
         force=getattr(args, "force", False),
+        backend=getattr(args, "backend", "local"),
+        url=getattr(args, "url", None),
+        api_key_env=getattr(args, "api_key_env", None),
     )
 
 

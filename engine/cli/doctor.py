@@ -29,11 +29,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "backend", "local") != "local":
+        return _print(args, _remote(args))
     report: dict[str, Any] = {"python": platform.python_version()}
     report.update({name: _version(name) for name in PACKAGES})
     report.update(_device())
     report.update(_model(args))
     report.update(_recommendation())
+    return _print(args, report)
+
+
+def _print(args: argparse.Namespace, report: dict[str, Any]) -> int:
     ok = report.get("fill") == "ok"
     if args.json:
         print(json.dumps(report, indent=2))
@@ -42,6 +48,42 @@ def run(args: argparse.Namespace) -> int:
             print(f"{key}: {value}")
         print("status: ok" if ok else "status: FAILED")
     return 0 if ok else 1
+
+
+def _remote(args: argparse.Namespace) -> dict[str, Any]:
+    """A remote backend: the server answers, which models it serves (and their
+    context length), and one tiny fill's round trip.  No torch is imported."""
+    from engine.types import InfillRequest
+
+    out: dict[str, Any] = {"python": platform.python_version(), "backend": args.backend, "url": args.url,
+                           "model": args.model or "(server default)"}
+    try:
+        engine = load_engine_from_args(args, progress=False)
+    except Exception as exc:  # noqa: BLE001
+        out["reachable"] = f"FAILED: {user_error(exc) or exc}"
+        return out
+    backend = engine.backend
+    try:
+        start = time.perf_counter()
+        models = backend.served_models()
+        out["reachable"] = f"ok ({(time.perf_counter() - start) * 1000:.0f} ms)"
+        out["served_models"] = ", ".join(
+            f"{m['id']} ({m['context_tokens']} tokens)" if m.get("context_tokens") else str(m["id"]) for m in models
+        ) or "(none listed)"
+    except Exception as exc:  # noqa: BLE001 - a server without a model list may still fill
+        out["reachable"] = f"FAILED: {user_error(exc) or exc}"
+    try:
+        start = time.perf_counter()
+        result = engine.infill(InfillRequest(**PROBE))
+        out["fill_round_trip_ms"] = round((time.perf_counter() - start) * 1000, 1)
+        out["fill_middle"] = result.middle
+        out["fill"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        out["fill"] = f"FAILED: {user_error(exc) or f'{exc.__class__.__name__}: {exc}'}"
+    mode = getattr(backend, "pinned", None)
+    if mode is not None:
+        out["vllm_infill"] = "pinned canvas (vllm_xargs)" if mode else "prompt carrying the suffix (no pinned canvas)"
+    return out
 
 
 def _version(package: str) -> str:

@@ -96,7 +96,11 @@ class BenchClient:
 def server_options(args: argparse.Namespace, **settings: Any) -> dict[str, Any]:
     """initializationOptions from the common --device/--model/--dtype/--threads options."""
     options = {"device": args.device, **settings}
-    for key, value in (("model", args.model), ("dtype", getattr(args, "dtype", None)), ("threads", args.threads)):
+    pairs = (("model", args.model), ("dtype", getattr(args, "dtype", None)), ("threads", args.threads),
+             ("url", getattr(args, "url", None)), ("apiKeyEnv", getattr(args, "api_key_env", None)))
+    if getattr(args, "backend", "local") != "local":
+        options["backend"] = args.backend
+    for key, value in pairs:
         if value:
             options[key] = value
     return options

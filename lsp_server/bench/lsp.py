@@ -38,7 +38,11 @@ URI = "file:///diffill-bench/source.py"
 def register_bench(bench: argparse._SubParsersAction) -> None:
     p = bench.add_parser("lsp", help="language server latency, overhead and memory",
                          description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=None, metavar="PATH_OR_ID", help="model (default: the bundled model)")
+    from engine.cli.common import add_backend_options
+
+    add_backend_options(p)
+    p.add_argument("--model", default=None, metavar="PATH_OR_ID",
+                   help="model (default: the bundled model); with a remote --backend, the served model's name")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--dtype", default=None)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model")

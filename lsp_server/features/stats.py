@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsp_server.features.common import plain
 from lsp_server.methods import STATS
+from lsp_server.pygls_internals import bookkeeping
 
 if TYPE_CHECKING:
     from lsp_server.server import DiffillServer
@@ -24,6 +25,8 @@ def register(server: DiffillServer) -> None:
         out["cacheEntries"] = len(server.pipeline.cache)
         out["documents"] = len(server.documents)
         out["engineLoaded"] = server.engine_host.engine is not None
+        # pygls' per-request tables: back to the same size whenever nothing is in flight
+        out["bookkeeping"] = {**bookkeeping(server.protocol), "lateEditsKept": len(server.late_answers)}
         if opts.get("reset"):
             server.stats.reset()
         return out

@@ -1,0 +1,245 @@
+"""Loopback stand-ins for the inference servers the remote backends talk to.
+
+These are NOT the engines: each follows the engine's documented HTTP API as
+read on the date below, and tests that use one name what it follows.  Nothing
+in the suite runs against a real vLLM, llama.cpp or Ollama server.
+
+* vLLM >= 0.24 OpenAI-compatible server (docs.vllm.ai "OpenAI-Compatible
+  Server", "Custom Arguments" for ``vllm_xargs``): ``POST /v1/completions``
+  streams ``data: {"choices": [{"text", "finish_reason"}]}`` events and
+  ``data: [DONE]``; a request with ``suffix`` gets HTTP 400 ``{"error":
+  {"message": "suffix is not currently supported", "type":
+  "BadRequestError", "code": 400}}`` (vllm-project/vllm issues 9976, 44228);
+  ``GET /v1/models`` lists ``{"id", "max_model_len"}``.  ``pinned=False``
+  plays a build without the pinned-canvas fields (PR 57250), refusing
+  ``vllm_xargs`` with a 400.
+* OpenAI legacy completions API (``suffix`` accepted), same stream format.
+* llama.cpp ``llama-server`` (tools/server README, ``POST /infill``):
+  ``input_prefix``, ``input_suffix``, ``input_extra``, ``n_predict``,
+  ``stream``; events ``data: {"content", "stop"}``, the last with
+  ``"stop": true`` and ``tokens_predicted``.
+* Ollama (docs "Generate a completion", ``POST /api/generate``): ``prompt``,
+  ``suffix``, ``raw``, ``stream``; NDJSON ``{"response", "done"}`` lines, the
+  last with ``"done": true``; ``GET /api/tags`` lists models.
+
+Faults, set on the server: ``statuses`` (answered in turn before a normal
+answer, e.g. [429]), ``api_key`` (401 without ``Bearer <key>``), ``hang``
+(read the request, never answer), ``delay_s`` between stream events,
+``drop_after`` (close the connection mid-stream after N events).  The server
+records every request body and when a client closed a connection it was
+holding open (``closed_at``), so tests can check cancellation server-side.
+"""
+from __future__ import annotations
+
+import json
+import select
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+#: what every stand-in answers, in pieces (so a stream has several events)
+MIDDLE_PIECES = ["return ", "a", " + b"]
+VLLM_SUFFIX_ERROR = "suffix is not currently supported"
+
+
+class StandinServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, kind: str, *, pinned: bool = True) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.kind = kind
+        self.pinned = pinned
+        self.statuses: list[int] = []
+        self.api_key: str | None = None
+        self.hang = False
+        self.delay_s = 0.0
+        self.drop_after: int | None = None
+        self.requests: list[dict[str, Any]] = []
+        self.headers_seen: list[dict[str, str]] = []
+        self.closed_at: float | None = None
+        self.stop_event = threading.Event()
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def __enter__(self) -> StandinServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        self.shutdown()
+        self.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as real servers do: small stream events go out at once
+    server: StandinServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    # --- helpers ---------------------------------------------------------------
+
+    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str) -> None:
+        if self.server.kind == "ollama":
+            self._json(status, {"error": message})
+        else:
+            self._json(status, {"error": {"message": message, "type": "BadRequestError", "param": None,
+                                          "code": status}})
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _wait_for_close(self) -> None:
+        """Hold the connection; note when the client closes it."""
+        sock = self.connection
+        while not self.server.stop_event.is_set():
+            ready, _, _ = select.select([sock], [], [], 0.005)
+            if ready:
+                try:
+                    if sock.recv(1, socket.MSG_PEEK) == b"":
+                        self.server.closed_at = time.perf_counter()
+                        return
+                except OSError:
+                    self.server.closed_at = time.perf_counter()
+                    return
+
+    def _gate(self) -> bool:
+        """Faults that answer before the real handler; True if one did."""
+        srv = self.server
+        if srv.api_key is not None and self.headers.get("Authorization") != f"Bearer {srv.api_key}":
+            self._error(401, "Invalid API key")
+            return True
+        if srv.statuses:
+            status = srv.statuses.pop(0)
+            self._json(status, {"error": {"message": "server busy", "code": status}} if srv.kind != "ollama"
+                       else {"error": "server busy"}, {"Retry-After": "0"})
+            return True
+        if srv.hang:
+            self._wait_for_close()
+            self.close_connection = True
+            return True
+        return False
+
+    # --- routes ----------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self.server.headers_seen.append(dict(self.headers))
+        if self._gate():
+            return
+        kind = self.server.kind
+        if kind == "ollama" and self.path == "/api/tags":
+            self._json(200, {"models": [{"name": "standin-fim:latest", "model": "standin-fim:latest"}]})
+        elif kind != "ollama" and self.path == "/v1/models":
+            self._json(200, {"object": "list", "data": [{"id": "standin-model", "object": "model",
+                                                         "max_model_len": 8192}]})
+        else:
+            self._error(404, f"no route {self.path}")
+
+    def do_POST(self) -> None:
+        srv = self.server
+        length = int(self.headers.get("Content-Length", "0"))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        srv.requests.append(body)
+        srv.headers_seen.append(dict(self.headers))
+        if self._gate():
+            return
+        routes = {"vllm": "/v1/completions", "openai": "/v1/completions", "llamacpp": "/infill",
+                  "ollama": "/api/generate"}
+        if self.path != routes[srv.kind]:
+            self._error(404, f"no route {self.path}")
+            return
+        if srv.kind == "vllm":
+            if body.get("suffix") is not None:
+                self._error(400, VLLM_SUFFIX_ERROR)
+                return
+            if "vllm_xargs" in body and not srv.pinned:
+                self._error(400, "unknown custom arguments: diffusion_seed_canvas, diffusion_pinned")
+                return
+        if srv.kind == "ollama" and not body.get("model"):
+            self._error(400, "model is required")
+            return
+        self._stream(body)
+
+    def _events(self) -> list[bytes]:
+        kind = self.server.kind
+        out = []
+        n = len(MIDDLE_PIECES)
+        for i, piece in enumerate(MIDDLE_PIECES):
+            last = i == n - 1
+            if kind in ("vllm", "openai"):
+                obj: dict[str, Any] = {"id": "cmpl-standin", "object": "text_completion", "model": "standin-model",
+                                       "choices": [{"index": 0, "text": piece, "logprobs": None,
+                                                    "finish_reason": "stop" if last else None}]}
+                out.append(b"data: " + json.dumps(obj).encode() + b"\n\n")
+            elif kind == "llamacpp":
+                out.append(b"data: " + json.dumps({"content": piece, "stop": False}).encode() + b"\n\n")
+            else:
+                out.append(json.dumps({"model": "standin-fim", "response": piece, "done": False}).encode() + b"\n")
+        if kind in ("vllm", "openai"):
+            out.append(b"data: [DONE]\n\n")
+        elif kind == "llamacpp":
+            out.append(b"data: " + json.dumps({"content": "", "stop": True, "tokens_predicted": n}).encode()
+                       + b"\n\n")
+        else:
+            out.append(json.dumps({"model": "standin-fim", "response": "", "done": True, "done_reason": "stop",
+                                   "eval_count": n}).encode() + b"\n")
+        return out
+
+    def _stream(self, body: dict[str, Any]) -> None:
+        srv = self.server
+        self.send_response(200)
+        ctype = "application/x-ndjson" if srv.kind == "ollama" else "text/event-stream"
+        self.send_header("Content-Type", ctype)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for i, event in enumerate(self._events()):
+                if srv.drop_after is not None and i >= srv.drop_after:
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    return
+                if srv.delay_s and i and srv.stop_event.wait(srv.delay_s):
+                    return
+                self._chunk(event)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            srv.closed_at = time.perf_counter()
+            self.close_connection = True
+
+
+def main() -> None:
+    """Run one stand-in in its own process (benchmarks: keeps its threads out of
+    the measuring process): ``python tests/remote_standin.py KIND``; prints the URL."""
+    import sys
+
+    kind = sys.argv[1] if len(sys.argv) > 1 else "llamacpp"
+    with StandinServer(kind) as srv:
+        print(srv.url, flush=True)
+        try:
+            srv.stop_event.wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,309 @@
+"""Remote backends against loopback stand-ins (tests/remote_standin.py).
+
+The stand-ins follow each engine's documented API (named per test); they are
+not the engines, and nothing here runs against a real vLLM, llama.cpp or
+Ollama server.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from remote_standin import VLLM_SUFFIX_ERROR, StandinServer
+
+from engine import CancellationToken, Cancelled, EngineError, InfillRequest, load_engine
+from engine.backends.remote.http import ClientOptions
+from engine.backends.remote.openai import split_endpoint
+from engine.backends.remote.vllm import VllmBackend, suffix_prompt
+from engine.errors import RemoteError
+
+PREFIX = "def add(a, b):\n    "
+SUFFIX = "\n\nprint(add(1, 2))\n"
+REQUEST = InfillRequest(prefix=PREFIX, suffix=SUFFIX, max_new_tokens=16)
+FAST = ClientOptions(connect_timeout_s=1.0, read_timeout_s=1.0, retries=2, backoff_s=0.01)
+
+
+def _engine(kind: str, url: str, model: str | None = "standin-model", options: ClientOptions = FAST, **kw):
+    from engine.backends.remote import load_remote
+    from engine.engine import Engine
+
+    return Engine(load_remote(kind, url, model, options=options, **kw))
+
+
+# --- each kind sends prefix and suffix, and streams drafts ----------------------------------
+
+def test_vllm_pinned_canvas_carries_the_suffix() -> None:
+    """vLLM >= 0.24 OpenAI-compatible completions + vllm_xargs (PR 57250 build): suffix in the canvas."""
+    with StandinServer("vllm") as srv:
+        eng = _engine("vllm", srv.url)
+        assert eng.infill(REQUEST).middle == "return a + b"
+        body = srv.requests[0]
+        assert "suffix" not in body and body["prompt"] == PREFIX
+        assert body["vllm_xargs"]["diffusion_seed_canvas"] == SUFFIX and body["vllm_xargs"]["diffusion_pinned"]
+        eng.infill(REQUEST)
+        assert len(srv.requests) == 2  # detected once: no second probe
+
+
+def test_vllm_without_pinned_fields_falls_back_to_a_prompt_with_the_suffix_once() -> None:
+    """vLLM 0.24 release (no pinned-canvas fields): 400 on vllm_xargs, and 400 on `suffix` (issue 9976)."""
+    with StandinServer("vllm", pinned=False) as srv:
+        eng = _engine("vllm", srv.url)
+        assert eng.infill(REQUEST).middle == "return a + b"
+        assert eng.infill(REQUEST).middle == "return a + b"
+        probe, fallback, second = srv.requests
+        assert "vllm_xargs" in probe
+        for body in (fallback, second):
+            assert "suffix" not in body and "vllm_xargs" not in body
+            assert body["prompt"] == suffix_prompt(PREFIX, SUFFIX)
+            assert SUFFIX.strip() in body["prompt"] and body["prompt"].endswith(PREFIX)
+        assert isinstance(eng.backend, VllmBackend) and eng.backend.pinned is False
+
+
+def test_suffix_on_vllm_is_refused_with_the_servers_reason() -> None:
+    """The `openai` kind sends `suffix`; vLLM's 400 'suffix is not currently supported' comes back as one line."""
+    with StandinServer("vllm") as srv:
+        eng = _engine("openai", srv.url)
+        with pytest.raises(RemoteError, match=rf"HTTP 400: {VLLM_SUFFIX_ERROR}\)$"):
+            eng.infill(REQUEST)
+
+
+@pytest.mark.parametrize("kind, prefix_field, suffix_field", [
+    ("openai", "prompt", "suffix"),            # OpenAI legacy completions API with suffix
+    ("llamacpp", "input_prefix", "input_suffix"),  # llama.cpp tools/server README, POST /infill
+    ("ollama", "prompt", "suffix"),            # Ollama API docs, POST /api/generate
+])
+def test_each_kind_sends_prefix_and_suffix_and_streams_drafts(kind: str, prefix_field: str,
+                                                              suffix_field: str) -> None:
+    with StandinServer(kind) as srv:
+        eng = _engine(kind, srv.url)
+        drafts = list(eng.stream(REQUEST))
+        body = srv.requests[0]
+        assert body[prefix_field] == PREFIX and body[suffix_field] == SUFFIX
+        texts = [d.text for d in drafts]
+        assert texts[:3] == ["return ", "return a", "return a + b"] and texts[-1] == "return a + b"
+        assert drafts[-1].done and not any(d.done for d in drafts[:-1])
+    if kind == "llamacpp":
+        assert body["input_extra"] == [] and body["n_predict"] == 16 and body["stream"] is True
+    if kind == "ollama":
+        assert body["raw"] is False and body["options"]["num_predict"] == 16
+
+
+def test_endpoint_paths() -> None:
+    assert split_endpoint("http://h:8000") == ("http://h:8000", "/v1/completions")
+    assert split_endpoint("https://api.x.com/beta/v1/") == ("https://api.x.com", "/beta/v1/completions")
+    assert split_endpoint("https://api.x.com/fim/completions") == ("https://api.x.com", "/fim/completions")
+
+
+# --- failures: one line each, never a traceback ------------------------------------------------
+
+def test_429_then_success_is_retried() -> None:
+    with StandinServer("openai") as srv:
+        srv.statuses = [429, 503]
+        assert _engine("openai", srv.url).infill(REQUEST).middle == "return a + b"
+        assert len(srv.requests) == 3
+
+
+def test_busy_server_gives_up_after_bounded_retries() -> None:
+    with StandinServer("llamacpp") as srv:
+        srv.statuses = [503] * 10
+        with pytest.raises(RemoteError, match=r"is busy \(HTTP 503: server busy\) after 3 tries"):
+            _engine("llamacpp", srv.url).infill(REQUEST)
+        assert len(srv.requests) == 3
+
+
+def test_other_errors_are_not_retried() -> None:
+    with StandinServer("ollama") as srv:
+        srv.statuses = [500]
+        with pytest.raises(RemoteError, match=r"failed \(HTTP 500"):
+            _engine("ollama", srv.url).infill(REQUEST)
+        assert len(srv.requests) == 1
+
+
+def test_401_names_the_key_variable_and_the_key_is_sent_only_as_a_header(monkeypatch) -> None:
+    monkeypatch.setenv("DIFFILL_TEST_KEY", "s3cret-key")
+    with StandinServer("vllm") as srv:
+        srv.api_key = "other-key"
+        eng = _engine("vllm", srv.url, api_key_env="DIFFILL_TEST_KEY")
+        with pytest.raises(RemoteError) as info:
+            eng.infill(REQUEST)
+        assert "refused the credentials (HTTP 401: Invalid API key)" in str(info.value) and info.value.status == 401
+        assert "s3cret" not in str(info.value) and "s3cret" not in repr(eng.backend.client)
+        assert srv.headers_seen[0]["Authorization"] == "Bearer s3cret-key"
+        srv.api_key = "s3cret-key"
+        assert eng.infill(REQUEST).middle == "return a + b"
+
+
+def test_missing_key_variable_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.delenv("DIFFILL_NO_SUCH_KEY", raising=False)
+    with pytest.raises(RemoteError, match="DIFFILL_NO_SUCH_KEY .* is not set"):
+        load_engine("m", backend="openai", url="http://127.0.0.1:9", api_key_env="DIFFILL_NO_SUCH_KEY")
+
+
+def test_unreachable_server() -> None:
+    with StandinServer("openai") as srv:
+        url = srv.url  # a port that was just closed
+    with pytest.raises(RemoteError, match=r"cannot reach the server at http://127\.0\.0\.1:\d+ \("):
+        _engine("openai", url).infill(REQUEST)
+
+
+def test_server_that_never_answers_times_out() -> None:
+    with StandinServer("llamacpp") as srv:
+        srv.hang = True
+        options = ClientOptions(connect_timeout_s=1.0, read_timeout_s=0.3)
+        start = time.perf_counter()
+        with pytest.raises(RemoteError, match=r"did not answer within 0\.3 s \(read timeout\)"):
+            _engine("llamacpp", srv.url, options=options).infill(REQUEST)
+        assert time.perf_counter() - start < 2.0
+
+
+@pytest.mark.parametrize("kind", ["vllm", "llamacpp", "ollama"])
+def test_dropped_stream_is_reported(kind: str) -> None:
+    with StandinServer(kind) as srv:
+        srv.drop_after = 2
+        with pytest.raises(RemoteError, match="dropped the connection|without finishing it"):
+            list(_engine(kind, srv.url).stream(REQUEST))
+
+
+def test_bad_url_and_missing_model_are_clear() -> None:
+    with pytest.raises(EngineError, match="must start with http"):
+        load_engine("m", backend="openai", url="gpu-box:8000")
+    with pytest.raises(EngineError, match="needs the served model's name"):
+        load_engine(None, backend="ollama", url="http://127.0.0.1:9")
+    with pytest.raises(EngineError, match="needs the server's URL"):
+        load_engine("m", backend="vllm")
+    with pytest.raises(EngineError, match="needs a remote backend"):
+        load_engine(None, url="http://127.0.0.1:9")
+
+
+# --- cancellation: the HTTP request is closed within 50 ms ------------------------------------
+
+def test_cancel_closes_a_request_the_server_never_answers_within_50_ms() -> None:
+    with StandinServer("vllm") as srv:
+        srv.hang = True
+        eng = _engine("vllm", srv.url, options=ClientOptions(read_timeout_s=30.0))
+        token = CancellationToken()
+        raised: list[float] = []
+
+        def run() -> None:
+            try:
+                eng.infill(REQUEST, token)
+            except Cancelled:
+                raised.append(time.perf_counter())
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        deadline = time.perf_counter() + 5
+        while not srv.requests and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.05)
+        cancelled_at = time.perf_counter()
+        token.cancel()
+        worker.join(2)
+        for _ in range(100):
+            if srv.closed_at is not None:
+                break
+            time.sleep(0.005)
+        assert raised and raised[0] - cancelled_at < 0.05
+        assert srv.closed_at is not None and srv.closed_at - cancelled_at < 0.05, "server still holds the request"
+
+
+def test_cancel_during_a_slow_stream_stops_within_50_ms() -> None:
+    with StandinServer("ollama") as srv:
+        srv.delay_s = 2.0
+        eng = _engine("ollama", srv.url, options=ClientOptions(read_timeout_s=30.0))
+        token = CancellationToken()
+        stream = eng.stream(REQUEST, token)
+        assert next(stream).text == "return "
+        threading.Timer(0.05, token.cancel).start()
+        start = time.perf_counter()
+        with pytest.raises(Cancelled):
+            next(stream)
+        assert time.perf_counter() - start < 0.05 + 0.05
+
+
+def test_concurrency_cap_holds_requests_back() -> None:
+    with StandinServer("openai") as srv:
+        srv.delay_s = 0.4  # each answer takes >= 0.8 s
+        eng = _engine("openai", srv.url, options=ClientOptions(max_concurrency=2, read_timeout_s=5.0))
+        threads = [threading.Thread(target=eng.infill, args=(REQUEST,)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        deadline = time.perf_counter() + 5
+        while len(srv.requests) < 2 and time.perf_counter() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        in_flight = len(srv.requests)
+        for t in threads:
+            t.join(5)
+        assert in_flight == 2 and len(srv.requests) == 4
+
+
+@pytest.mark.slow  # starts a Python process
+def test_remote_engine_does_not_import_torch() -> None:
+    code = ("import sys; sys.path.insert(0, 'tests'); from remote_standin import StandinServer\n"
+            "from engine import load_engine, InfillRequest\n"
+            "with StandinServer('llamacpp') as s:\n"
+            "    r = load_engine(None, backend='llamacpp', url=s.url).infill(InfillRequest(prefix='a', suffix='b'))\n"
+            "print(r.middle, 'torch' in sys.modules)")
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=60)
+    assert out.stdout.strip() == "return a + b False", out.stderr
+
+
+def test_cancelled_requests_give_their_connections_back() -> None:
+    """Regression: cancelling mid-stream must release the pooled connection, or a
+    client capped at N connections hangs after N cancellations."""
+    with StandinServer("llamacpp") as srv:
+        srv.delay_s = 0.5
+        eng = _engine("llamacpp", srv.url, options=ClientOptions(max_concurrency=2, read_timeout_s=5.0))
+        for _ in range(5):
+            token = CancellationToken()
+            stream = eng.stream(REQUEST, token)
+            next(stream)
+            token.cancel()
+            with pytest.raises(Cancelled):
+                next(stream)
+        srv.delay_s = 0.0
+        assert eng.infill(REQUEST).middle == "return a + b"
+
+
+def test_tls_is_verified() -> None:
+    """An https URL to a server whose certificate cannot be verified fails (here: a
+    plain-HTTP stand-in answering a TLS handshake), and the client's TLS context
+    requires a verified certificate and host name."""
+    import ssl
+
+    with StandinServer("openai") as srv:
+        eng = _engine("openai", srv.url.replace("http://", "https://"))
+        with pytest.raises(RemoteError, match=r"cannot reach the server at https://"):
+            eng.infill(REQUEST)
+    client = eng.backend.client._client
+    assert client is not None
+    ctx = client._transport._pool._ssl_context  # httpx/httpcore internals: the context in use
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+
+
+def test_request_waiting_for_vllm_detection_stays_cancellable() -> None:
+    """While the first request probes a server that does not answer, a second one
+    waits for the result; cancelling it must not wait for the probe's timeout."""
+    with StandinServer("vllm") as srv:
+        srv.hang = True
+        eng = _engine("vllm", srv.url, options=ClientOptions(read_timeout_s=3.0))
+        probe = threading.Thread(target=lambda: pytest.raises(RemoteError, eng.infill, REQUEST))
+        probe.start()
+        deadline = time.perf_counter() + 5
+        while not srv.requests and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        token = CancellationToken()
+        threading.Timer(0.05, token.cancel).start()
+        start = time.perf_counter()
+        with pytest.raises(Cancelled):
+            eng.infill(REQUEST, token)
+        assert time.perf_counter() - start < 0.05 + 0.05
+        assert len(srv.requests) == 1  # the second request never went out
+        srv.hang = False
+        probe.join(5)
