@@ -24,11 +24,12 @@ from engine.errors import (
     OutOfMemory,
     UnsupportedModelError,
 )
-from engine.types import Draft, InfillRequest, InfillResult
+from engine.types import ContextPiece, Draft, InfillRequest, InfillResult
 
 __all__ = [
     "CancellationToken",
     "Cancelled",
+    "ContextPiece",
     "DeviceError",
     "Draft",
     "Engine",

@@ -12,7 +12,9 @@ inference exactly what it was trained on::
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from engine.types import ContextPiece
 
 HEADER = "# file: {path}\n"
 
@@ -28,3 +30,29 @@ def format_context(snippets: Sequence[tuple[str, str]], current_path: str | None
     if current_path:
         parts.append(file_header(current_path))
     return "".join(parts)
+
+
+def fit_context(pieces: Sequence[ContextPiece], current_path: str | None,
+                count: Callable[[str], int], budget: int) -> str:
+    """The formatted context within ``budget`` tokens (as ``count`` measures them).
+
+    The server packs pieces to its own estimate; this is the exact cut the
+    model's tokenizer allows.  Least relevant pieces (the first) go first; a
+    lone piece still too large keeps its first lines (a definition's signature).
+    """
+    if budget <= 0 or not pieces:
+        return ""
+    kept = [(p.path, p.text) for p in pieces if p.text.strip()]
+    while kept:
+        text = format_context(kept, current_path)
+        if count(text) <= budget:
+            return text
+        if len(kept) > 1:
+            kept.pop(0)
+            continue
+        path, body = kept[0]
+        lines = body.splitlines(keepends=True)
+        if len(lines) <= 1:
+            return ""
+        kept = [(path, "".join(lines[: len(lines) // 2]))]
+    return ""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
@@ -42,6 +42,12 @@ class Engine:
     @property
     def context_tokens(self) -> int:
         return self.backend.context_tokens
+
+    def token_counter(self) -> Callable[[str], int] | None:
+        """Counts tokens as the model does, callable from any thread (None: the
+        backend has no such counter; callers estimate)."""
+        make = getattr(self.backend, "token_counter", None)
+        return make() if make is not None else None
 
     def describe(self) -> dict[str, str | int]:
         """What is loaded, for `diffill doctor` and server status messages."""

@@ -12,13 +12,26 @@ Sampler = Literal["threshold", "remask"]
 
 
 @dataclass(frozen=True)
+class ContextPiece:
+    """A snippet of another file that may help fill the middle (a definition, a
+    recently seen chunk).  ``path`` is relative to the workspace where possible:
+    the model sees it in a header.  Each backend lays pieces out in its model's
+    own prompt format (``engine.context_format``)."""
+
+    path: str
+    text: str
+
+
+@dataclass(frozen=True)
 class InfillRequest:
     """What to fill: the text before and after the cursor, and the budget.
 
     ``max_new_tokens`` is the size of the canvas the model may write into; the
     engine decides the actual middle length itself (it never needs the true
     length).  ``steps`` caps the number of denoising forward passes; ``None``
-    lets the backend pick one from ``max_new_tokens``.
+    lets the backend pick one from ``max_new_tokens``.  ``context`` holds
+    snippets of other files, most relevant last, and ``path`` names the
+    cursor's file; a backend that cannot use them ignores them.
     """
 
     prefix: str
@@ -31,6 +44,8 @@ class InfillRequest:
     threshold: float = 0.9
     context_tokens: int | None = None
     fixed_length: bool = False
+    context: tuple[ContextPiece, ...] = ()
+    path: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.prefix, str) or not isinstance(self.suffix, str):

@@ -60,6 +60,16 @@ def char_budgets(context_tokens: int | None) -> tuple[int, int]:
     return (total * 2) // 3, total // 3
 
 
+#: most of the prompt (after the canvas) that text from other files may take:
+#: the cursor's own file keeps the rest (training gave context a quarter of the row)
+CONTEXT_SHARE = 0.5
+
+
+def context_room(context_tokens: int, canvas: int) -> int:
+    """Tokens of the prompt that context from other files may use."""
+    return max(0, int((context_tokens - canvas) * CONTEXT_SHARE))
+
+
 def split_budget(context_tokens: int, canvas: int, prefix_share: float = 0.75) -> tuple[int, int]:
     """Token budgets (prefix, suffix) for a prompt of ``context_tokens`` total."""
     room = max(0, context_tokens - canvas)

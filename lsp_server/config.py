@@ -29,7 +29,7 @@ MULTILINE_MODES: tuple[Multiline, ...] = ("auto", "always", "never")
 DEVICES: tuple[Device, ...] = ("auto", "cpu", "cuda")
 
 #: how a value is checked and documented
-Kind = Literal["text", "choice", "int", "bool", "names", "flags", "drafts"]
+Kind = Literal["text", "choice", "int", "bool", "names", "flags", "drafts", "globs"]
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,16 @@ class Settings:
         "user first); then it reports the edit as not applied, and diffill/status tells if it is applied later.",
         low=100, high=3_600_000)
     log_file: str | None = setting(None, "text", "Server log file (null: none).", nullable=True)
+    context_enabled: bool = setting(
+        True, "bool", "Send snippets of other files with each completion: definitions of the names used near the "
+        "cursor, recently viewed or edited code, similar code in open documents (see diffill/context).", cache=True)
+    context_max_tokens: int = setting(
+        256, "int", "Most tokens those snippets may take per completion (0: none); never more than half of the "
+        "model's window after the canvas, so the cursor's own file keeps its room.", cache=True, low=0, high=32_768)
+    context_exclude: tuple[str, ...] = setting(
+        (), "globs", "Files never read for context, as .gitignore patterns relative to a workspace folder (besides "
+        "the .gitignore files themselves, secrets such as .env, keys and credentials, and binaries), "
+        'e.g. ["vendor/", "*.generated.ts"].')
 
     def language_enabled(self, language: str | None) -> bool:
         if language is None:
@@ -209,6 +219,10 @@ def check_value(spec: SettingSpec, value: Any) -> Any:
             return tuple(value)
         raise ValueError("expected a list of model names or paths to trust (trust is per model; "
                          "true is not accepted)")
+    if spec.kind == "globs":
+        if isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value):
+            return tuple(value)
+        raise ValueError("expected a list of .gitignore-style patterns")
     if spec.kind == "flags":
         if isinstance(value, dict) and all(isinstance(v, bool) for v in value.values()):
             return dict(value)

@@ -1,6 +1,6 @@
 """The completion pipeline, top to bottom, shared by every entry point:
 
-  context -> language gate -> cache -> cancel-previous + debounce -> engine
+  window -> language gate -> other files' snippets -> cache -> cancel-previous + debounce -> engine
   (worker thread, optional live drafts) -> post-processing -> cache -> result
 
 Entry points (inline completion, completion, the fill command) only turn
@@ -20,9 +20,11 @@ from typing import Any, Protocol
 from lsprotocol import types
 
 from engine import Cancelled, Draft, Engine, InfillRequest, InputError, OutOfMemory
+from engine.types import ContextPiece
 from engine.window import char_budgets
 from lsp_server.cache import LruCache
 from lsp_server.config import Multiline, Settings
+from lsp_server.context.pieces import Packed
 from lsp_server.debounce import Debouncer
 from lsp_server.documents import Document, InfillContext, extract
 from lsp_server.engine_host import EngineUnavailable, Superseded, one_line
@@ -61,6 +63,7 @@ class Plan:
     ctx: InfillContext
     mode: Multiline
     key: str
+    context: Packed | None = None  # other files' snippets (lsp_server.context)
 
 
 class EngineSource(Protocol):
@@ -101,6 +104,8 @@ class PipelineParts:
     notices: Notices
     rate_limiter: RateLimiter
     client: ClientChannel
+    #: snippets of other files for a cursor (``lsp_server.context``); None: none
+    context: Callable[[Document, int], Packed] | None = None
 
 
 class InfillPipeline:
@@ -196,8 +201,19 @@ class InfillPipeline:
             timing.outcome = "empty"  # nothing around the cursor to go on
             return None
         mode = multiline or settings.multiline
-        key = _cache_key(ctx, settings.request_key(), settings.engine_key(), mode)
-        return Plan(settings, ctx, mode, key)
+        context = self._context(hole, settings)
+        key = _cache_key(ctx, settings.request_key(), settings.engine_key(), mode, context)
+        return Plan(settings, ctx, mode, key, context)
+
+    def _context(self, hole: Hole, settings: Settings) -> Packed | None:
+        """Other files' snippets for this hole; a failure costs the context, not the completion."""
+        if self.parts.context is None or not settings.context_enabled:
+            return None
+        try:
+            return self.parts.context(hole.doc, hole.start)
+        except Exception:  # an unreadable file or a bug in a source: complete without context
+            log.exception("repository context failed")
+            return None
 
     def _from_cache(self, plan: Plan, doc: Document, kind: RequestKind, timing: Timing,
                     drafts_out: DraftSender | None, request_id: str) -> Outcome | None:
@@ -283,6 +299,8 @@ class InfillPipeline:
                 max_new_tokens=settings.max_new_tokens,
                 steps=settings.steps,
                 context_tokens=settings.context_tokens,
+                context=_pieces(plan.context),
+                path=plan.context.path if plan.context else None,
             )
             engine_started = True
             stats.engine_started += 1
@@ -389,9 +407,18 @@ class DraftSender:
         )
 
 
-def _cache_key(ctx: InfillContext, request_key: tuple, engine_key: tuple, mode: Multiline) -> str:
-    """A short digest: the windowed text can be tens of kilobytes."""
+def _pieces(context: Packed | None) -> tuple[ContextPiece, ...]:
+    return tuple(ContextPiece(p.path, p.text) for p in context.pieces) if context else ()
+
+
+def _cache_key(ctx: InfillContext, request_key: tuple, engine_key: tuple, mode: Multiline,
+               context: Packed | None = None) -> str:
+    """A short digest: the windowed text (and other files' snippets) can be tens of kilobytes."""
     h = hashlib.blake2b(digest_size=16)
     for part in (ctx.prefix, "\x00", ctx.suffix, "\x00", repr((ctx.language, request_key, engine_key, mode))):
         h.update(part.encode("utf-8", "surrogatepass"))
+    if context is not None:
+        h.update(repr(context.path).encode("utf-8", "surrogatepass"))
+        for piece in context.pieces:
+            h.update(f"\x00{piece.path}\x00{piece.text}".encode("utf-8", "surrogatepass"))
     return h.hexdigest()

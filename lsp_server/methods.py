@@ -4,4 +4,5 @@ from __future__ import annotations
 DRAFT = "diffill/draft"
 STATUS = "diffill/status"
 STATS = "diffill/stats"
+CONTEXT = "diffill/context"
 FILL_COMMAND = "diffill.fillInTheMiddle"

@@ -24,8 +24,10 @@ from pygls.protocol.language_server import lsp_method
 
 from lsp_server import __version__
 from lsp_server.config import Settings, parse_settings
+from lsp_server.context.pieces import Packed
+from lsp_server.context.service import ContextService
 from lsp_server.debounce import Debouncer
-from lsp_server.documents import Change, DocumentStore, PositionError, UnknownDocumentError
+from lsp_server.documents import Change, Document, DocumentStore, PositionError, UnknownDocumentError
 from lsp_server.documents.notebooks import Cell, NotebookStore
 from lsp_server.documents.positions import Pos
 from lsp_server.documents.store import DISPATCH_SNAPSHOT
@@ -89,7 +91,9 @@ class DiffillProtocol(HookedProtocol):
         doc = params.text_document
         server = self.owner
         reopened = server.documents.current(doc.uri) is not None
-        server.documents.open(doc.uri, doc.text, doc.version, doc.language_id)
+        opened = server.documents.open(doc.uri, doc.text, doc.version, doc.language_id)
+        if server.settings.context_enabled:
+            server.context.document_changed(opened, None)
         if reopened:  # new text for an open URI: completions for the old text are stale
             server.inflight.cancel_matching(lambda key: key[0] == doc.uri and key[1] != "command")
 
@@ -109,10 +113,13 @@ class DiffillProtocol(HookedProtocol):
             else:
                 changes.append(Change(change.text))
         try:
-            server.documents.change(uri, version, changes)
+            doc = server.documents.change(uri, version, changes)
         except (UnknownDocumentError, PositionError) as exc:
             server.log_message(f"didChange ignored: {exc}", types.MessageType.Error)
             return
+        if server.settings.context_enabled:  # re-index it; the edited lines count as recently seen
+            edited = changes[-1].range
+            server.context.document_changed(doc, edited[0].line if edited is not None else None)
         # a completion for the old text is stale: stop it (the fill command keeps
         # running; its version guard decides what happens to its edit)
         server.inflight.cancel_matching(lambda key: key[0] == uri and key[1] != "command")
@@ -123,6 +130,7 @@ class DiffillProtocol(HookedProtocol):
 
     def _close_text(self, uri: str) -> None:
         self.owner.documents.close(uri)
+        self.owner.context.document_closed(uri)
         self.owner.inflight.cancel_matching(lambda key: key[0] == uri)
         self.owner.debouncer.forget(uri)
         self.owner.fill_edits.forget(uri)
@@ -214,6 +222,8 @@ class DiffillServer(LanguageServer):
         self.stats = Stats()
         self.notices = Notices(self.show_message)
         self.rate_limiter = RateLimiter(self.settings.max_requests_per_second)
+        self.context = ContextService()
+        self._index_started = False
         self.fill_edits = FillEdits()
         self.late_answers = LateAnswers(lambda msg_id: forget_request(self.protocol, msg_id))
         #: set by ``exit`` (or a dead client process): the process's exit code
@@ -227,7 +237,42 @@ class DiffillServer(LanguageServer):
         self.pipeline = InfillPipeline(PipelineParts(
             settings=lambda: self.settings, stats=self.stats, inflight=self.inflight, debouncer=self.debouncer,
             engine_host=self.engine_host, worker=self.worker, notices=self.notices,
-            rate_limiter=self.rate_limiter, client=self))
+            rate_limiter=self.rate_limiter, client=self, context=self.context_for))
+
+    # -- repository context -------------------------------------------------
+    def context_for(self, doc: Document, offset: int, *, note: bool = True) -> Packed:
+        """Other files' snippets for a cursor, as the next completion would send them."""
+        return self.context.for_settings(doc, offset, self.documents.snapshot(), self.settings,
+                                         self.engine_host.engine, note=note)
+
+    def start_index(self) -> None:
+        """(Re)build the symbol index of the workspace folders in the background,
+        reporting work-done progress; nothing while context is disabled."""
+        self._index_started = True
+        if not self.settings.context_enabled:
+            return
+        asyncio.ensure_future(self._build_index())
+
+    async def _build_index(self) -> None:
+        loop = asyncio.get_running_loop()
+        token = await self.progress_begin("diffill: indexing the workspace")
+
+        def report(message: str, done: int) -> None:
+            if token is not None:
+                loop.call_soon_threadsafe(self.work_done_progress.report, token,
+                                          types.WorkDoneProgressReport(message=message))
+
+        future = self.context.start(workspace_paths(self), self.settings.context_exclude,
+                                    self.documents.snapshot, report)
+        try:
+            files = await asyncio.wrap_future(future)
+        except Exception as exc:  # no index: completions go on without definitions
+            log.exception("indexing failed")
+            self.progress_end(token, f"indexing failed: {exc}")
+            return
+        stats = self.context.index.stats()
+        log.info("indexed %d files: %d definitions", files, stats["definitions"])
+        self.progress_end(token, f"{stats['files']} files, {stats['definitions']} definitions")
 
     # -- lifecycle ----------------------------------------------------------
     def request_exit(self, code: int) -> None:
@@ -239,6 +284,7 @@ class DiffillServer(LanguageServer):
         self.exit_code = code
         self.inflight.cancel_all()
         self.worker.shutdown()
+        self.context.shutdown()
         if self.stop_serving is None:
             raise SystemExit(code)
         self.stop_serving()
@@ -271,6 +317,9 @@ class DiffillServer(LanguageServer):
         if new.max_document_bytes != old.max_document_bytes:
             self.notices.clear("too-large")
         self.engine_host.settings_changed(old, new)
+        if self._index_started and (new.context_exclude, new.context_enabled) != (old.context_exclude,
+                                                                                  old.context_enabled):
+            self.start_index()
 
     # -- messages to the client --------------------------------------------
     def notify(self, method: str, params: Any) -> None:

@@ -46,7 +46,7 @@ def _type_text(spec: SettingSpec) -> str:
         bounds = f"{spec.low}..{spec.high}" if spec.high is not None else f">= {spec.low}"
         return f"int ({bounds})" + (" or null" if spec.nullable else "")
     return {"text": "string" + (" or null" if spec.nullable else ""), "bool": "bool",
-            "names": "list of strings", "flags": "object: string -> bool",
+            "names": "list of strings", "globs": "list of patterns", "flags": "object: string -> bool",
             "drafts": '`{"completion": bool, "command": bool}` or bool'}[spec.kind]
 
 
@@ -82,7 +82,7 @@ def vscode_entry(spec: SettingSpec, default: Any) -> dict[str, Any]:
             entry["maximum"] = spec.high
     elif spec.kind == "bool":
         entry["type"] = "boolean"
-    elif spec.kind == "names":
+    elif spec.kind in ("names", "globs"):
         entry["type"], entry["items"] = "array", {"type": "string"}
     elif spec.kind == "flags":
         entry["type"], entry["additionalProperties"] = "object", {"type": "boolean"}

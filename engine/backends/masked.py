@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from engine.backends.base import DraftGenerator
 from engine.cancellation import CancellationToken
+from engine.context_format import fit_context
 from engine.samplers import CanvasState, choose, forbid_tokens, grow
 from engine.types import Draft, InfillRequest, InfillResult
-from engine.window import Window, build_window
+from engine.window import Window, build_window, context_room
 
 #: tokens committed per step that the default step budget aims at, for fixed-length canvases
 DEFAULT_TOKENS_PER_STEP = 4
@@ -107,6 +109,23 @@ class MaskedDiffusionBackend:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
+    def token_counter(self) -> Callable[[str], int]:
+        """A token counter safe to call from another thread while ``run`` works
+        (its own copy of the Rust tokenizer: a shared one may raise "Already borrowed")."""
+        from tokenizers import Tokenizer
+
+        copy = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
+        return lambda text: len(copy.encode(text, add_special_tokens=False).ids) if text else 0
+
+    def context_ids(self, request: InfillRequest, context: int, canvas: int) -> list[int]:
+        """Other files' snippets in the training format (``engine.context_format``:
+        file headers, most relevant last, then the cursor file's header), within
+        ``context_room`` so that the cursor's own file keeps enough room."""
+        if not request.context:
+            return []
+        text = fit_context(request.context, request.path, self.count_tokens, context_room(context, canvas))
+        return self.tokenizer.encode(text, add_special_tokens=False) if text else []
+
     # -- the loop -------------------------------------------------------------------
     def run(self, request: InfillRequest, cancel: CancellationToken) -> DraftGenerator:
         t0 = time.perf_counter()
@@ -114,9 +133,11 @@ class MaskedDiffusionBackend:
         context = min(int(request.context_tokens or self.context_tokens), self.info.max_positions)
         if canvas + 2 > context:
             canvas = max(1, context - 2)
+        head = self.context_ids(request, context, canvas)
         window = build_window(self.tokenizer, request.prefix, request.suffix,
-                              context - self.info.markers(), canvas)
+                              context - len(head) - self.info.markers(), canvas)
         prefix_ids, suffix_ids = self.info.frame(window)
+        prefix_ids = head + prefix_ids  # other files first, as in training (engine.context_format)
         t_window = time.perf_counter()
 
         dev = torch.device(self.device)
@@ -176,6 +197,7 @@ class MaskedDiffusionBackend:
                 "window_ms": (t_window - t0) * 1000,
                 "forward_ms": forward_ms,
                 "prompt_tokens": float(len(prefix_ids) + len(suffix_ids)),
+                "context_tokens": float(len(head)),
             },
             confidence=state.middle_confidence(),
         )

@@ -1,4 +1,4 @@
-"""`diffill bench`: quality (HumanEval-Infilling + held-out split), speed, and lsp.
+"""`diffill bench`: quality (HumanEval-Infilling + held-out split), speed, lsp, soak and context.
 
 ``bench quality`` scores pass@1 (programs executed in separate, limited
 processes), exact match and edit similarity per subset; ``--oracle`` adds the
@@ -26,7 +26,7 @@ DEFAULT_QUALITY_SUBSETS = "single,multi,random,heldout"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("bench", help="benchmarks: quality, speed, lsp, soak", description=__doc__,
+    parser = subparsers.add_parser("bench", help="benchmarks: quality, speed, lsp, soak, context", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     bench = parser.add_subparsers(dest="bench_command", metavar="BENCHMARK")
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_speed(bench)
     _register_lsp(bench)
     _register_lsp(bench, "lsp_server.bench.soak")
+    _register_lsp(bench, "lsp_server.bench.context")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ if TYPE_CHECKING:
 
 
 def register_all(server: DiffillServer) -> None:
-    from lsp_server.features import completion, fill_command, inline_completion, lifecycle, stats
+    from lsp_server.features import completion, context, fill_command, inline_completion, lifecycle, stats
 
-    for module in (lifecycle, inline_completion, completion, fill_command, stats):
+    for module in (lifecycle, inline_completion, completion, fill_command, stats, context):
         module.register(server)

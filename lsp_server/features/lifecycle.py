@@ -41,6 +41,10 @@ def register(server: DiffillServer) -> None:
     @server.feature(types.INITIALIZED)
     def initialized(params: types.InitializedParams) -> None:
         server.engine_host.ensure(server.settings)
+        server.start_index()
+        from lsp_server.features.context import watch_files
+
+        asyncio.ensure_future(watch_files(server))
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:
@@ -54,8 +58,10 @@ def register(server: DiffillServer) -> None:
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     def did_change_workspace_folders(params: types.DidChangeWorkspaceFoldersParams) -> None:
         server.update_settings({}, source="workspace folders")  # trusted models are checked again
+        server.start_index()  # context reads only the folders open now
 
     @server.feature(types.SHUTDOWN)
     def shutdown(params: None) -> None:
         server.inflight.cancel_all()
         server.worker.shutdown()
+        server.context.shutdown()

@@ -25,4 +25,7 @@ export const SERVER_KEYS = [
   'maxRequestsPerSecond',
   'applyEditTimeoutMs',
   'logFile',
+  'contextEnabled',
+  'contextMaxTokens',
+  'contextExclude',
 ] as const;

@@ -1,0 +1,207 @@
+"""The one interface the server and the pipeline use for repository context.
+
+It owns the rules, the symbol index (and its background indexer), the recent
+chunks and the similar-snippet cache; it hears about documents from the
+server's sync handlers, and ``gather`` turns a cursor into packed pieces.
+``gather`` runs on the event loop, so every source works from cached state:
+the index, windows computed once per document version, a small cache of
+files' lines.
+"""
+from __future__ import annotations
+
+import bisect
+import functools
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from typing import TYPE_CHECKING
+
+from pygls.uris import from_fs_path, to_fs_path
+
+from engine.window import CHARS_PER_TOKEN, DEFAULT_CONTEXT_TOKENS, context_room
+from lsp_server.config import Settings
+from lsp_server.context import definitions
+from lsp_server.context.index import Indexer, ProgressFn, SymbolIndex, read_source
+from lsp_server.context.pieces import Packed, Piece
+from lsp_server.context.privacy import Rules
+from lsp_server.context.recent import RecentChunks
+from lsp_server.context.similar import OpenText, SimilarSnippets
+from lsp_server.documents.store import Document
+
+if TYPE_CHECKING:
+    from engine import Engine
+
+#: lines of the cursor's file the sources look at
+LINES_BEFORE, LINES_AFTER = 48, 16
+#: files whose lines are kept for definitions, least recently used dropped
+FILE_CACHE = 64
+#: token counts of texts kept (pieces and headers recur from request to request)
+COUNT_CACHE = 2048
+
+TokenCounter = Callable[[str], int]
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens by the one characters-per-token estimate (no model loaded)."""
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def path_of(uri: str) -> str | None:
+    """The local path of a ``file:`` URI (None for other schemes)."""
+    if not uri.startswith("file:"):
+        return None
+    return to_fs_path(uri) or None
+
+
+class ContextService:
+    """Repository context for one server."""
+
+    def __init__(self) -> None:
+        self.index = SymbolIndex()
+        self.indexer = Indexer(self.index)
+        self.recent = RecentChunks()
+        self.similar = SimilarSnippets()
+        self.rules = Rules([])
+        self._files: OrderedDict[tuple[str, int, int], list[str]] = OrderedDict()
+        self._counter: tuple[int, TokenCounter] | None = None
+
+    # -- workspace -----------------------------------------------------------
+    def start(self, folders: Sequence[str], exclude: Iterable[str], docs: Callable[[], Mapping[str, Document]],
+              progress: ProgressFn | None = None) -> Future[int]:
+        """(Re)build the index for these folders and rules in the background."""
+        self.rules = Rules(folders, exclude)
+        self._files.clear()
+
+        def open_texts() -> dict[str, str]:
+            out = {}
+            for doc in docs().values():
+                path = path_of(doc.uri)
+                if path:
+                    out[os.path.realpath(path)] = doc.text
+            return out
+
+        return self.indexer.rebuild(self.rules, open_texts, progress)
+
+    def document_changed(self, doc: Document, line: int | None) -> None:
+        """An open document's text changed (or it was opened): re-index it, and
+        note the chunk around the edited ``line`` as recently seen."""
+        path = path_of(doc.uri)
+        if path is None or not self.rules.may_use_open(path):
+            return
+        real = os.path.realpath(path)
+        self.indexer.update(real, lambda: doc.text, doc.language_id)
+        if line is not None:
+            self.recent.note(doc.uri, self.rules.shown_path(path), doc.text, line)
+
+    def document_closed(self, uri: str) -> None:
+        """The file on disk is what counts again."""
+        self.similar.forget(uri)
+        path = path_of(uri)
+        if path is not None:
+            self.indexer.update(os.path.realpath(path), lambda: None)
+
+    def file_changed(self, uri: str, deleted: bool, is_open: bool) -> None:
+        """A watched file was created, changed or deleted on disk."""
+        path = path_of(uri)
+        if path is None or is_open:
+            return
+        real = os.path.realpath(path)
+        if deleted:
+            self.indexer.remove(real)
+        else:
+            self.indexer.update(real, lambda: None)
+
+    def shutdown(self) -> None:
+        self.indexer.shutdown()
+
+    # -- one request ------------------------------------------------------------
+    def budget(self, max_tokens: int, window_tokens: int, canvas: int) -> int:
+        """Tokens the pieces may use: the setting, within the share of the model's
+        window that leaves the cursor's own file its room."""
+        return max(0, min(max_tokens, context_room(window_tokens, canvas)))
+
+    def for_settings(self, doc: Document, offset: int, docs: Mapping[str, Document], settings: Settings,
+                     engine: Engine | None, *, note: bool = True) -> Packed:
+        """``gather`` with the budget and token counts of these settings and this
+        engine (estimates while no model is loaded)."""
+        if not settings.context_enabled:
+            return Packed((), 0, 0)
+        window = settings.context_tokens or (engine.context_tokens if engine else DEFAULT_CONTEXT_TOKENS)
+        budget = self.budget(settings.context_max_tokens, window, settings.max_new_tokens)
+        return self.gather(doc, offset, docs, budget, self._count_with(engine), note=note)
+
+    def _count_with(self, engine: Engine | None) -> TokenCounter:
+        if engine is None:
+            return estimate_tokens
+        if self._counter is None or self._counter[0] != id(engine):
+            # the same chunks and headers come back request after request: count each once
+            exact = engine.token_counter()
+            self._counter = (id(engine), functools.lru_cache(maxsize=COUNT_CACHE)(exact) if exact else estimate_tokens)
+        return self._counter[1]
+
+    def gather(self, doc: Document, offset: int, docs: Mapping[str, Document], budget: int,
+               count: TokenCounter = estimate_tokens, *, note: bool = True) -> Packed:
+        """The pieces for a cursor at ``offset`` of ``doc``, packed into ``budget``."""
+        from lsp_server.context.packer import pack
+
+        path = path_of(doc.uri)
+        real = os.path.realpath(path) if path else None
+        if budget <= 0 or (path is not None and not self.rules.may_use_open(path)):
+            return Packed((), 0, max(budget, 0))
+        line = bisect.bisect_right(doc.starts, offset) - 1
+        lines, rel = _lines_near(doc, line)
+        head = doc.text[: doc.starts[min(400, len(doc.starts) - 1)]] if len(doc.starts) > 1 else doc.text
+        by_path = {os.path.realpath(p): d for d in docs.values() if (p := path_of(d.uri))}
+        opened = [OpenText(d.uri, self.rules.shown_path(p), d.version, d.text)
+                  for p, d in by_path.items() if d.uri != doc.uri and self.rules.may_use_open(p)]
+        found: list[Piece] = definitions.candidates(
+            lines, rel, head, real, self.index, lambda p: self._lines(p, by_path), self.rules.shown_path,
+            lambda p: by_path[p].uri if p in by_path else from_fs_path(p) or p)
+        found += self.similar.candidates(lines, rel, doc.uri, opened)
+        found += [p for p in self.recent.candidates(doc.uri) if self._allowed_uri(p.uri)]
+        packed = pack(found, budget, count, self.rules.shown_path(path) if path else None)
+        if note and path is not None:
+            self.recent.note(doc.uri, self.rules.shown_path(path), doc.text, line)
+        return packed
+
+    def _allowed_uri(self, uri: str) -> bool:
+        path = path_of(uri)
+        return path is None or self.rules.may_use_open(path)
+
+    def _lines(self, path: str, opened: Mapping[str, Document]) -> list[str] | None:
+        """A definition's file as lines: the open document's text, else the file
+        (if the rules allow it), cached by modification time."""
+        doc = opened.get(path)
+        if doc is not None:
+            return doc.text.splitlines(keepends=True)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        key = (path, st.st_mtime_ns, st.st_size)
+        lines = self._files.get(key)
+        if lines is None:
+            text = read_source(path, self.rules)
+            if text is None:
+                return None
+            lines = text.splitlines(keepends=True)
+            self._files[key] = lines
+            if len(self._files) > FILE_CACHE:
+                self._files.popitem(last=False)
+        else:
+            self._files.move_to_end(key)
+        return lines
+
+    def describe(self) -> dict[str, object]:
+        return {**self.index.stats(), "ready": self.indexer.ready, "recentChunks": len(self.recent)}
+
+
+def _lines_near(doc: Document, line: int) -> tuple[list[str], int]:
+    """The lines around ``line`` (without splitting the whole document) and the
+    cursor's index among them."""
+    starts = doc.starts
+    first = max(0, line - LINES_BEFORE)
+    last = min(len(starts), line + LINES_AFTER + 1)
+    end = starts[last] if last < len(starts) else len(doc.text)
+    return doc.text[starts[first]:end].splitlines(), line - first

@@ -1,0 +1,176 @@
+"""Repository context without a server: privacy rules, symbol extraction, the
+index and its updates, the sources and the packer (budget, order, overlap)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.context_format import file_header, fit_context
+from engine.types import ContextPiece
+from lsp_server.context import symbols
+from lsp_server.context.index import Indexer, SymbolIndex, read_source, source_files
+from lsp_server.context.packer import pack
+from lsp_server.context.pieces import Piece
+from lsp_server.context.privacy import Rules, looks_binary, looks_secret
+from lsp_server.context.recent import RecentChunks
+from lsp_server.context.service import ContextService, estimate_tokens
+from lsp_server.documents.store import Document
+
+
+def write(root: Path, rel: str, text: str | bytes) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    write(root, "app/util.py",
+          "def helper(a):\n    return a + 1\n\n\nclass Shape:\n    def area(self):\n        return 0\n")
+    write(root, "app/build/out.py", "def built():\n    pass\n")
+    write(root, "app/sub/.gitignore", "local_*.py\n")
+    write(root, "app/sub/local_conf.py", "def local_setting():\n    pass\n")
+    write(root, "app/sub/kept.py", "def kept_fn():\n    pass\n")
+    write(root, ".gitignore", "build/\n")
+    write(root, "app/secrets.py", "def api_key():\n    return 'x'\n")
+    write(root, ".env", "TOKEN=abc\n")
+    write(root, "app/blob.py", b"def nope():\x00\x01\x02 pass\n")
+    write(root, "vendor/lib.py", "def vendored():\n    pass\n")
+    write(tmp_path / "outside", "far.py", "def far_away():\n    pass\n")
+    os.symlink(tmp_path / "outside" / "far.py", root / "app" / "link.py")
+    return root
+
+
+def test_privacy_rules_gitignore_secrets_binaries_outside(tree: Path) -> None:
+    rules = Rules([str(tree)], exclude=["vendor/"])
+    files = {os.path.relpath(p, tree) for p in source_files(rules)}
+    assert files == {"app/util.py", "app/sub/kept.py", "app/blob.py"}  # the binary is refused when read
+    assert read_source(str(tree / "app" / "blob.py"), rules) is None
+    assert read_source(str(tree / "app" / "util.py"), rules) is not None
+    for refused in ("app/build/out.py", "app/sub/local_conf.py", "app/secrets.py", ".env", "vendor/lib.py",
+                    "app/link.py"):
+        assert not rules.may_read(str(tree / refused)), refused
+        assert read_source(str(tree / refused), rules) is None, refused
+    assert not rules.may_read(str(tree.parent / "outside" / "far.py"))
+    assert looks_secret("config/id_rsa") and looks_secret("deploy/key.pem") and not looks_secret("app/keys.py")
+    assert looks_binary(b"\x89PNG\r\n\x1a\n\x00") and not looks_binary("naïve = 1\n".encode())
+
+
+def test_open_documents_outside_the_workspace_are_usable_but_not_secrets(tree: Path) -> None:
+    rules = Rules([str(tree)])
+    assert rules.may_use_open(str(tree.parent / "outside" / "far.py"))
+    assert not rules.may_use_open(str(tree.parent / "outside" / ".env"))
+    assert not rules.may_use_open(str(tree / "app" / "build" / "out.py"))
+
+
+def test_symbols_across_languages() -> None:
+    def names(src: str, grammar: str) -> list[str]:
+        found = symbols.extract(src.encode(), grammar)
+        assert found is not None
+        return [s.name for s in found]
+
+    assert names("@dec\ndef top():\n    def inner(): pass\nclass Box:\n    def put(self): pass\nLIMIT = 3\n",
+                 "python") == ["top", "Box", "put", "LIMIT"]
+    assert names("export function run(a) {}\nclass Car { drive() {} }\nconst speed = () => 1;\n",
+                 "javascript") == ["run", "Car", "drive", "speed"]
+    assert names("func Add(a int) int { return a }\ntype Pair struct {}\n", "go") == ["Add", "Pair"]
+    assert names("struct Vec {}\nimpl Vec { fn len(&self) {} }\n", "rust") == ["Vec", "len"]
+    assert symbols.extract(b"x", "no-such-grammar") is None
+
+
+def test_index_build_lookup_update_and_bounds(tree: Path) -> None:
+    index = SymbolIndex()
+    indexer = Indexer(index)
+    try:
+        assert indexer.rebuild(Rules([str(tree)]), dict).result(timeout=60) == 4  # vendor/ is not excluded here
+        assert indexer.ready and index.lookup("vendored") and not index.lookup("nope")
+        [d] = index.lookup("helper")
+        assert (d.path, d.start, d.end) == (str(tree / "app" / "util.py"), 0, 2)
+        assert index.lookup("built") == [] and index.lookup("api_key") == [] and index.lookup("far_away") == []
+        util = str(tree / "app" / "util.py")
+        indexer.update(util, lambda: "def renamed():\n    pass\n")
+        indexer.wait(10)
+        assert index.lookup("helper") == [] and index.lookup("renamed")[0].path == util
+        indexer.update(util, lambda: None)  # closed: the file on disk counts again
+        indexer.wait(10)
+        assert index.lookup("helper") and not index.lookup("renamed")
+        indexer.remove(util)
+        indexer.wait(10)
+        assert index.lookup("helper") == [] and util not in index
+    finally:
+        indexer.shutdown()
+    small = SymbolIndex(max_files=1)
+    assert small.put("a.py", [symbols.Symbol("one", 0, 1)])
+    assert not small.put("b.py", [symbols.Symbol("two", 0, 1)])  # full: bounded memory
+    assert small.stats() == {"files": 1, "definitions": 1, "names": 1}
+
+
+def piece(name: str, lines: int, score: float, start: int = 0, uri: str | None = None) -> Piece:
+    text = "".join(f"{name} line {i}\n" for i in range(lines))
+    return Piece(uri or f"file:///{name}.py", f"{name}.py", start, start + lines, text, name, score)
+
+
+def test_packer_budget_order_and_overlap() -> None:
+    count = estimate_tokens
+    big = piece("big", 200, 9.0)
+    best = piece("best", 3, 10.0)
+    same_place = piece("best", 3, 5.0, start=1, uri="file:///best.py")
+    low = piece("low", 3, 1.0)
+    packed = pack([low, big, same_place, best], budget=150, count=count, current_path="main.py")
+    reasons = [p.reason for p in packed.pieces]
+    assert reasons[-2:] == ["big (cut)", "best"] and reasons.count("best") == 1  # most relevant last; no overlap
+    assert [p.score for p in packed.pieces] == sorted(p.score for p in packed.pieces)
+    cut = packed.pieces[-2]
+    assert 3 <= cut.end_line - cut.start_line < 200 and cut.text == "".join(big.text.splitlines(True)[:cut.end_line])
+    assert pack([low], budget=150, count=count).pieces[0].reason == "low"
+    assert packed.used <= 150 and packed.used == sum(p.tokens for p in packed.pieces) + count(file_header("main.py"))
+    assert pack([best], budget=0, count=count).pieces == ()
+    assert pack([big], budget=8, count=count).pieces == ()  # not even 3 lines fit
+
+
+def test_engine_fit_context_drops_least_relevant_first() -> None:
+    pieces = [ContextPiece("a.py", "aaaa\n" * 40), ContextPiece("b.py", "def b():\n    pass\n")]
+    text = fit_context(pieces, "main.py", estimate_tokens, 20)
+    assert text == "# file: b.py\ndef b():\n    pass\n\n# file: main.py\n"
+    assert fit_context(pieces, "main.py", estimate_tokens, 0) == ""
+
+
+def test_recent_chunks_dedupe_by_overlap_and_ring() -> None:
+    recent = RecentChunks(capacity=3, lines=10)
+    text = "".join(f"line {i}\n" for i in range(100))
+    recent.note("file:///a", "a", text, 20)
+    recent.note("file:///a", "a", text, 22)  # overlaps the first by more than half: replaces it
+    assert len(recent) == 1
+    for uri in ("file:///b", "file:///c", "file:///d"):
+        recent.note(uri, uri[-1], text, 50)
+    assert [p.uri for p in recent.candidates("file:///c")] == ["file:///b", "file:///d"]
+
+
+def test_service_gathers_definition_similar_and_recent(tree: Path) -> None:
+    service = ContextService()
+    try:
+        service.start([str(tree)], [], dict).result(timeout=60)
+        main_uri = (tree / "app" / "main.py").as_uri()
+        other_uri = (tree / "app" / "notes.py").as_uri()
+        main = Document(main_uri, "from app.util import helper\n\n\ndef go(shape_area):\n    return helper(", 1)
+        other = Document(other_uri, "def go_fast(shape_area):\n    return shape_area * 2\n", 1, "python")
+        service.document_changed(other, 0)
+        docs = {main.uri: main, other.uri: other}
+        packed = service.gather(main, len(main.text), docs, budget=200)
+        reasons = [p.reason for p in packed.pieces]
+        assert reasons[-1] == "definition of helper"  # the most relevant is nearest the cursor's file
+        assert packed.pieces[-1].text == "def helper(a):\n    return a + 1\n"
+        assert packed.pieces[-1].uri == (tree / "app" / "util.py").as_uri()
+        assert any(r.startswith("similar code") for r in reasons)
+        assert packed.path == "app/main.py"
+        secret = Document((tree / ".env").as_uri(), "TOKEN=abc\nhelper(", 1)
+        assert service.gather(secret, len(secret.text), docs, budget=200).pieces == ()
+    finally:
+        service.shutdown()
