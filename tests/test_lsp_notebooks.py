@@ -98,6 +98,14 @@ async def test_a_cell_sees_the_code_cells_above_and_below(tiny_model_dir: Path, 
         # the rest of the cell, then the cells below
         assert req["suffix"] == "\n\n# %%\n" + CALL.rstrip("\n") + "\n"
         assert NOTES not in req["prefix"] + req["suffix"]  # markdown cells are left out
+        # diffill/context names the cells used, with their ranges
+        ctx = plain(await client.protocol.send_request_async("diffill/context", {
+            "textDocument": {"uri": cell_uri(CURSOR_CELL)}, "position": {"line": CURSOR[0], "character": CURSOR[1]}}))
+        assert ctx["cells"] == {
+            "before": [{"uri": cell_uri(0), "range": {"start": {"line": 0, "character": 0},
+                                                      "end": {"line": 5, "character": 0}}}],
+            "after": [{"uri": cell_uri(3), "range": {"start": {"line": 0, "character": 0},
+                                                     "end": {"line": 1, "character": 0}}}]}
 
         # an edit in the first cell (notebookDocument/didChange textContent) is seen by the next request
         client.notebook_document_did_change(types.DidChangeNotebookDocumentParams(

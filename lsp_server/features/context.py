@@ -15,6 +15,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from lsp_server.context.pieces import Packed
+from lsp_server.documents.positions import position_at
 from lsp_server.features.common import document, offset, plain
 from lsp_server.methods import CONTEXT
 
@@ -38,6 +39,21 @@ def to_json(packed: Packed, enabled: bool, index: dict[str, Any]) -> dict[str, A
     }
 
 
+def cells_json(server: DiffillServer, uri: str) -> dict[str, list[dict[str, Any]]] | None:
+    """For a notebook cell, the other cells the model sees before and after it (None otherwise)."""
+    cells = server.notebooks.cell_context(uri)
+    if cells is None:
+        return None
+
+    def ref(cell_uri: str) -> dict[str, Any]:
+        doc = server.documents.get(cell_uri)
+        end = position_at(doc.text, doc.starts, len(doc.text), server.documents.encoding)
+        return {"uri": cell_uri, "range": {"start": {"line": 0, "character": 0},
+                                           "end": {"line": end.line, "character": end.character}}}
+
+    return {"before": [ref(u) for u in cells.cells_before], "after": [ref(u) for u in cells.cells_after]}
+
+
 def register(server: DiffillServer) -> None:
     @server.feature(CONTEXT)
     def context(params: Any) -> dict[str, Any]:
@@ -48,7 +64,9 @@ def register(server: DiffillServer) -> None:
         doc = document(server, str(raw["textDocument"].get("uri")))
         at = offset(server, doc, raw["position"].get("line"), raw["position"].get("character"))
         packed = server.context_for(doc, at, note=False)
-        return to_json(packed, server.settings.context_enabled, server.context.describe())
+        out = to_json(packed, server.settings.context_enabled, server.context.describe())
+        out["cells"] = cells_json(server, doc.uri)
+        return out
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(params: types.DidSaveTextDocumentParams) -> None:
