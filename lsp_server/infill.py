@@ -27,6 +27,7 @@ from lsp_server.config import Multiline, Settings
 from lsp_server.context.pieces import Packed
 from lsp_server.debounce import Debouncer
 from lsp_server.documents import Document, InfillContext, extract
+from lsp_server.documents.context import scalar_text
 from lsp_server.engine_host import EngineUnavailable, Superseded, one_line
 from lsp_server.hole import Hole, RequestKind
 from lsp_server.inflight import Inflight, RequestHandle
@@ -408,7 +409,9 @@ class DraftSender:
 
 
 def _pieces(context: Packed | None) -> tuple[ContextPiece, ...]:
-    return tuple(ContextPiece(p.path, p.text) for p in context.pieces) if context else ()
+    """The packed pieces as the engine takes them; lone surrogates (which a client may send in
+    any open document) become U+FFFD as in the cursor's own text, since tokenizers reject them."""
+    return tuple(ContextPiece(scalar_text(p.path), scalar_text(p.text)) for p in context.pieces) if context else ()
 
 
 def _cache_key(ctx: InfillContext, request_key: tuple, engine_key: tuple, mode: Multiline,

@@ -27,6 +27,7 @@ from lsp_server.context.pieces import Packed, Piece
 from lsp_server.context.privacy import Rules
 from lsp_server.context.recent import RecentChunks
 from lsp_server.context.similar import OpenText, SimilarSnippets
+from lsp_server.documents.context import scalar_text
 from lsp_server.documents.store import Document
 
 if TYPE_CHECKING:
@@ -137,6 +138,8 @@ class ContextService:
         if self._counter is None or self._counter[0] != id(engine):
             # the same chunks and headers come back request after request: count each once
             exact = engine.token_counter()
+            if exact is not None:  # documents may hold lone surrogates: count what the engine will get
+                tokens, exact = exact, lambda text: tokens(scalar_text(text))
             self._counter = (id(engine), functools.lru_cache(maxsize=COUNT_CACHE)(exact) if exact else estimate_tokens)
         return self._counter[1]
 

@@ -50,10 +50,10 @@ def extract(
         cut = suffix[:suffix_chars]
         nl = cut.rfind("\n")
         suffix = cut[: nl + 1] if nl > 0 else cut
-    return InfillContext(_scalar(prefix), _scalar(suffix), language)
+    return InfillContext(scalar_text(prefix), scalar_text(suffix), language)
 
 
-def _scalar(text: str) -> str:
+def scalar_text(text: str) -> str:
     """``text`` with lone surrogates as U+FFFD: tokenizers (and UTF-8) reject them.
 
     One code point for one keeps every length and offset as it was.
