@@ -77,7 +77,8 @@ def build_vsix() -> Path:
 SOURCE = SHAPES
 
 # playwright-core driver; keys go through the browser exactly as a user's would
-DRIVER = r"""
+#: what every playwright driver starts with: the config, a result log, polling
+DRIVER_PRELUDE = r"""
 const fs = require('fs');
 const path = require('path');
 const { chromium } = require('playwright-core');
@@ -98,6 +99,9 @@ async function waitFor(fn, timeoutMs, stepMs = 100) {
   }
 }
 
+"""
+
+DRIVER = DRIVER_PRELUDE + r"""
 async function main() {
   const browser = await chromium.launch({
     executablePath: cfg.chromium, headless: true,

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_editor_vscode import ARTIFACTS, require_tools, run_driver
+from test_editor_vscode import ARTIFACTS, DRIVER_PRELUDE, require_tools, run_driver
 
 FAULT_SERVER = str(Path(__file__).with_name("fault_server.py"))
 DEFINE = "import math\n\n\ndef area(radius):\n    return math.pi * radius ** 2"
@@ -35,25 +35,7 @@ def notebook() -> str:
     }, indent=1) + "\n"
 
 
-DRIVER = r"""
-const fs = require('fs');
-const path = require('path');
-const { chromium } = require('playwright-core');
-const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
-const R = { events: [], errors: [] };
-const t0 = Date.now();
-const log = (s) => { R.events.push(`${((Date.now() - t0) / 1000).toFixed(1)} ${s}`); fs.writeFileSync(cfg.out, JSON.stringify(R, null, 1)); };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const norm = (s) => (s || '').replace(/\u00a0/g, ' ');
-async function waitFor(fn, timeoutMs, stepMs = 100) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) return null;
-    await sleep(stepMs);
-  }
-}
+DRIVER = DRIVER_PRELUDE + r"""
 const cellSources = () => JSON.parse(fs.readFileSync(cfg.file, 'utf8')).cells.map((c) => c.source.join(''));
 
 async function main() {
