@@ -13,6 +13,7 @@ from engine.types import Draft, InfillRequest, InfillResult
 
 if TYPE_CHECKING:
     from engine.backends.base import Backend
+    from engine.threads import ThreadPolicy
 
 #: Largest prefix or suffix accepted, in characters.  Windowing keeps only the
 #: lines near the cursor anyway; this bound only stops absurd inputs early.
@@ -22,14 +23,22 @@ MAX_INPUT_CHARS = 8 * 1024 * 1024
 class Engine:
     """A loaded model behind one lock: one request runs at a time on the device."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, threads: ThreadPolicy | None = None) -> None:
         self.backend = backend
+        self.threads = threads
         self._lock = threading.Lock()
 
-    def _turn(self) -> AbstractContextManager[object]:
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
         """The device lock; a remote backend (``serialised = False``) runs
-        requests side by side and caps its own concurrency instead."""
-        return self._lock if getattr(self.backend, "serialised", True) else nullcontext()
+        requests side by side and caps its own concurrency instead.  On the CPU
+        the thread policy picks the request's thread count once the lock is held."""
+        lock: AbstractContextManager[object] = (
+            self._lock if getattr(self.backend, "serialised", True) else nullcontext())
+        with lock:
+            if self.threads is not None:
+                self.threads.before_request()
+            yield
 
     @property
     def model_path(self) -> str:
@@ -166,4 +175,15 @@ def load_engine(
         progress=progress,
         force=force,
     )
-    return Engine(local)
+    return Engine(local, _thread_policy(local, threads))
+
+
+def _thread_policy(backend: Backend, threads: int | None) -> ThreadPolicy | None:
+    """The adaptive thread count for a CPU model whose threads the user left open."""
+    if threads or not str(getattr(backend, "device", "")).startswith("cpu"):
+        return None
+    import torch
+
+    from engine.threads import ThreadPolicy
+
+    return ThreadPolicy(torch.set_num_threads)

@@ -171,6 +171,11 @@ def load_backend(model: str | None, *, device: str = "auto", dtype: str | None =
                           context_tokens=context_tokens, progress=progress)
     from engine.backends.masked_loader import load_masked
 
-    return load_masked(path, config, local=local, device=dev, torch_dtype=pick_dtype(dtype, dev),
+    int8 = dtype == "int8"
+    if int8 and dev != "cpu":
+        raise DeviceError("int8 for this model is CPU dynamic quantization: use --device cpu, or "
+                          "float32/bfloat16/float16 on the GPU")
+    return load_masked(path, config, local=local, device=dev, int8=int8,
+                       torch_dtype=pick_dtype("float32" if int8 else dtype, dev),
                        allow_download=allow_download, trust_remote_code=trust_remote_code,
                        context_tokens=context_tokens, progress=progress)

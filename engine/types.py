@@ -29,7 +29,10 @@ class InfillRequest:
     ``max_new_tokens`` is the size of the canvas the model may write into; the
     engine decides the actual middle length itself (it never needs the true
     length).  ``steps`` caps the number of denoising forward passes; ``None``
-    lets the backend pick one from ``max_new_tokens``.  ``context`` holds
+    lets the backend pick one from ``max_new_tokens``.  ``refresh`` is the
+    number of steps between full forward passes where the backend reuses the
+    context's keys and values between steps (1: every step is a full forward,
+    exact; ``None``: the backend's default).  ``context`` holds
     snippets of other files, most relevant last, and ``path`` names the
     cursor's file; a backend that cannot use them ignores them.
     """
@@ -46,6 +49,7 @@ class InfillRequest:
     fixed_length: bool = False
     context: tuple[ContextPiece, ...] = ()
     path: str | None = None
+    refresh: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.prefix, str) or not isinstance(self.suffix, str):
@@ -58,6 +62,8 @@ class InfillRequest:
             raise ValueError(f"sampler must be 'threshold' or 'remask', got {self.sampler!r}")
         if not 0.0 < float(self.threshold) <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.refresh is not None and not 1 <= int(self.refresh) <= 4096:
+            raise ValueError(f"refresh must be in 1..4096, got {self.refresh}")
         if self.context_tokens is not None and int(self.context_tokens) < 16:
             raise ValueError(f"context_tokens must be >= 16, got {self.context_tokens}")
 

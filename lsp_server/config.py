@@ -98,8 +98,8 @@ class Settings:
         None, "int", "Context window around the cursor in tokens (null: the model's default).",
         reload=True, cache=True, low=16, nullable=True, shown_default="model default")
     threads: int | None = setting(
-        None, "int", "CPU threads for the model (null: the engine's default).",
-        reload=True, low=1, high=4096, nullable=True, shown_default="engine default")
+        None, "int", "CPU threads for the model (null: all usable cores, fewer while other processes keep cores busy).",
+        reload=True, low=1, high=4096, nullable=True, shown_default="adaptive")
     debounce_ms: int = setting(
         100, "int", "Milliseconds the server waits after a keystroke before an automatic completion (0: none).",
         low=0, high=10_000)

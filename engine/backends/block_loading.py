@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 from engine.backends.block_diffusion import MODEL_TYPE, BlockDiffusionBackend, BlockOptions, Mode
+from engine.backends.cpu_int8 import quantize_linear_int8
 from engine.errors import DeviceError, ModelLoadError, ModelNotFoundError, UnsupportedModelError
 
 FLOAT_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
@@ -160,9 +161,7 @@ def load_block(path_or_id: str, *, device: str, dtype: str | None = None, allow_
             hf_logging.enable_progress_bar()
     model.eval()
     if name == "int8":
-        with warnings.catch_warnings():  # deprecated in favour of torchao, which is not installed here
-            warnings.simplefilter("ignore")
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        model = quantize_linear_int8(model)
     tok = _load_tokenizer(path_or_id, allow_download)
     return BlockDiffusionBackend(model, tok, model_path=path_or_id, device=device, dtype=name,
                                  context_tokens=context_tokens, options=options)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from engine.backends import encoder_cache
 from engine.backends.base import DraftGenerator
 from engine.cancellation import CancellationToken
 from engine.context_format import fit_context
@@ -31,6 +32,12 @@ DEFAULT_TOKENS_PER_STEP = 4
 SHAPE_BUCKET = 64
 #: encoder families whose padding is fully masked by ``attention_mask``; other
 #: models (e.g. LLaDA/Dream with their own code) run unpadded
+#: steps between full forwards where the context's keys and values are reused
+#: (``engine.backends.encoder_cache``); measured in docs/BENCHMARKS.md
+DEFAULT_REFRESH = 1
+#: canvas neighbours recomputed with the canvas at a reusing step: the sliding
+#: layers' half window, so the canvas's nearest context is never stale
+STEP_MARGIN = 16
 PADDABLE_MODEL_TYPES = frozenset({"modernbert", "bert", "roberta", "xlm-roberta", "distilbert", "electra",
                                   "deberta-v2", "camembert"})
 
@@ -76,6 +83,7 @@ class MaskedDiffusionBackend:
         self._split_head = all(hasattr(model, a) for a in ("model", "head", "decoder"))
         model_type = getattr(getattr(model, "config", None), "model_type", None)
         self.shape_bucket = SHAPE_BUCKET if model_type in PADDABLE_MODEL_TYPES else 1
+        self._can_reuse = encoder_cache.supports(model)
 
     def padded_length(self, length: int) -> int:
         """``length`` rounded up to the shape bucket, within the model's positions."""
@@ -165,13 +173,14 @@ class MaskedDiffusionBackend:
         pace = math.ceil(canvas / steps)  # commits per step the budget implies
         forwards = 0
         forward_ms = 0.0
+        forward = self._forward_for(request, length, pad, start, stop, attention_mask)
         for step in range(steps):
             if state.done():
                 break
             cancel.raise_if_cancelled()
             input_ids = torch.cat([prefix, state.ids, suffix, padding])[None]
             tf = time.perf_counter()
-            logits = self.canvas_logits(input_ids, start, stop, attention_mask)[0].float()
+            logits = forward(input_ids, step)[0].float()
             forward_ms += (time.perf_counter() - tf) * 1000
             forwards += 1
             logits = forbid_tokens(logits, forbidden)
@@ -203,6 +212,24 @@ class MaskedDiffusionBackend:
         )
         yield Draft(step=forwards, steps=steps, text=middle, confidence=result.confidence, done=True)
         return result
+
+    def _forward_for(self, request: InfillRequest, length: int, pad: int, start: int, stop: int,
+                     attention_mask: torch.Tensor | None) -> Callable[[torch.Tensor, int], torch.Tensor]:
+        """The forward each step runs: a full one, or (ModernBERT, ``refresh`` > 1)
+        a full one every ``refresh`` steps and the canvas with ``STEP_MARGIN``
+        neighbours in between, reusing the rest's keys and values."""
+        refresh = int(request.refresh if request.refresh is not None else DEFAULT_REFRESH)
+        if refresh <= 1 or not self._can_reuse:
+            return lambda ids, step: self.canvas_logits(ids, start, stop, attention_mask)
+        stepper = encoder_cache.CanvasStepper(self.model, length + pad, length)
+        lo, hi = max(0, start - STEP_MARGIN), min(length, stop + STEP_MARGIN)
+
+        def forward(ids: torch.Tensor, step: int) -> torch.Tensor:
+            if step % refresh == 0:
+                return stepper.full(ids, start, stop)
+            return stepper.step(ids, lo, hi, start, stop)
+
+        return forward
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False) if ids else ""

@@ -68,7 +68,10 @@ def _load_model(path: str, config, torch_dtype, allow_download: bool, trust_remo
 
 
 def load_masked(path: str, config, *, local: bool, device: str, torch_dtype, allow_download: bool,
-                trust_remote_code: bool, context_tokens: int | None, progress: bool) -> MaskedDiffusionBackend:
+                trust_remote_code: bool, context_tokens: int | None, progress: bool,
+                int8: bool = False) -> MaskedDiffusionBackend:
+    """The masked-diffusion backend for ``path``; ``int8`` (CPU only) quantizes
+    its linear layers after loading in float32 (``engine.backends.cpu_int8``)."""
     import torch
     from transformers.utils import logging as hf_logging
 
@@ -105,5 +108,9 @@ def load_masked(path: str, config, *, local: bool, device: str, torch_dtype, all
                            max_positions=max_positions, default_context=default_context)
     ctx = min(int(context_tokens or default_context), max_positions)
     dtype_name = str(torch_dtype).replace("torch.", "")
+    if int8:
+        from engine.backends.cpu_int8 import quantize_linear_int8
+
+        model, dtype_name = quantize_linear_int8(model), "int8"
     return MaskedDiffusionBackend(model, tok, info, model_path=path, device=device, dtype=dtype_name,
                                   context_tokens=ctx)

@@ -27,6 +27,7 @@ class RunSettings:
     sampler: str = "threshold"
     threshold: float = 0.9
     seed: int = 0
+    refresh: int | None = None
 
     def budget(self, kind: str) -> int:
         """Canvas size for a case of ``kind``."""
@@ -62,7 +63,7 @@ def request_for(case: InfillCase, settings: RunSettings, *, oracle_tokens: int |
         prefix=case.prefix, suffix=case.suffix, language="python",
         max_new_tokens=budget, steps=steps, seed=settings.seed,
         sampler=sampler, threshold=settings.threshold,  # type: ignore[arg-type]
-        fixed_length=fixed,
+        fixed_length=fixed, refresh=settings.refresh,
     )
 
 

@@ -150,12 +150,12 @@ def run_speed(args: argparse.Namespace) -> int:
 def _settings(args: argparse.Namespace):
     from engine.bench.runs import RunSettings
 
-    for name in ("max_new_tokens", "steps"):
+    for name in ("max_new_tokens", "steps", "refresh"):
         value = getattr(args, name)
         if value is not None and not 1 <= value <= 4096:
             raise ValueError(f"--{name.replace('_', '-')} must be in 1..4096, got {value}")
     return RunSettings(max_new_tokens=args.max_new_tokens, steps=args.steps, sampler=args.sampler,
-                       threshold=args.threshold, seed=args.seed)
+                       threshold=args.threshold, seed=args.seed, refresh=args.refresh)
 
 
 def _load_subsets(names: list[str], args: argparse.Namespace, explicit: bool, limit: int | None):

@@ -15,8 +15,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                         "the served model's name")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--dtype", default=None,
-                        help="float32, bfloat16 or float16 (default: per device); int8/int4 (bitsandbytes, CUDA) "
-                             "for catalog families; int8/fp8 for DiffusionGemma")
+                        help="float32, bfloat16 or float16 (default: per device); int8 on the CPU (dynamic "
+                             "quantization) for the bundled model and DiffusionGemma; int8/int4 (bitsandbytes, "
+                             "CUDA) for catalog families; fp8 for DiffusionGemma")
     parser.add_argument("--context-tokens", type=int, default=None,
                         help="prompt window in tokens (default: the model's inference default)")
     parser.add_argument("--allow-download", action="store_true",

@@ -67,6 +67,9 @@ def add_sampler_options(parser: argparse.ArgumentParser, max_new_tokens: int | N
                         help="threshold: commit every confident token per step; remask: low-confidence remasking")
     parser.add_argument("--threshold", type=float, default=0.9, help="confidence threshold (sampler threshold)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--refresh", type=int, default=None, metavar="N",
+                        help="steps between full forward passes where the model allows reusing the context's "
+                             "keys and values (1: every step is a full forward; default: the backend's)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,7 +144,7 @@ def _request(args: argparse.Namespace, prefix: str, suffix: str, language: str |
     settings = {"max_new_tokens": args.max_new_tokens, "steps": args.steps, "language": language}
     settings.update(overrides or {})
     return InfillRequest(prefix=prefix, suffix=suffix, sampler=args.sampler,
-                         threshold=args.threshold, seed=args.seed, **settings)
+                         threshold=args.threshold, seed=args.seed, refresh=args.refresh, **settings)
 
 
 def _load(args: argparse.Namespace):

@@ -55,11 +55,33 @@ def register_bench(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--source", type=Path, default=None, help="Python file to complete in (default: a stdlib module)")
     p.add_argument("--out", type=Path, default=Path("bench-results/lsp.json"), help="JSON output path")
+    real = p.add_argument_group("real files (--files): latency at the server's default settings")
+    real.add_argument("--files", type=Path, default=None, metavar="DIR",
+                      help="measure invoked and automatic inline completions in real .py files of DIR "
+                           "(lsp_server/bench/real_files.py); --max-new-tokens is ignored there")
+    real.add_argument("--count", type=int, default=40, help="files (one cursor site each, default 40)")
+    real.add_argument("--load", type=int, default=0, metavar="N",
+                      help="busy processes competing for the CPU during the run (default 0)")
+    real.add_argument("--typing-ms", type=int, default=120, help="milliseconds between typed keys (default 120)")
     p.set_defaults(func=run_lsp_bench)
 
 
 def run_lsp_bench(args: argparse.Namespace) -> int:
     """Entry point for `diffill bench lsp`; returns an exit code."""
+    if args.files is not None:
+        from lsp_server.bench.real_files import print_real_files, run_real_files
+
+        if args.count < 1 or args.load < 0 or args.typing_ms < 0:
+            print("bench lsp: --count must be >= 1, --load and --typing-ms >= 0", file=sys.stderr)
+            return 2
+        if not args.files.is_dir():
+            print(f"bench lsp: --files {args.files}: not a directory", file=sys.stderr)
+            return 2
+        real = asyncio.run(run_real_files(args))
+        write_json(real, args.out)
+        print_real_files(real)
+        print(f"wrote {args.out}")
+        return 0 if real.get("error") is None else 1
     result = asyncio.run(_bench(args))
     write_json(result, args.out)
     _print_summary(result)

@@ -1,0 +1,139 @@
+"""Denoising steps that recompute only the canvas: ModernBERT with the context's
+keys and values kept between steps.
+
+Why: on the 2-core CPU one forward over the bundled model's 384-token window
+costs about 190 ms, and the unknown-length sampler runs one forward per
+committed token.  Between two steps only the canvas changes, so the prefix
+and suffix positions (nine tenths of the window) are recomputed for nothing.
+As in Fast-dLLM's dual cache (arXiv 2505.22618), the first forward keeps every
+layer's keys and values; later steps run the layers on the canvas positions
+(plus ``margin`` neighbours on each side) only, attending to the kept keys and
+values of everything else.  It is an approximation: in a bidirectional model
+the context's states depend on the canvas, which changes; ``refresh`` runs a
+full forward again every that many steps.  docs/BENCHMARKS.md measures what it
+costs in quality and gains in time.
+
+This mirrors ``transformers``' ModernBERT forward (pre-norm layers, rotary
+positions per layer type, bidirectional sliding-window layers) using the
+model's own modules, so the weights, and any quantized ``Linear``, are the
+model's; ``tests/test_encoder_cache.py`` checks the full forward against
+``transformers`` to float tolerance.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def supports(model) -> bool:
+    """Whether ``model`` is a ModernBERT masked LM this module can step."""
+    config = getattr(model, "config", None)
+    return (getattr(config, "model_type", None) == "modernbert"
+            and all(hasattr(model, a) for a in ("model", "head", "decoder")))
+
+
+@dataclass
+class _Kept:
+    """One layer's keys and values for every position, (1, heads, L, head_dim)."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+
+
+class CanvasStepper:
+    """Forward passes for one request's layout whose context part is reused.
+
+    ``full(ids)`` runs every position and keeps the keys and values;
+    ``step(ids, lo, hi)`` runs positions ``lo:hi`` only and returns their logits.
+    ``valid`` is the number of real (unpadded) positions: keys past it are masked.
+    """
+
+    def __init__(self, model, length: int, valid: int) -> None:
+        self.model = model
+        self.encoder = model.model
+        self.config = model.config
+        self.length = length
+        self.valid = valid
+        self.kept: list[_Kept] = []
+        self.half_window = int(self.config.local_attention) // 2
+        self.heads = int(self.config.num_attention_heads)
+        self.head_dim = int(self.config.hidden_size) // self.heads
+        positions = torch.arange(length, device=self._device())
+        self._rotary = {kind: self.encoder.rotary_emb(self._probe(), positions[None], kind)
+                        for kind in set(self.config.layer_types)}
+
+    def _device(self) -> torch.device:
+        return self.encoder.embeddings.tok_embeddings.weight.device
+
+    def _probe(self) -> torch.Tensor:
+        """A tensor of the model's dtype (the rotary tables take it)."""
+        return self.encoder.embeddings.tok_embeddings.weight[:1]
+
+    def _mask(self, kind: str, lo: int, hi: int) -> torch.Tensor:
+        """Boolean (1, 1, hi-lo, L) attention mask: padding never, and sliding
+        layers only within ``half_window`` positions (as transformers' mask)."""
+        dev = self._device()
+        keys = torch.arange(self.length, device=dev)
+        allowed = (keys < self.valid)[None, :].expand(hi - lo, -1)
+        if kind == "sliding_attention":
+            queries = torch.arange(lo, hi, device=dev)
+            allowed = allowed & ((queries[:, None] - keys[None, :]).abs() <= self.half_window)
+        return allowed[None, None]
+
+    @torch.inference_mode()
+    def full(self, input_ids: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Logits (1, stop-start, vocab) of a forward over every position; keeps
+        each layer's keys and values for later ``step`` calls."""
+        self.kept = []
+        hidden = self._run(input_ids, 0, self.length, keep=True)
+        return self._logits(hidden[:, start:stop])
+
+    @torch.inference_mode()
+    def step(self, input_ids: torch.Tensor, lo: int, hi: int, start: int, stop: int) -> torch.Tensor:
+        """Logits (1, stop-start, vocab) with only positions ``lo:hi`` (which hold
+        ``start:stop``) recomputed; their keys and values replace the kept ones."""
+        if not self.kept:
+            raise RuntimeError("step before full: nothing kept")
+        hidden = self._run(input_ids[:, lo:hi], lo, hi, keep=False)
+        return self._logits(hidden[:, start - lo:stop - lo])
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.model.decoder(self.model.head(hidden))
+
+    def _run(self, ids: torch.Tensor, lo: int, hi: int, *, keep: bool) -> torch.Tensor:
+        hidden = self.encoder.embeddings(input_ids=ids)
+        masks = {kind: self._mask(kind, lo, hi) for kind in self._rotary}
+        for index, layer in enumerate(self.encoder.layers):
+            kind = layer.attention_type
+            cos, sin = (t[:, lo:hi] for t in self._rotary[kind])
+            attention = self._attend(layer, layer.attn_norm(hidden), index, lo, hi, cos, sin, masks[kind], keep)
+            hidden = hidden + attention
+            hidden = hidden + layer.mlp(layer.mlp_norm(hidden))
+        return self.encoder.final_norm(hidden)
+
+    def _attend(self, layer, x: torch.Tensor, index: int, lo: int, hi: int, cos: torch.Tensor,
+                sin: torch.Tensor, mask: torch.Tensor, keep: bool) -> torch.Tensor:
+        attn = layer.attn
+        n = hi - lo
+        qkv = attn.Wqkv(x).view(1, n, 3, self.heads, self.head_dim)
+        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(dim=2))
+        cos, sin = cos[:, None], sin[:, None]
+        q = q * cos + _rotate_half(q) * sin
+        k = k * cos + _rotate_half(k) * sin
+        if keep:
+            self.kept.append(_Kept(k.contiguous(), v.contiguous()))
+            keys, values = k, v
+        else:
+            kept = self.kept[index]
+            kept.keys[:, :, lo:hi] = k
+            kept.values[:, :, lo:hi] = v
+            keys, values = kept.keys, kept.values
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.head_dim ** -0.5)
+        return attn.Wo(out.transpose(1, 2).reshape(1, n, -1))
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)

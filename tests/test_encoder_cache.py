@@ -1,0 +1,93 @@
+"""The canvas stepper (engine.backends.encoder_cache) against transformers' own
+ModernBERT forward, on the tiny on-disk model every engine test uses."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.backends import encoder_cache
+from engine.backends.encoder_cache import CanvasStepper
+from engine.cancellation import CancellationToken
+from engine.types import InfillRequest
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_engine):
+    return tiny_engine.backend
+
+
+def _layout(length: int = 128, valid: int = 120, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 500, (1, length), generator=generator)
+    mask = torch.ones(1, length, dtype=torch.long)
+    mask[0, valid:] = 0
+    return ids, mask
+
+
+def test_the_tiny_model_is_supported(backend):
+    assert encoder_cache.supports(backend.model)
+    assert not encoder_cache.supports(torch.nn.Linear(2, 2))
+
+
+def test_a_full_forward_matches_transformers_with_padding(backend):
+    ids, mask = _layout()
+    expected = backend.canvas_logits(ids, 40, 72, mask)
+    got = CanvasStepper(backend.model, 128, 120).full(ids, 40, 72)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_step_on_unchanged_input_equals_the_full_forward(backend):
+    ids, _ = _layout()
+    stepper = CanvasStepper(backend.model, 128, 120)
+    full = stepper.full(ids, 40, 72)
+    torch.testing.assert_close(stepper.step(ids, 24, 88, 40, 72), full, rtol=1e-4, atol=1e-4)
+
+
+def test_a_step_recomputes_the_changed_canvas(backend):
+    """The first layer's keys depend only on the tokens: after a step they must be
+    exactly those of a fresh full forward over the changed input, and the
+    canvas logits must follow the new tokens."""
+    ids, _ = _layout()
+    stepper = CanvasStepper(backend.model, 128, 120)
+    before = stepper.full(ids, 40, 72)
+    changed = ids.clone()
+    changed[0, 40:50] = torch.arange(100, 110)
+    after = stepper.step(changed, 24, 88, 40, 72)
+    fresh = CanvasStepper(backend.model, 128, 120)
+    exact = fresh.full(changed, 40, 72)
+    torch.testing.assert_close(stepper.kept[0].keys, fresh.kept[0].keys, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(after, before)
+    # an approximation, but the step must land much nearer the exact logits than the stale ones
+    assert (after - exact).abs().mean() < (before - exact).abs().mean()
+
+
+def test_step_before_full_is_refused(backend):
+    ids, _ = _layout()
+    with pytest.raises(RuntimeError):
+        CanvasStepper(backend.model, 128, 120).step(ids, 0, 10, 0, 10)
+
+
+def _middle(tiny_engine, refresh: int | None) -> tuple[str, int]:
+    request = InfillRequest(prefix="def add(a, b):\n    return ", suffix="\n\nprint(add(1, 2))\n",
+                            max_new_tokens=12, refresh=refresh, threshold=1.0)
+    result = tiny_engine.infill(request, CancellationToken())
+    return result.middle, result.forwards
+
+
+def test_the_backend_reuses_the_context_when_asked(tiny_engine, monkeypatch):
+    """refresh > 1 goes through the stepper (full, then steps); refresh 1 never does."""
+    calls: list[str] = []
+    original_full, original_step = CanvasStepper.full, CanvasStepper.step
+    monkeypatch.setattr(CanvasStepper, "full", lambda self, *a: calls.append("full") or original_full(self, *a))
+    monkeypatch.setattr(CanvasStepper, "step", lambda self, *a: calls.append("step") or original_step(self, *a))
+    _, forwards = _middle(tiny_engine, refresh=4)
+    assert calls[0] == "full" and len(calls) == forwards
+    assert [i for i, c in enumerate(calls) if c == "full"] == list(range(0, forwards, 4))
+    calls.clear()
+    _middle(tiny_engine, refresh=1)
+    assert calls == []
+
+
+def test_refresh_is_validated():
+    with pytest.raises(ValueError, match="refresh"):
+        InfillRequest(prefix="x", refresh=0)
