@@ -22,6 +22,12 @@ in the suite runs against a real vLLM, llama.cpp or Ollama server.
   ``suffix``, ``raw``, ``stream``; NDJSON ``{"response", "done"}`` lines, the
   last with ``"done": true``; ``GET /api/tags`` lists models.
 
+For benchmarks the server times its own work on each POST, from the moment
+its request line is read to the last byte written, and hands the times out
+(then forgets them) at ``GET /_standin/timings`` as ``{"processing_ms": [...]}``
+in arrival order: ``diffill bench lsp`` subtracts them to get the client's
+own overhead.  Real engines have no such route.
+
 Faults, set on the server: ``statuses`` (answered in turn before a normal
 answer, e.g. [429]), ``api_key`` (401 without ``Bearer <key>``), ``hang``
 (read the request, never answer), ``delay_s`` between stream events,
@@ -59,6 +65,8 @@ class StandinServer(ThreadingHTTPServer):
         self.requests: list[dict[str, Any]] = []
         self.headers_seen: list[dict[str, str]] = []
         self.closed_at: float | None = None
+        #: milliseconds each POST took inside this server (see GET /_standin/timings)
+        self.processing_ms: list[float] = []
         self.stop_event = threading.Event()
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
@@ -83,6 +91,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
+
+    def parse_request(self) -> bool:
+        self._started = time.perf_counter()  # the request line has just been read
+        return super().parse_request()
 
     # --- helpers ---------------------------------------------------------------
 
@@ -141,6 +153,10 @@ class _Handler(BaseHTTPRequestHandler):
     # --- routes ----------------------------------------------------------------
 
     def do_GET(self) -> None:
+        if self.path == "/_standin/timings":
+            times, self.server.processing_ms = self.server.processing_ms, []
+            self._json(200, {"processing_ms": times})
+            return
         self.server.headers_seen.append(dict(self.headers))
         if self._gate():
             return
@@ -154,6 +170,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, f"no route {self.path}")
 
     def do_POST(self) -> None:
+        try:
+            self._post()
+        finally:
+            self.server.processing_ms.append((time.perf_counter() - self._started) * 1000.0)
+
+    def _post(self) -> None:
         srv = self.server
         length = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(length) or b"{}")
