@@ -10,9 +10,12 @@ in the suite runs against a real vLLM, llama.cpp or Ollama server.
   ``data: [DONE]``; a request with ``suffix`` gets HTTP 400 ``{"error":
   {"message": "suffix is not currently supported", "type":
   "BadRequestError", "code": 400}}`` (vllm-project/vllm issues 9976, 44228);
-  ``GET /v1/models`` lists ``{"id", "max_model_len"}``.  ``pinned=False``
-  plays a build without the pinned-canvas fields (PR 57250), refusing
-  ``vllm_xargs`` with a 400.
+  ``GET /v1/models`` lists ``{"id", "max_model_len"}``.  ``vllm_xargs`` are
+  checked as vLLM PR 57250's ``validate_diffusion_sampling_params`` does
+  (``diffusion_seed_canvas`` a list of exactly 256 token ids,
+  ``diffusion_pinned`` a list of positions with a seed; 400 with its
+  messages) where ``pinned=True``; ``pinned=False`` plays a release, which
+  passes unknown ``vllm_xargs`` through unchecked and ignores them.
 * OpenAI legacy completions API (``suffix`` accepted), same stream format.
 * llama.cpp ``llama-server`` (tools/server README, ``POST /infill``):
   ``input_prefix``, ``input_suffix``, ``input_extra``, ``n_predict``,
@@ -192,8 +195,9 @@ class _Handler(BaseHTTPRequestHandler):
             if body.get("suffix") is not None:
                 self._error(400, VLLM_SUFFIX_ERROR)
                 return
-            if "vllm_xargs" in body and not srv.pinned:
-                self._error(400, "unknown custom arguments: diffusion_seed_canvas, diffusion_pinned")
+            reason = _diffusion_xargs_error(body.get("vllm_xargs") or {}) if srv.pinned else None
+            if reason:
+                self._error(400, reason)
                 return
         if srv.kind == "ollama" and not body.get("model"):
             self._error(400, "model is required")
@@ -247,6 +251,27 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             srv.closed_at = time.perf_counter()
             self.close_connection = True
+
+
+#: DiffusionGemma's canvas (``--diffusion-config '{"canvas_length": 256}'``)
+CANVAS_LENGTH = 256
+
+
+def _diffusion_xargs_error(xargs: dict[str, Any]) -> str | None:
+    """PR 57250's checks on seeded/pinned canvases (a subset), with its messages."""
+    seed = xargs.get("diffusion_seed_canvas")
+    if seed is not None:
+        if not isinstance(seed, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in seed):
+            return "diffusion_seed_canvas must be a list of token ids."
+        if len(seed) != CANVAS_LENGTH:
+            return f"diffusion_seed_canvas must hold exactly {CANVAS_LENGTH} ids, got {len(seed)}."
+    pins = xargs.get("diffusion_pinned")
+    if pins is not None:
+        if not isinstance(pins, list) or not all(isinstance(p, int) and not isinstance(p, bool) for p in pins):
+            return "diffusion_pinned must be a list of canvas positions."
+        if seed is None:
+            return "diffusion_pinned needs a diffusion_seed_canvas to hold."
+    return None
 
 
 def main() -> None:
