@@ -13,6 +13,7 @@ from engine.types import Draft, InfillRequest, InfillResult
 
 if TYPE_CHECKING:
     from engine.backends.base import Backend
+    from engine.backends.remote.options import ClientOptions
     from engine.threads import ThreadPolicy
 
 #: Largest prefix or suffix accepted, in characters.  Windowing keeps only the
@@ -139,6 +140,7 @@ def load_engine(
     backend: str = "local",
     url: str | None = None,
     api_key_env: str | None = None,
+    remote_options: ClientOptions | None = None,
 ) -> Engine:
     """Load ``model`` (None: the bundled model; a catalog name such as
     ``dream-coder-7b`` once pulled; a local directory; or a hub id, which is only
@@ -147,8 +149,9 @@ def load_engine(
 
     ``backend`` other than ``local`` (vllm, openai, llamacpp, ollama) uses the
     inference server at ``url`` instead, ``model`` naming the served model and
-    ``api_key_env`` the environment variable that holds its API key; torch is
-    not imported then.
+    ``api_key_env`` the environment variable that holds its API key and
+    ``remote_options`` the timeouts, retries and proxy use; torch is not
+    imported then.
 
     Raises ``ModelNotFoundError``, ``ModelLoadError``, ``UnsupportedModelError``,
     ``DeviceError`` or ``RemoteError`` with a one-line message.
@@ -156,7 +159,7 @@ def load_engine(
     if backend != "local":
         from engine.backends.remote import load_remote
 
-        return Engine(load_remote(backend, url, model, api_key_env=api_key_env))
+        return Engine(load_remote(backend, url, model, api_key_env=api_key_env, options=remote_options))
     if url:
         from engine.errors import InputError
 

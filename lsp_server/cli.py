@@ -7,6 +7,7 @@ import argparse
 import logging
 import os
 import sys
+from typing import Any
 
 from lsp_server.config import Settings
 
@@ -37,6 +38,21 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-file", default=None, metavar="PATH", help="write server logs to PATH")
 
 
+def remote_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Settings fields from --timeout-connect/--timeout-read/--retries/--no-proxy (seconds -> ms);
+    only those given, so that the defaults stay declared once in lsp_server/config.py."""
+    out: dict[str, Any] = {}
+    for flag, name in (("timeout_connect", "remote_connect_timeout_ms"), ("timeout_read", "remote_read_timeout_ms")):
+        seconds = getattr(args, flag, None)
+        if seconds is not None:
+            out[name] = max(1, round(seconds * 1000))
+    if getattr(args, "retries", None) is not None:
+        out["remote_retries"] = args.retries
+    if getattr(args, "no_proxy", False):
+        out["remote_proxy"] = False
+    return out
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from lsp_server.logging_setup import set_log_file
     from lsp_server.server import create_server
@@ -54,7 +70,7 @@ def run_serve(args: argparse.Namespace) -> int:
         logging.getLogger("pygls").setLevel(logging.ERROR)
     settings = Settings(backend=args.backend, url=args.url, api_key_env=args.api_key_env,
                         model=args.model, device=args.device, dtype=args.dtype,
-                        threads=args.threads, log_file=args.log_file)
+                        threads=args.threads, log_file=args.log_file, **remote_settings(args))
     server = create_server(settings)
     if args.tcp is not None:
         server.start_tcp("127.0.0.1", args.tcp)

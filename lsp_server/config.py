@@ -19,6 +19,8 @@ from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from functools import partial
 from typing import Any, Literal
 
+from engine.backends.remote.options import MAX_CONNECT_TIMEOUT_S, MAX_READ_TIMEOUT_S, MAX_RETRIES
+
 Multiline = Literal["auto", "always", "never"]
 Backend = Literal["local", "vllm", "openai", "llamacpp", "ollama"]
 #: where the model runs (engine.backends.remote.BACKENDS; repeated here so that
@@ -80,6 +82,20 @@ class Settings:
         None, "text", "Name of the environment variable (in the server's environment) that holds the remote "
         "server's API key; the key itself is never a setting, never logged, and only sent to url.",
         reload=True, nullable=True, shown_default="none")
+    remote_connect_timeout_ms: int = setting(
+        5_000, "int", "Remote backends: milliseconds to wait for a connection to url before reporting the server "
+        "unreachable.", reload=True, low=1, high=int(MAX_CONNECT_TIMEOUT_S * 1000))
+    remote_read_timeout_ms: int = setting(
+        60_000, "int", "Remote backends: milliseconds to wait for the server's next bytes (the answer's start, or "
+        "the next streamed piece) before reporting a timeout.", reload=True, low=1,
+        high=int(MAX_READ_TIMEOUT_S * 1000))
+    remote_retries: int = setting(
+        2, "int", "Remote backends: extra tries when the server answers busy (HTTP 429 or 503), with backoff or "
+        "its Retry-After (at most 5 s); no other failure is retried.", reload=True, low=0, high=MAX_RETRIES)
+    remote_proxy: bool = setting(
+        True, "bool", "Remote backends: send requests through the proxy named by HTTPS_PROXY / HTTP_PROXY / "
+        "ALL_PROXY in the server's environment, unless NO_PROXY lists the host (loopback is never proxied; "
+        "false: always connect directly).", reload=True)
     model: str | None = setting(
         None, "text", "Model: catalog name (diffill models list; pulled first with diffill models pull NAME), "
         "bundled name, local directory or hub id (null: the bundled model); with a remote backend, the "

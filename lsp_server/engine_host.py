@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from engine import Cancelled, DeviceError, Engine, EngineError, load_engine
+from engine.backends.remote.options import ClientOptions
 from lsp_server.config import Settings
 from lsp_server.worker import EngineWorker
 
@@ -183,7 +184,15 @@ def _load(settings: Settings) -> Engine:
         backend=settings.backend,
         url=settings.url,
         api_key_env=settings.api_key_env,
+        remote_options=remote_options(settings),
     )
+
+
+def remote_options(settings: Settings) -> ClientOptions:
+    """The remote client's options from the settings (bounds already checked there)."""
+    return ClientOptions(connect_timeout_s=settings.remote_connect_timeout_ms / 1000,
+                         read_timeout_s=settings.remote_read_timeout_ms / 1000,
+                         retries=settings.remote_retries, proxy_from_env=settings.remote_proxy)
 
 
 def one_line(exc: BaseException) -> str:

@@ -10,9 +10,12 @@ in the suite runs against a real vLLM, llama.cpp or Ollama server.
   ``data: [DONE]``; a request with ``suffix`` gets HTTP 400 ``{"error":
   {"message": "suffix is not currently supported", "type":
   "BadRequestError", "code": 400}}`` (vllm-project/vllm issues 9976, 44228);
-  ``GET /v1/models`` lists ``{"id", "max_model_len"}``.  ``pinned=False``
-  plays a build without the pinned-canvas fields (PR 57250), refusing
-  ``vllm_xargs`` with a 400.
+  ``GET /v1/models`` lists ``{"id", "max_model_len"}``.  ``vllm_xargs`` are
+  checked as vLLM PR 57250's ``validate_diffusion_sampling_params`` does
+  (``diffusion_seed_canvas`` a list of exactly 256 token ids,
+  ``diffusion_pinned`` a list of positions with a seed; 400 with its
+  messages) where ``pinned=True``; ``pinned=False`` plays a release, which
+  passes unknown ``vllm_xargs`` through unchecked and ignores them.
 * OpenAI legacy completions API (``suffix`` accepted), same stream format.
 * llama.cpp ``llama-server`` (tools/server README, ``POST /infill``):
   ``input_prefix``, ``input_suffix``, ``input_extra``, ``n_predict``,
@@ -21,6 +24,12 @@ in the suite runs against a real vLLM, llama.cpp or Ollama server.
 * Ollama (docs "Generate a completion", ``POST /api/generate``): ``prompt``,
   ``suffix``, ``raw``, ``stream``; NDJSON ``{"response", "done"}`` lines, the
   last with ``"done": true``; ``GET /api/tags`` lists models.
+
+For benchmarks the server times its own work on each POST, from the moment
+its request line is read to the last byte written, and hands the times out
+(then forgets them) at ``GET /_standin/timings`` as ``{"processing_ms": [...]}``
+in arrival order: ``diffill bench lsp`` subtracts them to get the client's
+own overhead.  Real engines have no such route.
 
 Faults, set on the server: ``statuses`` (answered in turn before a normal
 answer, e.g. [429]), ``api_key`` (401 without ``Bearer <key>``), ``hang``
@@ -59,6 +68,8 @@ class StandinServer(ThreadingHTTPServer):
         self.requests: list[dict[str, Any]] = []
         self.headers_seen: list[dict[str, str]] = []
         self.closed_at: float | None = None
+        #: milliseconds each POST took inside this server (see GET /_standin/timings)
+        self.processing_ms: list[float] = []
         self.stop_event = threading.Event()
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
@@ -83,6 +94,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
+
+    def parse_request(self) -> bool:
+        self._started = time.perf_counter()  # the request line has just been read
+        return super().parse_request()
 
     # --- helpers ---------------------------------------------------------------
 
@@ -141,6 +156,10 @@ class _Handler(BaseHTTPRequestHandler):
     # --- routes ----------------------------------------------------------------
 
     def do_GET(self) -> None:
+        if self.path == "/_standin/timings":
+            times, self.server.processing_ms = self.server.processing_ms, []
+            self._json(200, {"processing_ms": times})
+            return
         self.server.headers_seen.append(dict(self.headers))
         if self._gate():
             return
@@ -154,6 +173,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, f"no route {self.path}")
 
     def do_POST(self) -> None:
+        try:
+            self._post()
+        finally:
+            self.server.processing_ms.append((time.perf_counter() - self._started) * 1000.0)
+
+    def _post(self) -> None:
         srv = self.server
         length = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(length) or b"{}")
@@ -170,8 +195,9 @@ class _Handler(BaseHTTPRequestHandler):
             if body.get("suffix") is not None:
                 self._error(400, VLLM_SUFFIX_ERROR)
                 return
-            if "vllm_xargs" in body and not srv.pinned:
-                self._error(400, "unknown custom arguments: diffusion_seed_canvas, diffusion_pinned")
+            reason = _diffusion_xargs_error(body.get("vllm_xargs") or {}) if srv.pinned else None
+            if reason:
+                self._error(400, reason)
                 return
         if srv.kind == "ollama" and not body.get("model"):
             self._error(400, "model is required")
@@ -225,6 +251,27 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             srv.closed_at = time.perf_counter()
             self.close_connection = True
+
+
+#: DiffusionGemma's canvas (``--diffusion-config '{"canvas_length": 256}'``)
+CANVAS_LENGTH = 256
+
+
+def _diffusion_xargs_error(xargs: dict[str, Any]) -> str | None:
+    """PR 57250's checks on seeded/pinned canvases (a subset), with its messages."""
+    seed = xargs.get("diffusion_seed_canvas")
+    if seed is not None:
+        if not isinstance(seed, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in seed):
+            return "diffusion_seed_canvas must be a list of token ids."
+        if len(seed) != CANVAS_LENGTH:
+            return f"diffusion_seed_canvas must hold exactly {CANVAS_LENGTH} ids, got {len(seed)}."
+    pins = xargs.get("diffusion_pinned")
+    if pins is not None:
+        if not isinstance(pins, list) or not all(isinstance(p, int) and not isinstance(p, bool) for p in pins):
+            return "diffusion_pinned must be a list of canvas positions."
+        if seed is None:
+            return "diffusion_pinned needs a diffusion_seed_canvas to hold."
+    return None
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ class FakeMachine:
     def cpu_times(self):
         return _Times(self.busy)
 
-    def Process(self):  # noqa: N802 (psutil's name)
+    def Process(self):  # psutil's name
         return SimpleNamespace(cpu_times=lambda: SimpleNamespace(user=self.own, system=0.0))
 
 
@@ -68,7 +68,8 @@ def test_the_policy_follows_what_other_processes_use(monkeypatch):
 def test_a_real_busy_process_is_seen():
     chosen: list[int] = []
     policy = ThreadPolicy(chosen.append, cores=2)
-    busy = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 0.8\nwhile time.time() < end: pass"])
+    spin = "import time\nend = time.time() + 0.8\nwhile time.time() < end: pass"
+    busy = subprocess.Popen([sys.executable, "-c", spin])
     try:
         time.sleep(0.6)
         policy.before_request()

@@ -3,8 +3,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
-from engine.errors import EngineError
+from engine.backends.remote.options import (
+    MAX_CONNECT_TIMEOUT_S,
+    MAX_READ_TIMEOUT_S,
+    MAX_RETRIES,
+    ClientOptions,
+    check_retries,
+    check_timeout,
+)
+from engine.errors import EngineError, RemoteError
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +39,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
-    """--backend, --url, --api-key-env: where the model runs (shared by fill, serve, bench, doctor)."""
+    """--backend, --url, --api-key-env and the connection options: where the model runs and how it is
+    reached (shared by fill, serve, bench, doctor)."""
     from engine.backends.remote import BACKENDS
 
     parser.add_argument("--backend", default="local", choices=BACKENDS,
@@ -42,6 +52,51 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key-env", default=None, metavar="VAR",
                         help="environment variable holding the server's API key (sent as a Bearer token to "
                              "--url only, never logged)")
+    parser.add_argument("--timeout-connect", type=_seconds("connect timeout", MAX_CONNECT_TIMEOUT_S),
+                        default=None, metavar="SECONDS",
+                        help="remote backends: seconds to wait for a connection (default 5)")
+    parser.add_argument("--timeout-read", type=_seconds("read timeout", MAX_READ_TIMEOUT_S), default=None,
+                        metavar="SECONDS",
+                        help="remote backends: seconds to wait for the server's next bytes (default 60)")
+    parser.add_argument("--retries", type=_retries, default=None, metavar="N",
+                        help=f"remote backends: extra tries on HTTP 429/503, 0..{MAX_RETRIES} (default 2)")
+    parser.add_argument("--no-proxy", action="store_true",
+                        help="remote backends: connect directly, ignoring HTTPS_PROXY / HTTP_PROXY / ALL_PROXY "
+                             "(by default they are used, except for hosts in NO_PROXY and loopback)")
+
+
+def _seconds(what: str, most: float) -> Callable[[str], float]:
+    """An argparse type: a timeout in seconds within (0, most], else a clear error."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"the {what} must be a number of seconds, got {text!r}") from None
+        try:
+            return check_timeout(what, value, most)
+        except RemoteError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse
+
+
+def _retries(text: str) -> int:
+    try:
+        return check_retries(int(text))
+    except (ValueError, RemoteError):
+        raise argparse.ArgumentTypeError(f"retries must be a whole number from 0 to {MAX_RETRIES}, "
+                                         f"got {text!r}") from None
+
+
+def remote_options_from_args(args: argparse.Namespace) -> ClientOptions:
+    """The remote client's options from --timeout-connect/--timeout-read/--retries/--no-proxy."""
+    defaults = ClientOptions()
+    connect, read, retries = (getattr(args, name, None) for name in ("timeout_connect", "timeout_read", "retries"))
+    return ClientOptions(
+        connect_timeout_s=defaults.connect_timeout_s if connect is None else connect,
+        read_timeout_s=defaults.read_timeout_s if read is None else read,
+        retries=defaults.retries if retries is None else retries,
+        proxy_from_env=not getattr(args, "no_proxy", False),
+    )
 
 
 def load_engine_from_args(args: argparse.Namespace, progress: bool = True):
@@ -59,6 +114,7 @@ def load_engine_from_args(args: argparse.Namespace, progress: bool = True):
         backend=getattr(args, "backend", "local"),
         url=getattr(args, "url", None),
         api_key_env=getattr(args, "api_key_env", None),
+        remote_options=remote_options_from_args(args),
     )
 
 

@@ -80,9 +80,9 @@ def _remote(args: argparse.Namespace) -> dict[str, Any]:
         out["fill"] = "ok"
     except Exception as exc:  # noqa: BLE001
         out["fill"] = f"FAILED: {user_error(exc) or f'{exc.__class__.__name__}: {exc}'}"
-    mode = getattr(backend, "pinned", None)
+    mode = getattr(backend, "infill_mode", None)
     if mode is not None:
-        out["vllm_infill"] = "pinned canvas (vllm_xargs)" if mode else "prompt carrying the suffix (no pinned canvas)"
+        out["vllm_infill"] = mode
     return out
 
 

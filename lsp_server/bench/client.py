@@ -103,6 +103,10 @@ def server_options(args: argparse.Namespace, **settings: Any) -> dict[str, Any]:
     for key, value in pairs:
         if value:
             options[key] = value
+    from lsp_server.cli import remote_settings
+    from lsp_server.config import camel
+
+    options.update({camel(name): value for name, value in remote_settings(args).items()})
     return options
 
 

@@ -7,6 +7,9 @@ A pygls client starts ``python -m lsp_server`` over stdio and measures:
     follows an edit that changes the prefix);
   * server overhead = end-to-end - time inside the engine (the server reports
     per-request ``engineMs`` through ``diffill/stats``);
+  * with a remote ``--backend`` against a loopback stand-in
+    (``python tests/remote_standin.py KIND``): client overhead = end-to-end -
+    the stand-in's own processing time, request by request (target p50 <= 3 ms);
   * resident memory (VmRSS from /proc/PID/status) of the server before and
     after 1,000 consecutive requests, measured after one warm-up pass over
     every cursor site (buffers sized by the longest prompt are not a leak;
@@ -28,6 +31,7 @@ from engine.bench.report import write_json
 from lsp_server.bench.client import BenchClient, server_options, shutdown
 from lsp_server.bench.latency import summary
 from lsp_server.bench.procstat import read_rss_kb
+from lsp_server.bench.remote_overhead import client_overhead, fetch_processing_ms
 
 TARGET_OVERHEAD_P50_MS = 5.0
 TARGET_E2E_P50_MS = 200.0
@@ -109,7 +113,9 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     types = c.types
     client = c.client
     pid = await c.start()
-    options = server_options(args, debounceMs=0, maxNewTokens=args.max_new_tokens, multiline="never", cacheSize=256)
+    # no rate limit: a fast remote stand-in answers more than 50 requests a second
+    options = server_options(args, debounceMs=0, maxNewTokens=args.max_new_tokens, multiline="never", cacheSize=256,
+                             maxRequestsPerSecond=0)
     await c.initialize(options)
     source = (args.source or _default_source()).read_text(encoding="utf-8")
     sites = _cursor_sites(source)
@@ -160,6 +166,9 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         return result
 
     say(f"model loaded after {result['first_requests_s']} s; {args.requests} latency requests")
+    remote_url = args.url if getattr(args, "backend", "local") != "local" else None
+    if remote_url:
+        fetch_processing_ms(remote_url)  # forget the warm-up requests' times
     e2e = []
     for i in range(args.requests):
         e2e.append(await one(args.warmup + i))
@@ -179,6 +188,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         "queue_ms": summary([t["queueMs"] for t in timings]),
     })
 
+    if remote_url:
+        result.update(client_overhead(e2e, fetch_processing_ms(remote_url)))
     write_json(result | {"partial": "latency done, memory test running"}, args.out)
     # one pass over every cursor site first: the model's buffers grow with the
     # prompt length until the longest prompt was seen; that is not a leak
@@ -220,12 +231,19 @@ def _print_summary(r: dict[str, Any]) -> None:
         print(f"bench lsp: error: {r['error']}")
         return
     print(f"model {r.get('model')} on {r.get('device')}, {r['requests']} requests")
-    for key in ("e2e_ms", "engine_ms", "overhead_ms", "server_internal_ms"):
-        v = r[key]
-        print(f"  {key:20s} p50 {v['p50']:9.3f}  p95 {v['p95']:9.3f}")
+    for key in ("e2e_ms", "engine_ms", "overhead_ms", "server_internal_ms", "server_processing_ms",
+                "client_overhead_ms"):
+        v = r.get(key)
+        if v:
+            print(f"  {key:20s} p50 {v['p50']:9.3f}  p95 {v['p95']:9.3f}")
+    if r.get("client_overhead_note"):
+        print(f"  client overhead: {r['client_overhead_note']}")
     m = r["memory"]
     print(f"  rss {m['rss_before_kb']} -> {m['rss_after_kb']} kB over {m['requests']} requests "
           f"({m['growth_pct']:+.2f} %)")
     t = r["targets"]
     print(f"  targets: overhead {'ok' if t['overhead_ok'] else 'MISSED'}, e2e {'ok' if t['e2e_ok'] else 'MISSED'}, "
           f"rss {'ok' if t['rss_ok'] else 'MISSED'}")
+    if r.get("client_overhead_target"):
+        ok = r["client_overhead_target"]["ok"]
+        print(f"  client overhead p50 <= {r['client_overhead_target']['p50_ms']:g} ms: {'ok' if ok else 'MISSED'}")

@@ -14,7 +14,7 @@ from engine.errors import RemoteError
 
 if TYPE_CHECKING:
     from engine.backends.remote.backend import RemoteBackend
-    from engine.backends.remote.http import ClientOptions
+    from engine.backends.remote.options import ClientOptions
 
 #: every backend kind the CLI and the server settings accept; ``local`` is in-process
 BACKENDS = ("local", "vllm", "openai", "llamacpp", "ollama")
