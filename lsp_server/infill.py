@@ -1,6 +1,7 @@
 """The completion pipeline, top to bottom, shared by every entry point:
 
-  window -> language gate -> other files' snippets -> cache -> cancel-previous + debounce -> engine
+  window -> language gate -> other files' snippets -> typing through the last suggestion -> cache
+  -> cancel-previous + debounce -> engine
   (worker thread, optional live drafts) -> post-processing -> cache -> result
 
 Entry points (inline completion, completion, the fill command) only turn
@@ -42,6 +43,7 @@ from lsp_server.notices import Notices
 from lsp_server.postprocess.context import FilterContext
 from lsp_server.postprocess.pipeline import postprocess
 from lsp_server.stats import Stats, Timing
+from lsp_server.type_through import TypeThrough
 from lsp_server.worker import EngineWorker, run_infill
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,7 @@ class InfillPipeline:
     def __init__(self, parts: PipelineParts) -> None:
         self.parts = parts
         self.cache: LruCache[str] = LruCache(parts.settings().cache_size)
+        self.shown = TypeThrough()
 
     async def complete(
         self,
@@ -150,8 +153,10 @@ class InfillPipeline:
             plan = self._plan(hole, parts.settings(), multiline, timing)
             if plan is None:
                 return None
-            hit = self._from_cache(plan, doc, kind, timing, drafts_out, request_id)
+            hit = (self._typed_through(plan, doc, kind, timing, drafts_out, request_id)
+                   or self._from_cache(plan, doc, kind, timing, drafts_out, request_id))
             if hit is not None:
+                self._remember(plan, doc, kind, hit.text)
                 return hit
             handle = parts.inflight.begin(inflight_key)
             if drafts_out:
@@ -165,6 +170,7 @@ class InfillPipeline:
                     return None
                 hit = self._from_cache(plan, doc, kind, timing, drafts_out, request_id)
                 if hit is not None:
+                    self._remember(plan, doc, kind, hit.text)
                     return hit
             while True:
                 try:
@@ -179,6 +185,7 @@ class InfillPipeline:
             ctx = plan.ctx
             text = postprocess(middle, FilterContext(ctx.prefix, ctx.suffix, plan.mode, doc.language_id))
             self.cache.put(plan.key, text)
+            self._remember(plan, doc, kind, text)
             if drafts_out:
                 drafts_out.final(text)
             return Outcome(text, False, request_id)
@@ -216,18 +223,39 @@ class InfillPipeline:
             log.exception("repository context failed")
             return None
 
+    def _remember(self, plan: Plan, doc: Document, kind: RequestKind, text: str) -> None:
+        if kind != "command":
+            self.shown.remember((doc.uri, kind), plan.ctx.prefix, plan.ctx.suffix, _shown_key(plan), text)
+
+    def _typed_through(self, plan: Plan, doc: Document, kind: RequestKind, timing: Timing,
+                       drafts_out: DraftSender | None, request_id: str) -> Outcome | None:
+        """The rest of the last suggestion when the user typed its beginning
+        (``lsp_server.type_through``); fills are always computed afresh."""
+        if kind == "command":
+            return None
+        rest = self.shown.rest((doc.uri, kind), plan.ctx.prefix, plan.ctx.suffix, _shown_key(plan))
+        if rest is None:
+            return None
+        self.parts.stats.typed_through += 1
+        return self._answer(rest, doc, kind, timing, drafts_out, request_id)
+
     def _from_cache(self, plan: Plan, doc: Document, kind: RequestKind, timing: Timing,
                     drafts_out: DraftSender | None, request_id: str) -> Outcome | None:
         cached = self.cache.get(plan.key)
         if cached is None:
             return None
+        self.parts.stats.cache_hits += 1
+        return self._answer(cached, doc, kind, timing, drafts_out, request_id)
+
+    def _answer(self, text: str, doc: Document, kind: RequestKind, timing: Timing,
+                drafts_out: DraftSender | None, request_id: str) -> Outcome:
+        """An answer without the engine (cache or typing through)."""
         if kind != "command":  # still cancel-previous: an older request for this document is stale now
             self.parts.inflight.cancel_matching(lambda k: k == (doc.uri, kind))
-        self.parts.stats.cache_hits += 1
         timing.cached = True
         if drafts_out:
-            drafts_out.final(cached)
-        return Outcome(cached, True, request_id)
+            drafts_out.final(text)
+        return Outcome(text, True, request_id)
 
     async def _debounce(self, handle: RequestHandle, uri: str, debounce: bool, timing: Timing) -> bool:
         """Wait out the debounce; False (counted as cancelled) if superseded meanwhile."""
@@ -412,6 +440,14 @@ def _pieces(context: Packed | None) -> tuple[ContextPiece, ...]:
     """The packed pieces as the engine takes them; lone surrogates (which a client may send in
     any open document) become U+FFFD as in the cursor's own text, since tokenizers reject them."""
     return tuple(ContextPiece(scalar_text(p.path), scalar_text(p.text)) for p in context.pieces) if context else ()
+
+
+def _shown_key(plan: Plan) -> tuple:
+    """What must not change for a suggestion to be typed through: the settings
+    that change the text and the line mode.  Other files' snippets may change
+    as the user types (they follow the identifiers near the cursor): the
+    suggestion being followed stays."""
+    return (plan.ctx.language, plan.settings.request_key(), plan.settings.engine_key(), plan.mode)
 
 
 def _cache_key(ctx: InfillContext, request_key: tuple, engine_key: tuple, mode: Multiline,

@@ -134,6 +134,7 @@ class DiffillProtocol(HookedProtocol):
         self.owner.inflight.cancel_matching(lambda key: key[0] == uri)
         self.owner.debouncer.forget(uri)
         self.owner.fill_edits.forget(uri)
+        self.owner.pipeline.shown.forget(uri)
 
     # -- notebooks (LSP 3.17 notebook synchronisation): cells are text documents,
     #    the notebook store keeps their order (lsp_server/documents/notebooks.py)

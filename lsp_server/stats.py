@@ -52,6 +52,8 @@ class Stats:
     cancelled: int = 0
     engine_cancelled: int = 0
     cache_hits: int = 0
+    #: answered with the rest of the last suggestion the user was typing (lsp_server.type_through)
+    typed_through: int = 0
     errors: int = 0
     #: fill edits sent with workspace/applyEdit, by the editor's answer (a late
     #: answer moves one from ``unanswered``, so the record agrees with the document)
@@ -79,6 +81,7 @@ class Stats:
             "cancelled": self.cancelled,
             "engineCancelled": self.engine_cancelled,
             "cacheHits": self.cache_hits,
+            "typedThrough": self.typed_through,
             "errors": self.errors,
             "last": self.recent[-1].to_json() if self.recent else None,
             "fillEdits": {"applied": self.edits_applied, "refused": self.edits_refused,
@@ -90,6 +93,6 @@ class Stats:
 
     def reset(self) -> None:
         self.requests = self.engine_started = self.completed = 0
-        self.cancelled = self.engine_cancelled = self.cache_hits = self.errors = 0
+        self.cancelled = self.engine_cancelled = self.cache_hits = self.typed_through = self.errors = 0
         self.edits_applied = self.edits_refused = self.edits_unanswered = 0
         self.recent.clear()

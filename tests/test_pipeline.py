@@ -220,3 +220,23 @@ async def test_settings_changed_while_debouncing_are_the_ones_the_engine_gets():
     assert await task is not None
     assert [s.threads for s in host.loads] == [2]
     assert host.engine.requests[0].max_new_tokens == 7
+
+
+async def test_typing_the_suggestion_is_answered_with_its_rest_without_the_engine():
+    pipeline, host, _client, stats = make(FakeEngine("urn 3.14 * r * r"))
+    first = await pipeline.complete(hole(f"def area(r):\n    ret{CURSOR}\n"), kind="inline", debounce=False,
+                                    drafts=False)
+    assert first is not None and first.text == "urn 3.14 * r * r"
+    typed = await pipeline.complete(hole(f"def area(r):\n    retu{CURSOR}\n"), kind="inline", debounce=False,
+                                    drafts=False)
+    assert typed is not None and typed.text == "rn 3.14 * r * r" and typed.cached
+    more = await pipeline.complete(hole(f"def area(r):\n    return 3{CURSOR}\n"), kind="inline", debounce=False,
+                                   drafts=False)
+    assert more is not None and more.text == ".14 * r * r"
+    assert len(host.engine.requests) == 1 and stats.typed_through == 2
+    # typing something else asks the engine again; fills never type through
+    other = await pipeline.complete(hole(f"def area(r):\n    return 4{CURSOR}\n"), kind="inline", debounce=False,
+                                    drafts=False)
+    assert other is not None and len(host.engine.requests) == 2
+    await pipeline.complete(hole(f"def area(r):\n    retu{CURSOR}\n"), kind="command", debounce=False, drafts=False)
+    assert len(host.engine.requests) == 3
