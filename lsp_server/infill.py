@@ -406,11 +406,14 @@ class DraftSender:
         self.last_steps = 0
 
     def from_thread(self, draft: Draft) -> None:
+        """A live draft, cut before any U+FFFD as the final text is
+        (``lsp_server.postprocess.undecodable``)."""
         if self.handle is not None and self.handle.cancelled:
             return
         self.last_steps = draft.steps
         try:
-            self.loop.call_soon_threadsafe(self._send, draft.step, draft.steps, draft.text,
+            text = draft.text if "\ufffd" in self.hole.doc.text else draft.text.split("\ufffd", 1)[0]
+            self.loop.call_soon_threadsafe(self._send, draft.step, draft.steps, text,
                                            list(draft.confidence), False)
         except RuntimeError:  # the loop is closed: the server is exiting
             pass

@@ -17,6 +17,7 @@ from lsp_server.postprocess import (
     indentation_scope,
     line_mode,
     trim_suffix_overlap,
+    undecodable,
 )
 from lsp_server.postprocess.context import FilterContext
 from lsp_server.postprocess.pipeline import postprocess
@@ -30,6 +31,7 @@ FILTERS = {
     "trim_suffix_overlap": trim_suffix_overlap.apply,
     "balance_brackets": balance_brackets.apply,
     "drop_empty": drop_empty.apply,
+    "undecodable": undecodable.apply,
 }
 CASES = sorted(GOLDEN.glob("*.toml"))
 

@@ -4,4 +4,4 @@ from lsp_server.postprocess.pipeline import FILTERS
 
 def test_filter_order():
     assert [name for name, _ in FILTERS] == [
-        "line_mode", "indentation_scope", "trim_suffix_overlap", "balance_brackets", "drop_empty"]
+        "undecodable", "line_mode", "indentation_scope", "trim_suffix_overlap", "balance_brackets", "drop_empty"]

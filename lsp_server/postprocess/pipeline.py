@@ -1,11 +1,12 @@
 """Run the post-processing filters in order.
 
 Order matters and reads top to bottom:
-  1. line_mode           - choose one line or a block from the cursor context
-  2. indentation_scope   - a block stops where it leaves the cursor's scope
-  3. trim_suffix_overlap - the (now final) end must not repeat the suffix
-  4. balance_brackets    - no closer that the prefix/suffix pairing forbids
-  5. drop_empty          - nothing left worth showing -> ""
+  1. undecodable         - cut before a character the model's bytes did not make (U+FFFD)
+  2. line_mode           - choose one line or a block from the cursor context
+  3. indentation_scope   - a block stops where it leaves the cursor's scope
+  4. trim_suffix_overlap - the (now final) end must not repeat the suffix
+  5. balance_brackets    - no closer that the prefix/suffix pairing forbids
+  6. drop_empty          - nothing left worth showing -> ""
 Cutting lines first means the overlap and bracket checks see the text that
 will really be inserted.
 """
@@ -19,10 +20,12 @@ from lsp_server.postprocess import (
     indentation_scope,
     line_mode,
     trim_suffix_overlap,
+    undecodable,
 )
 from lsp_server.postprocess.context import Filter, FilterContext
 
 FILTERS: tuple[tuple[str, Filter], ...] = (
+    ("undecodable", undecodable.apply),
     ("line_mode", line_mode.apply),
     ("indentation_scope", indentation_scope.apply),
     ("trim_suffix_overlap", trim_suffix_overlap.apply),

@@ -1,0 +1,22 @@
+"""Never show U+FFFD that the model did not mean: cut the middle where it starts.
+
+A byte-level model writes bytes; a middle that ends inside a multi-byte
+character, or holds a byte sequence that is not UTF-8, decodes to U+FFFD
+(the replacement character), which the editor would show as a box or a
+question mark.  What follows such a place is not trustworthy either, so the
+middle is cut before the first one.  Where the text around the cursor holds
+U+FFFD itself (a file that really contains it), the model may copy it, and the
+middle is left alone.
+"""
+from __future__ import annotations
+
+from lsp_server.postprocess.context import FilterContext
+
+REPLACEMENT = "\ufffd"
+
+
+def apply(middle: str, ctx: FilterContext) -> str:
+    at = middle.find(REPLACEMENT)
+    if at < 0 or REPLACEMENT in ctx.prefix or REPLACEMENT in ctx.suffix:
+        return middle
+    return middle[:at]
