@@ -84,8 +84,29 @@ def test_the_backend_reuses_the_context_when_asked(tiny_engine, monkeypatch):
     assert calls[0] == "full" and len(calls) == forwards
     assert [i for i, c in enumerate(calls) if c == "full"] == list(range(0, forwards, 4))
     calls.clear()
-    _middle(tiny_engine, refresh=1)
-    assert calls == []
+    _, forwards = _middle(tiny_engine, refresh=1)
+    assert calls == ["full"] * forwards
+
+
+def test_a_cancelled_request_stops_between_layers(backend):
+    """The token is checked before every layer: cancelling while the first layer
+    runs stops the forward before the second."""
+    from engine.errors import Cancelled
+
+    ids, _ = _layout()
+    token = CancellationToken()
+    ran: list[int] = []
+    layers = backend.model.model.layers
+    # the attention norm runs first in every layer: record it, and cancel while layer 0 runs
+    hooks = [layer.attn_norm.register_forward_hook(lambda *a, i=i: ran.append(i)) for i, layer in enumerate(layers)]
+    hooks.append(layers[0].attn_norm.register_forward_hook(lambda *a: token.cancel()))
+    try:
+        with pytest.raises(Cancelled):
+            CanvasStepper(backend.model, 128, 120, token).full(ids, 40, 72)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert len(layers) >= 2 and ran == [0]
 
 
 def test_refresh_is_validated():

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from engine.cancellation import CancellationToken
+
 
 def supports(model) -> bool:
     """Whether ``model`` is a ModernBERT masked LM this module can step."""
@@ -48,10 +50,16 @@ class CanvasStepper:
     ``full(ids)`` runs every position and keeps the keys and values;
     ``step(ids, lo, hi)`` runs positions ``lo:hi`` only and returns their logits.
     ``valid`` is the number of real (unpadded) positions: keys past it are masked.
+    ``cancel`` is checked before every layer, so a cancelled request stops
+    within a layer's time, not a whole forward's; ``keep=False`` keeps nothing
+    (every step a full forward).
     """
 
-    def __init__(self, model, length: int, valid: int) -> None:
+    def __init__(self, model, length: int, valid: int, cancel: CancellationToken | None = None,
+                 keep: bool = True) -> None:
         self.model = model
+        self.cancel = cancel
+        self.keep = keep
         self.encoder = model.model
         self.config = model.config
         self.length = length
@@ -87,7 +95,7 @@ class CanvasStepper:
         """Logits (1, stop-start, vocab) of a forward over every position; keeps
         each layer's keys and values for later ``step`` calls."""
         self.kept = []
-        hidden = self._run(input_ids, 0, self.length, keep=True)
+        hidden = self._run(input_ids, 0, self.length, keep=self.keep)
         return self._logits(hidden[:, start:stop])
 
     @torch.inference_mode()
@@ -106,6 +114,8 @@ class CanvasStepper:
         hidden = self.encoder.embeddings(input_ids=ids)
         masks = {kind: self._mask(kind, lo, hi) for kind in self._rotary}
         for index, layer in enumerate(self.encoder.layers):
+            if self.cancel is not None:  # a forward is tens of ms on a CPU: stop between layers
+                self.cancel.raise_if_cancelled()
             kind = layer.attention_type
             cos, sin = (t[:, lo:hi] for t in self._rotary[kind])
             attention = self._attend(layer, layer.attn_norm(hidden), index, lo, hi, cos, sin, masks[kind], keep)
@@ -124,6 +134,8 @@ class CanvasStepper:
         k = k * cos + _rotate_half(k) * sin
         if keep:
             self.kept.append(_Kept(k.contiguous(), v.contiguous()))
+            keys, values = k, v
+        elif not self.kept:  # a plain full forward (nothing kept)
             keys, values = k, v
         else:
             kept = self.kept[index]

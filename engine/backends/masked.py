@@ -173,7 +173,7 @@ class MaskedDiffusionBackend:
         pace = math.ceil(canvas / steps)  # commits per step the budget implies
         forwards = 0
         forward_ms = 0.0
-        forward = self._forward_for(request, length, pad, start, stop, attention_mask)
+        forward = self._forward_for(request, length, pad, start, stop, attention_mask, cancel)
         for step in range(steps):
             if state.done():
                 break
@@ -214,14 +214,18 @@ class MaskedDiffusionBackend:
         return result
 
     def _forward_for(self, request: InfillRequest, length: int, pad: int, start: int, stop: int,
-                     attention_mask: torch.Tensor | None) -> Callable[[torch.Tensor, int], torch.Tensor]:
-        """The forward each step runs: a full one, or (ModernBERT, ``refresh`` > 1)
-        a full one every ``refresh`` steps and the canvas with ``STEP_MARGIN``
-        neighbours in between, reusing the rest's keys and values."""
-        refresh = int(request.refresh if request.refresh is not None else DEFAULT_REFRESH)
-        if refresh <= 1 or not self._can_reuse:
+                     attention_mask: torch.Tensor | None,
+                     cancel: CancellationToken) -> Callable[[torch.Tensor, int], torch.Tensor]:
+        """The forward each step runs.  ModernBERT goes through the canvas stepper
+        (``engine.backends.encoder_cache``): it stops between layers when the
+        request is cancelled, and with ``refresh`` > 1 runs a full forward every
+        ``refresh`` steps and the canvas with ``STEP_MARGIN`` neighbours in
+        between, reusing the rest's keys and values.  Other models: transformers'
+        forward, every step."""
+        if not self._can_reuse:
             return lambda ids, step: self.canvas_logits(ids, start, stop, attention_mask)
-        stepper = encoder_cache.CanvasStepper(self.model, length + pad, length)
+        refresh = int(request.refresh if request.refresh is not None else DEFAULT_REFRESH)
+        stepper = encoder_cache.CanvasStepper(self.model, length + pad, length, cancel, keep=refresh > 1)
         lo, hi = max(0, start - STEP_MARGIN), min(length, stop + STEP_MARGIN)
 
         def forward(ids: torch.Tensor, step: int) -> torch.Tensor:
