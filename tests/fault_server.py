@@ -55,22 +55,28 @@ def install(faults: dict) -> None:
 
     failing = set(faults.get("fail_forwards", []))
     if failing:
-        real_logits = MaskedDiffusionBackend.canvas_logits
+        real_forward_for = MaskedDiffusionBackend._forward_for
         lock = threading.Lock()
         count = [0]
         kind = faults.get("fail_kind", "runtime")
 
-        def faulty_logits(self, *args, **kwargs):
-            with lock:
-                count[0] += 1
-                n = count[0]
-            if n in failing:
-                if kind == "oom":
-                    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-                raise RuntimeError("injected fault in a forward")
-            return real_logits(self, *args, **kwargs)
+        def faulty_forward_for(self, *args, **kwargs):
+            """Every forward of a request (transformers' or the canvas stepper's) counts."""
+            forward = real_forward_for(self, *args, **kwargs)
 
-        MaskedDiffusionBackend.canvas_logits = faulty_logits
+            def faulty(input_ids, step):
+                with lock:
+                    count[0] += 1
+                    n = count[0]
+                if n in failing:
+                    if kind == "oom":
+                        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+                    raise RuntimeError("injected fault in a forward")
+                return forward(input_ids, step)
+
+            return faulty
+
+        MaskedDiffusionBackend._forward_for = faulty_forward_for
 
     if faults.get("simulated_gpu"):
         real_pick = loading.pick_device

@@ -40,17 +40,22 @@ def test_stream_yields_drafts_then_final_equal_to_infill(tiny_engine):
 def test_prefix_and_suffix_tokens_never_change(tiny_engine):
     backend = tiny_engine.backend
     seen = []
-    original = backend.canvas_logits
+    original = backend._forward_for
 
-    def spy(input_ids, start, stop, attention_mask=None):
-        seen.append((input_ids.clone(), start, stop))
-        return original(input_ids, start, stop, attention_mask)
+    def spy(request, length, pad, start, stop, *rest):
+        forward = original(request, length, pad, start, stop, *rest)
 
-    backend.canvas_logits = spy
+        def recorded(input_ids, step):
+            seen.append((input_ids.clone(), start, stop))
+            return forward(input_ids, step)
+
+        return recorded
+
+    backend._forward_for = spy
     try:
         tiny_engine.infill(InfillRequest(PREFIX, SUFFIX, max_new_tokens=10, steps=5, sampler="remask"))
     finally:
-        backend.canvas_logits = original
+        backend._forward_for = original
     first, start, stop = seen[0]
     for ids, s, e in seen[1:]:
         assert (s, e) == (start, stop)

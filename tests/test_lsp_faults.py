@@ -236,8 +236,10 @@ async def test_oversized_document_told_once_and_fill_command_refused(tiny_model_
                 arguments=[{"uri": "file:///tmp/diffill-test/example.py", "position": {"line": line, "character": 4}}]))
         assert err.value.code == -32803 and "maxDocumentBytes" in err.value.message
         configure(client, {"maxDocumentBytes": 1 << 20})
-        result = await client.text_document_inline_completion_async(inline_params(line, 4))
-        assert list(result.items)
+        before = (await stats(client))["completed"]
+        await client.text_document_inline_completion_async(inline_params(line, 4))
+        # the random test model may write nothing showable: that the engine ran is the point
+        assert (await stats(client))["completed"] == before + 1
 
 
 async def test_request_flood_is_rate_limited_with_server_cancelled(tiny_model_dir: Path) -> None:
