@@ -63,18 +63,21 @@ def install(faults: dict) -> None:
         def faulty_forward_for(self, *args, **kwargs):
             """Every forward of a request (transformers' or the canvas stepper's) counts."""
             forward = real_forward_for(self, *args, **kwargs)
+            real_call = type(forward).__call__
 
-            def faulty(input_ids, step):
-                with lock:
-                    count[0] += 1
-                    n = count[0]
-                if n in failing:
-                    if kind == "oom":
-                        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-                    raise RuntimeError("injected fault in a forward")
-                return forward(input_ids, step)
+            class Faulty(type(forward)):
+                def __call__(self, input_ids, step, near):
+                    with lock:
+                        count[0] += 1
+                        n = count[0]
+                    if n in failing:
+                        if kind == "oom":
+                            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+                        raise RuntimeError("injected fault in a forward")
+                    return real_call(self, input_ids, step, near)
 
-            return faulty
+            forward.__class__ = Faulty
+            return forward
 
         MaskedDiffusionBackend._forward_for = faulty_forward_for
 

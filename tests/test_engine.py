@@ -44,12 +44,15 @@ def test_prefix_and_suffix_tokens_never_change(tiny_engine):
 
     def spy(request, length, pad, start, stop, *rest):
         forward = original(request, length, pad, start, stop, *rest)
+        real_call = type(forward).__call__
 
-        def recorded(input_ids, step):
-            seen.append((input_ids.clone(), start, stop))
-            return forward(input_ids, step)
+        class Recorded(type(forward)):
+            def __call__(self, input_ids, step, near):
+                seen.append((input_ids.clone(), start, stop))
+                return real_call(self, input_ids, step, near)
 
-        return recorded
+        forward.__class__ = Recorded
+        return forward
 
     backend._forward_for = spy
     try:

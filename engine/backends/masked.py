@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.backends import encoder_cache
 from engine.backends.base import DraftGenerator
+from engine.backends.masked_forward import StepForwards
 from engine.cancellation import CancellationToken
 from engine.context_format import fit_context
 from engine.samplers import CanvasState, choose, forbid_tokens, grow
@@ -35,9 +35,6 @@ SHAPE_BUCKET = 64
 #: steps between full forwards where the context's keys and values are reused
 #: (``engine.backends.encoder_cache``); measured in docs/BENCHMARKS.md
 DEFAULT_REFRESH = 1
-#: canvas neighbours recomputed with the canvas at a reusing step: the sliding
-#: layers' half window, so the canvas's nearest context is never stale
-STEP_MARGIN = 16
 PADDABLE_MODEL_TYPES = frozenset({"modernbert", "bert", "roberta", "xlm-roberta", "distilbert", "electra",
                                   "deberta-v2", "camembert"})
 
@@ -83,7 +80,6 @@ class MaskedDiffusionBackend:
         self._split_head = all(hasattr(model, a) for a in ("model", "head", "decoder"))
         model_type = getattr(getattr(model, "config", None), "model_type", None)
         self.shape_bucket = SHAPE_BUCKET if model_type in PADDABLE_MODEL_TYPES else 1
-        self._can_reuse = encoder_cache.supports(model)
 
     def padded_length(self, length: int) -> int:
         """``length`` rounded up to the shape bucket, within the model's positions."""
@@ -174,13 +170,17 @@ class MaskedDiffusionBackend:
         forwards = 0
         forward_ms = 0.0
         forward = self._forward_for(request, length, pad, start, stop, attention_mask, cancel)
+        frontier = 0
         for step in range(steps):
             if state.done():
                 break
             cancel.raise_if_cancelled()
             input_ids = torch.cat([prefix, state.ids, suffix, padding])[None]
+            previous, frontier = frontier, _frontier(state)
+            near = forward.near(previous, frontier, canvas) if filler is not None else None
             tf = time.perf_counter()
-            logits = forward(input_ids, step)[0].float()
+            logits, fresh = forward(input_ids, step, near)
+            logits = logits[0].float()
             forward_ms += (time.perf_counter() - tf) * 1000
             forwards += 1
             logits = forbid_tokens(logits, forbidden)
@@ -189,7 +189,7 @@ class MaskedDiffusionBackend:
             if filler is None:  # fixed length: commit the surest positions anywhere
                 choose(logits, state, steps - step, request.sampler, request.threshold, generator, min_commit=pace)
             else:  # unknown length: grow the middle from the left until the filler (engine.samplers)
-                grow(logits, state, steps - step, request.sampler, request.threshold, min_commit=pace)
+                grow(logits, state, steps - step, request.sampler, request.threshold, min_commit=pace, fresh=fresh)
             if not state.done():
                 yield Draft(step=step + 1, steps=steps, text=self._decode(state.middle_ids()),
                             confidence=state.middle_confidence(), done=False)
@@ -214,26 +214,18 @@ class MaskedDiffusionBackend:
         return result
 
     def _forward_for(self, request: InfillRequest, length: int, pad: int, start: int, stop: int,
-                     attention_mask: torch.Tensor | None,
-                     cancel: CancellationToken) -> Callable[[torch.Tensor, int], torch.Tensor]:
-        """The forward each step runs.  ModernBERT goes through the canvas stepper
-        (``engine.backends.encoder_cache``): it stops between layers when the
-        request is cancelled, and with ``refresh`` > 1 runs a full forward every
-        ``refresh`` steps and the canvas with ``STEP_MARGIN`` neighbours in
-        between, reusing the rest's keys and values.  Other models: transformers'
-        forward, every step."""
-        if not self._can_reuse:
-            return lambda ids, step: self.canvas_logits(ids, start, stop, attention_mask)
+                     attention_mask: torch.Tensor | None, cancel: CancellationToken) -> StepForwards:
+        """The forwards of this request (``engine.backends.masked_forward``)."""
         refresh = int(request.refresh if request.refresh is not None else DEFAULT_REFRESH)
-        stepper = encoder_cache.CanvasStepper(self.model, length + pad, length, cancel, keep=refresh > 1)
-        lo, hi = max(0, start - STEP_MARGIN), min(length, stop + STEP_MARGIN)
-
-        def forward(ids: torch.Tensor, step: int) -> torch.Tensor:
-            if step % refresh == 0:
-                return stepper.full(ids, start, stop)
-            return stepper.step(ids, lo, hi, start, stop)
-
-        return forward
+        return StepForwards(self.model, lambda ids: self.canvas_logits(ids, start, stop, attention_mask),
+                            length=length, padded=length + pad, start=start, stop=stop, refresh=refresh,
+                            cancel=cancel)
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False) if ids else ""
+
+
+def _frontier(state: CanvasState) -> int:
+    """The first undecided canvas position (the canvas size when none is left)."""
+    undecided = (~state.committed).nonzero()
+    return int(undecided[0]) if undecided.numel() else state.ids.numel()
