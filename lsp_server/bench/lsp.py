@@ -67,6 +67,8 @@ def register_bench(bench: argparse._SubParsersAction) -> None:
     real.add_argument("--load", type=int, default=0, metavar="N",
                       help="busy processes competing for the CPU during the run (default 0)")
     real.add_argument("--typing-ms", type=int, default=120, help="milliseconds between typed keys (default 120)")
+    real.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                      help="a server setting other than its default, e.g. --set debounceMs=0 (repeatable)")
     p.set_defaults(func=run_lsp_bench)
 
 
@@ -77,6 +79,13 @@ def run_lsp_bench(args: argparse.Namespace) -> int:
 
         if args.count < 1 or args.load < 0 or args.typing_ms < 0:
             print("bench lsp: --count must be >= 1, --load and --typing-ms >= 0", file=sys.stderr)
+            return 2
+        try:
+            from lsp_server.bench.real_files import overrides
+
+            overrides(args.set)
+        except ValueError as exc:
+            print(f"bench lsp: {exc}", file=sys.stderr)
             return 2
         if not args.files.is_dir():
             print(f"bench lsp: --files {args.files}: not a directory", file=sys.stderr)

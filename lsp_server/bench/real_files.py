@@ -1,7 +1,7 @@
 """`diffill bench lsp --files DIR`: keystroke latency as a user meets it.
 
 The server runs with its default settings (only --model/--device/--dtype/
---threads when given).  For each of ``--count`` real source files of DIR
+--threads and ``--set KEY=JSON`` overrides when given).  For each of ``--count`` real source files of DIR
 (evenly spread over the sorted list), one cursor site in the middle of a code
 line is chosen; the line is cut at the cursor, as while typing it, and the
 rest of the file stays below.  Two measurements per site (the automatic one
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import multiprocessing
 import sys
 import time
@@ -116,6 +117,20 @@ def cpu_load(processes: int) -> Iterator[None]:
 def _spin() -> None:
     while True:
         pass
+
+
+def overrides(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=JSON`` pairs as settings (a bare word that is not JSON is a string)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {pair!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
 
 
 def first_line(items: Any) -> str | None:
@@ -221,7 +236,7 @@ async def run_real_files(args: argparse.Namespace) -> dict[str, Any]:
     sites = [s for s in (site_in(p) for p in pick_files(args.files, args.count)) if s is not None]
     run = RealFilesRun(args)
     pid = await run.c.start()
-    options = server_options(args)
+    options = server_options(args, **overrides(args.set))
     await run.c.initialize(options)
     result: dict[str, Any] = {"benchmark": "lsp-real-files", "files": str(args.files), "sites": len(sites),
                               "load_processes": args.load, "typing_ms": args.typing_ms, "settings": options,
