@@ -79,14 +79,12 @@ class CanvasStepper:
         """A tensor of the model's dtype (the rotary tables take it)."""
         return self.encoder.embeddings.tok_embeddings.weight[:1]
 
-    def _mask(self, kind: str, lo: int, hi: int) -> torch.Tensor:
-        """Boolean (1, 1, hi-lo, L) attention mask: padding never, and sliding
+    def _mask(self, kind: str, queries: torch.Tensor) -> torch.Tensor:
+        """Boolean (1, 1, queries, L) attention mask: padding never, and sliding
         layers only within ``half_window`` positions (as transformers' mask)."""
-        dev = self._device()
-        keys = torch.arange(self.length, device=dev)
-        allowed = (keys < self.valid)[None, :].expand(hi - lo, -1)
+        keys = torch.arange(self.length, device=queries.device)
+        allowed = (keys < self.valid)[None, :].expand(queries.numel(), -1)
         if kind == "sliding_attention":
-            queries = torch.arange(lo, hi, device=dev)
             allowed = allowed & ((queries[:, None] - keys[None, :]).abs() <= self.half_window)
         return allowed[None, None]
 
@@ -95,38 +93,45 @@ class CanvasStepper:
         """Logits (1, stop-start, vocab) of a forward over every position; keeps
         each layer's keys and values for later ``step`` calls."""
         self.kept = []
-        hidden = self._run(input_ids, 0, self.length, keep=self.keep)
+        positions = torch.arange(self.length, device=input_ids.device)
+        hidden = self._run(input_ids, positions, keep=self.keep)
         return self._logits(hidden[:, start:stop])
 
     @torch.inference_mode()
     def step(self, input_ids: torch.Tensor, lo: int, hi: int, start: int, stop: int) -> torch.Tensor:
         """Logits (1, stop-start, vocab) with only positions ``lo:hi`` (which hold
         ``start:stop``) recomputed; their keys and values replace the kept ones."""
+        positions = torch.arange(lo, hi, device=input_ids.device)
+        return self.step_at(input_ids, positions)[:, start - lo:stop - lo]
+
+    @torch.inference_mode()
+    def step_at(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Logits (1, len(positions), vocab) with only ``positions`` (ascending,
+        possibly several stretches) recomputed; their keys and values replace the kept ones."""
         if not self.kept:
             raise RuntimeError("step before full: nothing kept")
-        hidden = self._run(input_ids[:, lo:hi], lo, hi, keep=False)
-        return self._logits(hidden[:, start - lo:stop - lo])
+        return self._logits(self._run(input_ids[:, positions], positions, keep=False))
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.model.decoder(self.model.head(hidden))
 
-    def _run(self, ids: torch.Tensor, lo: int, hi: int, *, keep: bool) -> torch.Tensor:
+    def _run(self, ids: torch.Tensor, positions: torch.Tensor, *, keep: bool) -> torch.Tensor:
         hidden = self.encoder.embeddings(input_ids=ids)
-        masks = {kind: self._mask(kind, lo, hi) for kind in self._rotary}
+        masks = {kind: self._mask(kind, positions) for kind in self._rotary}
         for index, layer in enumerate(self.encoder.layers):
             if self.cancel is not None:  # a forward is tens of ms on a CPU: stop between layers
                 self.cancel.raise_if_cancelled()
             kind = layer.attention_type
-            cos, sin = (t[:, lo:hi] for t in self._rotary[kind])
-            attention = self._attend(layer, layer.attn_norm(hidden), index, lo, hi, cos, sin, masks[kind], keep)
+            cos, sin = (t[:, positions] for t in self._rotary[kind])
+            attention = self._attend(layer, layer.attn_norm(hidden), index, positions, cos, sin, masks[kind], keep)
             hidden = hidden + attention
             hidden = hidden + layer.mlp(layer.mlp_norm(hidden))
         return self.encoder.final_norm(hidden)
 
-    def _attend(self, layer, x: torch.Tensor, index: int, lo: int, hi: int, cos: torch.Tensor,
+    def _attend(self, layer, x: torch.Tensor, index: int, positions: torch.Tensor, cos: torch.Tensor,
                 sin: torch.Tensor, mask: torch.Tensor, keep: bool) -> torch.Tensor:
         attn = layer.attn
-        n = hi - lo
+        n = positions.numel()
         qkv = attn.Wqkv(x).view(1, n, 3, self.heads, self.head_dim)
         q, k, v = (t.transpose(1, 2) for t in qkv.unbind(dim=2))
         cos, sin = cos[:, None], sin[:, None]
@@ -139,8 +144,8 @@ class CanvasStepper:
             keys, values = k, v
         else:
             kept = self.kept[index]
-            kept.keys[:, :, lo:hi] = k
-            kept.values[:, :, lo:hi] = v
+            kept.keys[:, :, positions] = k
+            kept.values[:, :, positions] = v
             keys, values = kept.keys, kept.values
         out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.head_dim ** -0.5)
         return attn.Wo(out.transpose(1, 2).reshape(1, n, -1))
