@@ -49,8 +49,8 @@ def _pick(defs: list[Definition], current_path: str | None, words: set[str]) -> 
     """One definition of an ambiguous name: in the cursor's directory, or in a
     module named on an import line; else None."""
     if current_path:
-        here = os.path.dirname(current_path)
-        near = [d for d in defs if os.path.dirname(d.path) == here]
+        here = current_path.rpartition(os.sep)[0]
+        near = [d for d in defs if d.path.rpartition(os.sep)[0] == here]
         if len(near) == 1:
             return near[0]
     named = [d for d in defs if os.path.splitext(os.path.basename(d.path))[0] in words]

@@ -61,6 +61,12 @@ def path_of(uri: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=4096)
+def uri_of(path: str) -> str:
+    """The ``file:`` URI of a path, remembered (definitions come from the same files)."""
+    return from_fs_path(path) or path
+
+
+@functools.lru_cache(maxsize=4096)
 def real_path(path: str) -> str:
     """``os.path.realpath``, remembered (it costs a ``stat`` per path component)."""
     return os.path.realpath(path)
@@ -175,7 +181,7 @@ class ContextService:
                   for p, d in by_path.items() if d.uri != doc.uri and self.rules.may_use_open(p)]
         found: list[Piece] = definitions.candidates(
             lines, rel, head, real, self.index, lambda d: self._definition(d, by_path), self.rules.shown_path,
-            lambda p: by_path[p].uri if p in by_path else from_fs_path(p) or p, limit=2 * budget)
+            lambda p: by_path[p].uri if p in by_path else uri_of(p), limit=2 * budget)
         found += self.similar.candidates(lines, rel, doc.uri, opened)
         found += [p for p in self.recent.candidates(doc.uri) if self._allowed_uri(p.uri)]
         packed = pack(found, budget, count, self.rules.shown_path(path) if path else None)
