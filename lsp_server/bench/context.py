@@ -101,7 +101,7 @@ def measure_index(folders: list[str]) -> tuple[ContextService, dict[str, Any]]:
     stats = service.index.stats()
     print(f"indexed {files} files in {seconds:.1f} s: {stats['definitions']} definitions, "
           f"+{(rss1 - rss0) / 1024:.0f} MiB in this process", flush=True)
-    return service, {"seconds": round(seconds, 2), "files": files, **stats, "rssMiB": round((rss1 - rss0) / 1024, 1),
+    return service, {"seconds": round(seconds, 2), "walked": files, **stats, "rssMiB": round((rss1 - rss0) / 1024, 1),
                      "workerProcess": service.indexer.worker.running, "target_s": TARGET_INDEX_S}
 
 
