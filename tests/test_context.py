@@ -260,3 +260,31 @@ def test_similar_windows_follow_new_versions() -> None:
     changed = OpenText(doc.uri, doc.path, 2, "def unrelated_name():\n    pass\n")
     assert similar.candidates(lines, 0, "file:///m.py", [changed]) == []
     assert similar.candidates(lines, 0, "file:///m.py", [doc]) != []  # back to the old version: recomputed
+
+
+def test_the_worker_process_ends_when_the_server_is_killed(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = ("import os, sys\nfrom lsp_server.context.worker import ParseWorker\n"
+              "w = ParseWorker()\nprint(w.call(os.getpid), flush=True)\nsys.stdin.read()\n")
+    server = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).parent.parent)
+    try:
+        assert server.stdout is not None
+        worker = int(server.stdout.readline())
+        os.kill(worker, 0)  # running
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        pytest.fail("the index worker outlived the killed server")
+    finally:
+        server.kill()

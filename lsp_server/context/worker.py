@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -35,6 +36,8 @@ WORKER_MIN_FILES = 64
 INLINE_MAX_CHARS = 32 * 1024
 #: the worker's nice value (19: the lowest priority)
 WORKER_NICE = 19
+#: how often the worker checks that the server still runs (seconds)
+PARENT_POLL_S = 1.0
 
 #: one file to parse: (path, its text or None to read it from disk, grammar)
 Item = tuple[str, str | None, str | None]
@@ -45,12 +48,21 @@ Found = tuple[str, int, int, int, int]
 Parsed = tuple[str, list[Found] | None, Stamp | None]
 
 
-def _lowest_priority() -> None:
-    """Runs first in the worker: nice it (on Linux per thread: this is the one that parses)."""
+def _start_worker(parent: int) -> None:
+    """Runs first in the worker: nice it (on Linux per thread: this is the one
+    that parses), and end it when the server is gone (killed, crashed: nothing
+    else would, and an orphan would sit in its queue forever)."""
     try:
         os.setpriority(os.PRIO_PROCESS, 0, WORKER_NICE)
     except (AttributeError, OSError):
         pass
+    threading.Thread(target=_watch_parent, args=(parent,), name="diffill-parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(0)
 
 
 def worker_priority() -> int:
@@ -100,7 +112,7 @@ class ParseWorker:
             if self._pool is None and not self._failed:
                 try:
                     self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                                     initializer=_lowest_priority)
+                                                     initializer=_start_worker, initargs=(os.getpid(),))
                 except (OSError, ValueError, NotImplementedError) as exc:
                     log.warning("no index worker process (%s): parsing on the index thread", exc)
                     self._failed = True
