@@ -61,13 +61,13 @@ def test_text_prompt_servers_get_headed_pieces_before_the_prefix(kind: str) -> N
     assert body["prompt"] == HEADED + PREFIX and body["suffix"] == SUFFIX
 
 
-def test_vllm_pinned_and_fallback_prompts_carry_the_pieces() -> None:
+def test_vllm_prompt_carries_the_pieces_then_the_suffix_then_the_prefix() -> None:
     [body] = _sent("vllm", REQUEST)
-    assert body["prompt"] == HEADED + PREFIX and body["vllm_xargs"]["diffusion_seed_canvas"] == SUFFIX
-    probe, fallback = _sent("vllm", REQUEST, pinned=False)
-    assert fallback["prompt"] == ("# file: pkg/other.py\ndef unrelated():\n    pass\n\n# file: pkg/util.py\n"
-                                  f"def helper(a):\n    return a + 1\n\n# file: {SUFFIX_LABEL}\n)\n\n"
-                                  f"# file: {CURSOR_LABEL}\n{PREFIX}")
+    assert "suffix" not in body and body["prompt"] == (
+        "# file: pkg/other.py\ndef unrelated():\n    pass\n\n# file: pkg/util.py\n"
+        f"def helper(a):\n    return a + 1\n\n# file: {SUFFIX_LABEL}\n)\n\n# file: {CURSOR_LABEL}\n{PREFIX}")
+    [plain] = _sent("vllm", InfillRequest(prefix=PREFIX, suffix=SUFFIX, max_new_tokens=8))
+    assert "pkg/" not in plain["prompt"] and plain["prompt"].endswith(PREFIX)
 
 
 def _drain(runner):

@@ -43,8 +43,10 @@ def completion_requests(files: list[str], count: int, max_new_tokens: int, rng: 
 
 
 def _phase(engine: Engine, requests: list[InfillRequest], interval: float, *, count: int = 0,
-           until: Callable[[], bool] | None = None) -> list[float]:
-    """Completions every ``interval`` seconds: ``count`` of them, or until ``until()``."""
+           until: Callable[[], bool] | None = None,
+           seen: Callable[[list[float]], None] | None = None) -> list[float]:
+    """Completions every ``interval`` seconds: ``count`` of them, or until ``until()``;
+    ``seen`` gets the times so far after each one."""
     times: list[float] = []
     due = time.perf_counter()
     while (until is None and len(times) < count) or (until is not None and not until()):
@@ -52,6 +54,8 @@ def _phase(engine: Engine, requests: list[InfillRequest], interval: float, *, co
         t = time.perf_counter()
         engine.infill(req)
         times.append((time.perf_counter() - t) * 1000)
+        if seen is not None:
+            seen(times)
         due += interval
         time.sleep(max(0.0, due - time.perf_counter()))
     return times
@@ -61,13 +65,16 @@ def run_load(folders: list[str], engine: Engine, requests: list[InfillRequest], 
              report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Completion latency before, during and after a background build of ``folders``."""
     _phase(engine, requests, interval, count=min(5, len(requests)))  # warm up
-    before = _phase(engine, requests, interval, count=per_phase)
-    report({"complete": False, "before": summary(before)})
+    before = _phase(engine, requests, interval, count=per_phase,
+                    seen=lambda t: report({"complete": False, "before": summary(t)}))
     service = ContextService()
     try:
         t0 = time.perf_counter()
         build = service.start(folders, [], dict)
-        during = _phase(engine, requests, interval, until=build.done)
+        during = _phase(engine, requests, interval, until=build.done,
+                        seen=lambda t: report({"complete": False, "before": summary(before), "during": summary(t),
+                                               "indexedFiles": service.indexer.files_seen,
+                                               "buildSeconds": round(time.perf_counter() - t0, 1)}))
         index_s = time.perf_counter() - t0
         files = build.result()
         worker = service.indexer.worker.running
