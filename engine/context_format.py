@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from engine.types import ContextPiece
+from engine.types import ContextPiece, InfillRequest
+from engine.window import CHARS_PER_TOKEN, context_room
 
 HEADER = "# file: {path}\n"
 
@@ -32,27 +33,59 @@ def format_context(snippets: Sequence[tuple[str, str]], current_path: str | None
     return "".join(parts)
 
 
-def fit_context(pieces: Sequence[ContextPiece], current_path: str | None,
-                count: Callable[[str], int], budget: int) -> str:
-    """The formatted context within ``budget`` tokens (as ``count`` measures them).
+def fit_pieces(pieces: Sequence[ContextPiece], current_path: str | None,
+               count: Callable[[str], int], budget: int) -> list[tuple[str, str]]:
+    """The ``(path, text)`` pieces whose formatted context fits ``budget`` tokens
+    (as ``count`` measures them).
 
-    The server packs pieces to its own estimate; this is the exact cut the
-    model's tokenizer allows.  Least relevant pieces (the first) go first; a
-    lone piece still too large keeps its first lines (a definition's signature).
+    The server packs pieces to its own count; this is the cut the model's own
+    tokenizer (or, for a remote server, the shared estimate) allows.  Least
+    relevant pieces (the first) go first; a lone piece still too large keeps
+    its first lines (a definition's signature).
     """
     if budget <= 0 or not pieces:
-        return ""
+        return []
     kept = [(p.path, p.text) for p in pieces if p.text.strip()]
     while kept:
-        text = format_context(kept, current_path)
-        if count(text) <= budget:
-            return text
+        if count(format_context(kept, current_path)) <= budget:
+            return kept
         if len(kept) > 1:
             kept.pop(0)
             continue
         path, body = kept[0]
         lines = body.splitlines(keepends=True)
         if len(lines) <= 1:
-            return ""
+            return []
         kept = [(path, "".join(lines[: len(lines) // 2]))]
-    return ""
+    return []
+
+
+def fit_context(pieces: Sequence[ContextPiece], current_path: str | None,
+                count: Callable[[str], int], budget: int) -> str:
+    """The formatted context (``format_context``) of ``fit_pieces``; "" when none fits."""
+    kept = fit_pieces(pieces, current_path, count, budget)
+    return format_context(kept, current_path) if kept else ""
+
+
+def prompt_context(request: InfillRequest, count: Callable[[str], int], window_tokens: int, canvas: int) -> str:
+    """What a backend whose prompt is text puts before the prefix: the request's
+    pieces with file-path headers, within the share of its window that leaves
+    the cursor's own file its room (``engine.window.context_room``)."""
+    if not request.context:
+        return ""
+    return fit_context(request.context, request.path, count, context_room(window_tokens, canvas))
+
+
+def extra_files(request: InfillRequest, count: Callable[[str], int], window_tokens: int,
+                canvas: int) -> list[dict[str, str]]:
+    """The same pieces for a server that formats them itself (llama.cpp's
+    ``input_extra``): ``{"filename", "text"}`` each, most relevant last."""
+    if not request.context:
+        return []
+    kept = fit_pieces(request.context, request.path, count, context_room(window_tokens, canvas))
+    return [{"filename": path, "text": text.rstrip("\n") + "\n"} for path, text in kept]
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens by the shared characters-per-token estimate (no tokenizer at hand)."""
+    return -(-len(text) // CHARS_PER_TOKEN)

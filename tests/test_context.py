@@ -10,12 +10,15 @@ import pytest
 from engine.context_format import file_header, fit_context
 from engine.types import ContextPiece
 from lsp_server.context import symbols
-from lsp_server.context.index import Indexer, SymbolIndex, read_source, source_files
+from lsp_server.context.files import read_source, read_span
+from lsp_server.context.index import Indexer, SymbolIndex, source_files
 from lsp_server.context.packer import pack
 from lsp_server.context.pieces import Piece
 from lsp_server.context.privacy import Rules, looks_binary, looks_secret
 from lsp_server.context.recent import RecentChunks
 from lsp_server.context.service import ContextService, estimate_tokens
+from lsp_server.context.similar import OpenText, SimilarSnippets
+from lsp_server.context.worker import INLINE_MAX_CHARS, WORKER_MIN_FILES, WORKER_NICE, worker_priority
 from lsp_server.documents.store import Document
 
 
@@ -174,3 +177,114 @@ def test_service_gathers_definition_similar_and_recent(tree: Path) -> None:
         assert service.gather(secret, len(secret.text), docs, budget=200).pieces == ()
     finally:
         service.shutdown()
+
+
+def test_large_builds_parse_in_a_niced_worker_process_with_the_same_index(tmp_path: Path) -> None:
+    root = tmp_path / "big"
+    for i in range(WORKER_MIN_FILES + 6):
+        write(root, f"pkg/m{i}.py", f"import os\n\n\n@deco\ndef fn_{i}(a):\n    return a\n\n\nclass K{i}:\n"
+                                    f"    def meth_{i}(self):\n        pass\n")
+    index = SymbolIndex()
+    indexer = Indexer(index)
+    try:
+        assert indexer.rebuild(Rules([str(root)]), dict).result(timeout=120) == WORKER_MIN_FILES + 6
+        assert indexer.worker.running  # the build went to the worker process
+        assert indexer.worker.call(worker_priority) == WORKER_NICE and os.getpriority(os.PRIO_PROCESS, 0) < 19
+        for i in (0, WORKER_MIN_FILES + 5):
+            path = str(root / "pkg" / f"m{i}.py")
+            inline = symbols.extract(Path(path).read_bytes(), "python")
+            assert inline is not None
+            got = [(d.name, d.start, d.end) for s in inline for d in index.lookup(s.name) if d.path == path]
+            assert got == [(s.name, s.start, s.end) for s in inline]
+            assert [s.name for s in inline] == [f"fn_{i}", f"K{i}", f"meth_{i}"]
+            [d] = index.lookup(f"fn_{i}")
+            assert (d.start, d.stamp) == (3, (os.stat(path).st_mtime_ns, os.stat(path).st_size))
+            assert read_span(path, d.stamp, d.first_byte, d.end_byte, 8192) == f"@deco\ndef fn_{i}(a):\n    return a\n"
+        big = "".join(f"def huge_{n}():\n    return {n}\n" for n in range(1500))
+        assert len(big) > INLINE_MAX_CHARS
+        indexer.update(str(root / "pkg" / "open.py"), lambda: big)
+        indexer.wait(60)
+        assert index.lookup("huge_1499")[0].start == 2998 and index.lookup("huge_1499")[0].stamp is None
+    finally:
+        indexer.shutdown()
+
+
+def test_definitions_are_read_by_their_bytes_unless_the_file_changed(tree: Path) -> None:
+    util = tree / "app" / "util.py"
+    [d] = [d for d in _built(tree).lookup("helper")]
+    assert read_span(str(util), d.stamp, d.first_byte, d.end_byte, 8192) == "def helper(a):\n    return a + 1\n"
+    assert read_span(str(util), (1, 2), d.first_byte, d.end_byte, 8192) is None  # another version: not misread
+    assert read_span(str(util), d.stamp, d.first_byte, d.end_byte, 20) == "def helper(a):\n"  # cut at a line end
+    service = ContextService()
+    try:
+        service.start([str(tree)], [], dict).result(timeout=60)
+        main = Document((tree / "app" / "main.py").as_uri(), "from app.util import helper\n\nhelper(", 1)
+        util.write_text("def helper(a, b):\n    return a - b\n\n\nclass Shape:\n    pass\n")  # no watcher event
+        packed = service.gather(main, len(main.text), {main.uri: main}, budget=200)
+        assert [p.text for p in packed.pieces if p.reason == "definition of helper"] == [
+            "def helper(a, b):\n    return a - b\n"]  # the stale stamp sent it to the whole new file
+    finally:
+        service.shutdown()
+
+
+def _built(tree: Path) -> SymbolIndex:
+    index = SymbolIndex()
+    indexer = Indexer(index)
+    try:
+        indexer.rebuild(Rules([str(tree)]), dict).result(timeout=60)
+    finally:
+        indexer.shutdown()
+    return index
+
+
+def test_packer_counts_only_about_what_can_fit() -> None:
+    counted: list[int] = []
+
+    def count(text: str) -> int:
+        counted.append(len(text))
+        return estimate_tokens(text)
+
+    huge = piece("huge", 5000, 9.0)
+    packed = pack([huge], budget=100, count=count)
+    [cut] = packed.pieces
+    assert cut.reason == "huge (cut)" and cut.end_line - cut.start_line >= 3 and packed.used <= 100
+    assert max(counted) <= 1.25 * 100 * 4  # the 5,000 lines were cut by characters before counting
+
+
+def test_similar_windows_follow_new_versions() -> None:
+    similar = SimilarSnippets()
+    doc = OpenText("file:///o.py", "o.py", 1, "def alpha_beta(gamma_delta):\n    return gamma_delta\n")
+    similar.prepare(doc)
+    lines = ["x = alpha_beta(gamma_delta)"]
+    assert [p.start_line for p in similar.candidates(lines, 0, "file:///m.py", [doc])] == [0]
+    changed = OpenText(doc.uri, doc.path, 2, "def unrelated_name():\n    pass\n")
+    assert similar.candidates(lines, 0, "file:///m.py", [changed]) == []
+    assert similar.candidates(lines, 0, "file:///m.py", [doc]) != []  # back to the old version: recomputed
+
+
+def test_the_worker_process_ends_when_the_server_is_killed(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = ("import os, sys\nfrom lsp_server.context.worker import ParseWorker\n"
+              "w = ParseWorker()\nprint(w.call(os.getpid), flush=True)\nsys.stdin.read()\n")
+    server = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).parent.parent)
+    try:
+        assert server.stdout is not None
+        worker = int(server.stdout.readline())
+        os.kill(worker, 0)  # running
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        pytest.fail("the index worker outlived the killed server")
+    finally:
+        server.kill()

@@ -13,6 +13,7 @@ from lsprotocol import types
 from pygls.uris import from_fs_path
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from lsp_server.context.worker import WORKER_MIN_FILES
 from lsp_server.features.common import plain
 from tests.test_lsp_server import SERVER_ENV, attach_recorders, base_options, capabilities
 
@@ -50,6 +51,9 @@ def make_workspace(root: Path) -> Path:
     (root / "shop" / "secrets.py").write_text(SECRET)
     (root / ".gitignore").write_text("shop/generated.py\n")
     (root / "shop" / "main.py").write_text(MAIN)
+    (root / "vendored").mkdir()
+    for i in range(WORKER_MIN_FILES):  # enough files that the server parses in its index worker process
+        (root / "vendored" / f"mod{i}.py").write_text(f"def filler_{i}(x):\n    return x\n")
     return root
 
 

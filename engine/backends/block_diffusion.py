@@ -44,6 +44,7 @@ from engine.backends.block_sampler import (
 from engine.backends.block_transfer import HostReader
 from engine.backends.block_window import build_window, prefix_ids, suffix_ids
 from engine.cancellation import CancellationToken
+from engine.context_format import prompt_context
 from engine.types import Draft, InfillRequest, InfillResult
 
 Mode = Literal["pinned", "prompt"]
@@ -138,8 +139,11 @@ class BlockDiffusionBackend:
 
     def _run_pinned(self, request: InfillRequest, cancel: CancellationToken, t0: float):
         budget = self._prompt_budget(request)
-        win = build_window(self.tokenizer, request.prefix, request.suffix, prompt_budget=budget,
+        head = self._context_ids(request)
+        win = build_window(self.tokenizer, request.prefix, request.suffix, prompt_budget=budget - len(head),
                            canvas=self.canvas, bos_id=self.bos_id)
+        at = 1 if self.bos_id is not None else 0  # other files after BOS, before the prefix
+        win = replace(win, ids=win.ids[:at] + head + win.ids[at:])
         kv, enc = self.cache.encode(self._nonempty(win.ids), self.device, cancel)
         steps = int(request.steps or self.options.sampler.steps)
         top = max(1, min(int(request.max_new_tokens), self.canvas - 1))
@@ -302,11 +306,12 @@ class BlockDiffusionBackend:
     # -- prompt-only fallback ------------------------------------------------
 
     def _run_prompt(self, request: InfillRequest, cancel: CancellationToken, t0: float):
-        budget = self._prompt_budget(request)
+        context = self._context_text(request)
+        budget = self._prompt_budget(request) - self._count(context)
         # most of the budget to the prefix, with the same chunked (cache-stable) left cut
         pre = prefix_ids(self.tokenizer, request.prefix, int(budget * 0.7), None)
         post, _ = suffix_ids(self.tokenizer, request.suffix, int(budget * 0.2))
-        text = prompt_text(self.tokenizer, self._decode(pre), self._decode(post))
+        text = prompt_text(self.tokenizer, context + self._decode(pre), self._decode(post))
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         if self.bos_id is not None and (not ids or ids[0] != self.bos_id):
             ids = [self.bos_id] + ids
@@ -401,6 +406,18 @@ class BlockDiffusionBackend:
         return state.argmax[0].tolist()
 
     # -- helpers ---------------------------------------------------------------
+
+    def _count(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+
+    def _context_text(self, request: InfillRequest) -> str:
+        """Other files' pieces with file-path headers (``engine.context_format``),
+        within the share of the window that leaves the cursor's file its room."""
+        return prompt_context(request, self._count, self._prompt_budget(request) + self.canvas, self.canvas)
+
+    def _context_ids(self, request: InfillRequest) -> list[int]:
+        text = self._context_text(request)
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
 
     def _prompt_budget(self, request: InfillRequest) -> int:
         total = min(int(request.context_tokens or self.context_tokens), self.context_tokens)

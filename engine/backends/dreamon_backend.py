@@ -88,9 +88,11 @@ class DreamOnBackend(MaskedDiffusionBackend):
         t0 = time.perf_counter()
         context = min(int(request.context_tokens or self.context_tokens), self.info.max_positions)
         longest = max(1, min(int(request.max_new_tokens), context - 2))
+        head = self.context_ids(request, context, longest)  # other files first, as the masked backend does
         window = build_window(self.tokenizer, request.prefix, request.suffix,
-                              context - self.info.markers(), longest)
+                              context - len(head) - self.info.markers(), longest)
         prefix_ids, suffix_ids = self.info.frame(window)
+        prefix_ids = head + prefix_ids
         t_window = time.perf_counter()
         steps = self.steps_for(request)
         state = Middle(self.info.mask_id, [], [])

@@ -18,10 +18,10 @@ import torch
 from engine.backends.base import DraftGenerator
 from engine.backends.masked_forward import StepForwards
 from engine.cancellation import CancellationToken
-from engine.context_format import fit_context
+from engine.context_format import prompt_context
 from engine.samplers import CanvasState, choose, forbid_tokens, grow
 from engine.types import Draft, InfillRequest, InfillResult
-from engine.window import Window, build_window, context_room
+from engine.window import Window, build_window
 
 #: tokens committed per step that the default step budget aims at, for fixed-length canvases
 DEFAULT_TOKENS_PER_STEP = 4
@@ -127,7 +127,7 @@ class MaskedDiffusionBackend:
         ``context_room`` so that the cursor's own file keeps enough room."""
         if not request.context:
             return []
-        text = fit_context(request.context, request.path, self.count_tokens, context_room(context, canvas))
+        text = prompt_context(request, self.count_tokens, context, canvas)
         return self.tokenizer.encode(text, add_special_tokens=False) if text else []
 
     # -- the loop -------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """The workspace symbol index: which file defines which name, on which lines.
 
-Built in one background thread (lowered CPU priority, so keystroke completions
-keep the cores), one file at a time; edits, saves and watched-file events
-re-index single files.  Only ranges are kept, not text: a definition's lines
+Built by one background thread that walks the workspace and merges what a
+worker process at the lowest CPU priority parses (``worker``: tree-sitter holds
+the GIL, so parsing on a thread would stall completions); edits, saves and
+watched-file events re-index single files.  Files over ``MAX_FILE_BYTES`` are
+skipped (generated code, bundles: 512 KB parses in about 150 ms).  Only ranges are kept, not text: a definition's lines
 are read again when a request uses them, so memory stays bounded by the caps
 below (about 100 bytes per definition).
 """
@@ -11,23 +13,26 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from lsp_server.context.files import Stamp
 from lsp_server.context.languages import EXTENSIONS, grammar_for
-from lsp_server.context.privacy import SNIFF_BYTES, Rules, looks_binary
+from lsp_server.context.privacy import Rules
 from lsp_server.context.symbols import Symbol, extract
+from lsp_server.context.worker import INLINE_MAX_CHARS, WORKER_MIN_FILES, Item, Parsed, ParseWorker, symbols_of
 
 log = logging.getLogger(__name__)
 
-#: files larger than this are not indexed (generated code, bundles)
-MAX_FILE_BYTES = 512 * 1024
 #: files and definitions kept at most: the memory bound (a larger workspace is indexed in part)
 MAX_FILES = 50_000
 MAX_DEFINITIONS = 2_000_000
 #: a build reports progress every this many files
 PROGRESS_EVERY = 250
+#: files parsed per batch (one round trip to the worker process)
+BATCH = 32
 
 #: (message, files done) -> None, called from the index thread
 ProgressFn = Callable[[str, int], None]
@@ -35,35 +40,51 @@ ProgressFn = Callable[[str, int], None]
 
 @dataclass(frozen=True)
 class Definition:
-    """Where ``name`` is defined: lines ``start``..``end`` (exclusive) of ``path``."""
+    """Where ``name`` is defined: lines ``start``..``end`` (exclusive) of ``path``,
+    bytes ``first_byte``..``end_byte`` of the file version ``stamp`` (None: the
+    text came from the editor, or the bytes are unknown)."""
 
     name: str
     path: str
     start: int
     end: int
+    first_byte: int = -1
+    end_byte: int = -1
+    stamp: Stamp | None = None
 
 
 class SymbolIndex:
-    """name -> the files defining it, and per file its definitions.  Thread-safe:
-    written by the index thread, read by requests on the event loop."""
+    """name -> the files defining it, and per file its definitions grouped by
+    name (a lookup touches only the name's own spans).  Thread-safe: written by
+    the index thread, read by requests on the event loop; a file's entry is
+    replaced whole, never changed in place."""
 
     def __init__(self, max_files: int = MAX_FILES, max_definitions: int = MAX_DEFINITIONS) -> None:
         self.max_files = max_files
         self.max_definitions = max_definitions
-        self._files: dict[str, tuple[Symbol, ...]] = {}
+        self._files: dict[str, dict[str, tuple[tuple[int, int, int, int], ...]]] = {}
+        self._stamps: dict[str, Stamp] = {}
         self._by_name: dict[str, list[str]] = {}
         self._definitions = 0
         self._lock = threading.Lock()
 
-    def put(self, path: str, symbols: list[Symbol]) -> bool:
-        """Replace ``path``'s definitions; False when the index is full."""
+    def put(self, path: str, symbols: Iterable[Symbol], stamp: Stamp | None = None) -> bool:
+        """Replace ``path``'s definitions (parsed from the file version ``stamp``,
+        or from an editor's text); False when the index is full."""
+        spans: dict[str, list[tuple[int, int, int, int]]] = {}
+        n = 0
+        for sym in symbols:
+            spans.setdefault(sym.name, []).append((sym.start, sym.end, sym.first_byte, sym.end_byte))
+            n += 1
         with self._lock:
             self._drop(path)
-            if len(self._files) >= self.max_files or self._definitions + len(symbols) > self.max_definitions:
+            if len(self._files) >= self.max_files or self._definitions + n > self.max_definitions:
                 return False
-            self._files[path] = tuple(symbols)
-            self._definitions += len(symbols)
-            for name in {s.name for s in symbols}:
+            self._files[path] = {name: tuple(v) for name, v in spans.items()}
+            if stamp is not None:
+                self._stamps[path] = stamp
+            self._definitions += n
+            for name in spans:
                 self._by_name.setdefault(name, []).append(path)
             return True
 
@@ -74,15 +95,17 @@ class SymbolIndex:
     def clear(self) -> None:
         with self._lock:
             self._files.clear()
+            self._stamps.clear()
             self._by_name.clear()
             self._definitions = 0
 
     def _drop(self, path: str) -> None:
         old = self._files.pop(path, None)
+        self._stamps.pop(path, None)
         if old is None:
             return
-        self._definitions -= len(old)
-        for name in {s.name for s in old}:
+        self._definitions -= sum(len(v) for v in old.values())
+        for name in old:
             paths = self._by_name.get(name)
             if paths is not None:
                 try:
@@ -95,17 +118,18 @@ class SymbolIndex:
     def lookup(self, name: str, limit: int = 16) -> list[Definition]:
         """Definitions of ``name`` (at most ``limit`` files)."""
         with self._lock:
-            paths = list(self._by_name.get(name, ())[:limit])
-            return [Definition(name, p, s.start, s.end) for p in paths for s in self._files.get(p, ())
-                    if s.name == name]
+            paths = self._by_name.get(name, ())[:limit]
+            return [Definition(name, p, start, end, first, last, self._stamps.get(p)) for p in paths
+                    for start, end, first, last in self._files.get(p, {}).get(name, ())]
 
     def count(self, name: str) -> int:
         with self._lock:
             return len(self._by_name.get(name, ()))
 
-    def names_in(self, path: str) -> set[str]:
+    def names_in(self, path: str) -> Collection[str]:
+        """The names ``path`` defines (a live view of an entry that is never mutated)."""
         with self._lock:
-            return {s.name for s in self._files.get(path, ())}
+            return self._files.get(path, {}).keys()
 
     def full(self) -> bool:
         return len(self._files) >= self.max_files or self._definitions >= self.max_definitions
@@ -128,22 +152,6 @@ def index_text(index: SymbolIndex, path: str, text: str, grammar: str | None) ->
     return index.put(path, symbols)
 
 
-def read_source(path: str, rules: Rules | None) -> str | None:
-    """A file's text if the rules allow reading it and it is small source text."""
-    if rules is not None and not rules.may_read(path):
-        return None
-    try:
-        if os.path.getsize(path) > MAX_FILE_BYTES:
-            return None
-        with open(path, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-    except OSError:
-        return None
-    if len(data) > MAX_FILE_BYTES or looks_binary(data[:SNIFF_BYTES]):
-        return None
-    return data.decode("utf-8", "replace")
-
-
 def source_files(rules: Rules) -> Iterator[str]:
     """Files of known languages under the workspace folders that the rules allow
     (ignored directories are not entered; symlinks are not followed out)."""
@@ -163,6 +171,13 @@ def source_files(rules: Rules) -> Iterator[str]:
                     yield path
 
 
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 def _lower_priority() -> None:
     """Nice the index thread (Linux: per thread), so that the engine keeps the CPU."""
     try:
@@ -178,6 +193,7 @@ class Indexer:
         self.index = index
         self.rules: Rules | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="diffill-index", initializer=_lower_priority)
+        self.worker = ParseWorker()
         self._generation = 0
         self._pending: dict[str, tuple[Callable[[], str | None], str | None]] = {}
         self._lock = threading.Lock()
@@ -196,29 +212,55 @@ class Indexer:
 
     def _build(self, generation: int, rules: Rules, open_texts: Callable[[], dict[str, str]],
                progress: ProgressFn | None) -> int:
+        """Walk, then parse in batches (two in flight, so the worker never waits
+        for this thread) and merge each batch as it comes back."""
         self.index.clear()
-        done = 0
         opened = open_texts()
+        paths: list[str] = []
         for path in source_files(rules):
             if self._generation != generation:
+                return 0
+            paths.append(path)
+            if len(paths) >= self.index.max_files:
+                break
+        in_worker = len(paths) >= WORKER_MIN_FILES
+        batches = [[(p, opened.get(p), grammar_for(p)) for p in paths[i:i + BATCH]]
+                   for i in range(0, len(paths), BATCH)]
+        flight: deque[tuple[Future[list[Parsed]], list[Item]]] = deque()
+        done = 0
+        for n, batch in enumerate(batches):
+            flight.append((self.worker.submit(batch, in_worker), batch))
+            if len(flight) < 2 and n + 1 < len(batches):
+                continue
+            future, items = flight.popleft()
+            if self._generation != generation:
                 return done
-            text = opened.get(path)
-            if text is None:
-                text = read_source(path, None)  # the walk applied the rules already
-            if text is not None:
-                index_text(self.index, path, text, grammar_for(path))
+            done = self._merge(self.worker.result(future, items), done, progress)
             if self.index.full():
                 log.warning("symbol index full at %d files; the rest of the workspace is not indexed", done)
                 break
-            done += 1
-            self.files_seen = done
-            if progress is not None and done % PROGRESS_EVERY == 0:
-                progress(f"{done} files", done)
+        else:
+            while flight and self._generation == generation:
+                future, items = flight.popleft()
+                done = self._merge(self.worker.result(future, items), done, progress)
+        for future, _ in flight:
+            future.cancel()
+        if self._generation != generation:
+            return done
         for path, text in opened.items():  # open documents outside the folders
             if path not in self.index and rules.may_use_open(path):
                 index_text(self.index, path, text, grammar_for(path))
-        if self._generation == generation:
-            self.ready = True
+        self.ready = True
+        return done
+
+    def _merge(self, parsed: list[Parsed], done: int, progress: ProgressFn | None) -> int:
+        for path, found, stamp in parsed:
+            if found is not None:
+                self.index.put(path, symbols_of(found), stamp)
+            done += 1
+            if progress is not None and done % PROGRESS_EVERY == 0:
+                progress(f"{done} files", done)
+        self.files_seen = done
         return done
 
     def update(self, path: str, text_of: Callable[[], str | None], language_id: str | None = None) -> None:
@@ -236,15 +278,18 @@ class Indexer:
             text_of, language_id = self._pending.pop(path)
         rules = self.rules
         text = text_of()
-        if text is None:
-            text = read_source(path, rules) if rules is not None else None
-            if text is None:
-                self.index.remove(path)
-                return
-        elif rules is not None and not rules.may_use_open(path):
+        allowed = rules is None or (rules.may_read(path) if text is None else rules.may_use_open(path))
+        if not allowed or (text is None and rules is None):
             self.index.remove(path)
             return
-        index_text(self.index, path, text, grammar_for(path, language_id))
+        # large texts go to the worker: a parse here would hold the GIL that completions need
+        big = len(text) > INLINE_MAX_CHARS if text is not None else _size(path) > INLINE_MAX_CHARS
+        items: list[Item] = [(path, text, grammar_for(path, language_id))]
+        [(_, found, stamp)] = self.worker.result(self.worker.submit(items, big or self.worker.running), items)
+        if found is None:
+            self.index.remove(path)
+        else:
+            self.index.put(path, symbols_of(found), stamp)
 
     def remove(self, path: str) -> None:
         self._pool.submit(self.index.remove, path)
@@ -257,3 +302,4 @@ class Indexer:
         with self._lock:
             self._generation += 1
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self.worker.shutdown()

@@ -22,7 +22,8 @@ from pygls.uris import from_fs_path, to_fs_path
 from engine.window import CHARS_PER_TOKEN, DEFAULT_CONTEXT_TOKENS, context_room
 from lsp_server.config import Settings
 from lsp_server.context import definitions
-from lsp_server.context.index import Indexer, ProgressFn, SymbolIndex, read_source
+from lsp_server.context.files import read_source, read_span
+from lsp_server.context.index import Definition, Indexer, ProgressFn, SymbolIndex
 from lsp_server.context.pieces import Packed, Piece
 from lsp_server.context.privacy import Rules
 from lsp_server.context.recent import RecentChunks
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 LINES_BEFORE, LINES_AFTER = 48, 16
 #: files whose lines are kept for definitions, least recently used dropped
 FILE_CACHE = 64
+#: bytes of a definition read at most (``definitions.MAX_LINES`` lines of long lines)
+SPAN_BYTES = 8192
 #: token counts of texts kept (pieces and headers recur from request to request)
 COUNT_CACHE = 2048
 
@@ -48,11 +51,25 @@ def estimate_tokens(text: str) -> int:
     return -(-len(text) // CHARS_PER_TOKEN)
 
 
+@functools.lru_cache(maxsize=4096)
 def path_of(uri: str) -> str | None:
-    """The local path of a ``file:`` URI (None for other schemes)."""
+    """The local path of a ``file:`` URI (None for other schemes); remembered,
+    requests ask about the same open documents again and again."""
     if not uri.startswith("file:"):
         return None
     return to_fs_path(uri) or None
+
+
+@functools.lru_cache(maxsize=4096)
+def uri_of(path: str) -> str:
+    """The ``file:`` URI of a path, remembered (definitions come from the same files)."""
+    return from_fs_path(path) or path
+
+
+@functools.lru_cache(maxsize=4096)
+def real_path(path: str) -> str:
+    """``os.path.realpath``, remembered (it costs a ``stat`` per path component)."""
+    return os.path.realpath(path)
 
 
 class ContextService:
@@ -65,6 +82,7 @@ class ContextService:
         self.similar = SimilarSnippets()
         self.rules = Rules([])
         self._files: OrderedDict[tuple[str, int, int], list[str]] = OrderedDict()
+        self._may_read: dict[str, bool] = {}
         self._counter: tuple[int, TokenCounter] | None = None
 
     # -- workspace -----------------------------------------------------------
@@ -73,13 +91,14 @@ class ContextService:
         """(Re)build the index for these folders and rules in the background."""
         self.rules = Rules(folders, exclude)
         self._files.clear()
+        self._may_read.clear()
 
         def open_texts() -> dict[str, str]:
             out = {}
             for doc in docs().values():
                 path = path_of(doc.uri)
                 if path:
-                    out[os.path.realpath(path)] = doc.text
+                    out[real_path(path)] = doc.text
             return out
 
         return self.indexer.rebuild(self.rules, open_texts, progress)
@@ -90,9 +109,11 @@ class ContextService:
         path = path_of(doc.uri)
         if path is None or not self.rules.may_use_open(path):
             return
-        real = os.path.realpath(path)
+        real = real_path(path)
         self.indexer.update(real, lambda: doc.text, doc.language_id)
-        if line is not None:
+        if line is None:  # opened or saved: its identifier windows now, not in a later request
+            self.similar.prepare(OpenText(doc.uri, self.rules.shown_path(path), doc.version, doc.text))
+        else:
             self.recent.note(doc.uri, self.rules.shown_path(path), doc.text, line)
 
     def document_closed(self, uri: str) -> None:
@@ -100,14 +121,14 @@ class ContextService:
         self.similar.forget(uri)
         path = path_of(uri)
         if path is not None:
-            self.indexer.update(os.path.realpath(path), lambda: None)
+            self.indexer.update(real_path(path), lambda: None)
 
     def file_changed(self, uri: str, deleted: bool, is_open: bool) -> None:
         """A watched file was created, changed or deleted on disk."""
         path = path_of(uri)
         if path is None or is_open:
             return
-        real = os.path.realpath(path)
+        real = real_path(path)
         if deleted:
             self.indexer.remove(real)
         else:
@@ -149,18 +170,18 @@ class ContextService:
         from lsp_server.context.packer import pack
 
         path = path_of(doc.uri)
-        real = os.path.realpath(path) if path else None
+        real = real_path(path) if path else None
         if budget <= 0 or (path is not None and not self.rules.may_use_open(path)):
             return Packed((), 0, max(budget, 0))
         line = bisect.bisect_right(doc.starts, offset) - 1
         lines, rel = _lines_near(doc, line)
         head = doc.text[: doc.starts[min(400, len(doc.starts) - 1)]] if len(doc.starts) > 1 else doc.text
-        by_path = {os.path.realpath(p): d for d in docs.values() if (p := path_of(d.uri))}
+        by_path = {real_path(p): d for d in docs.values() if (p := path_of(d.uri))}
         opened = [OpenText(d.uri, self.rules.shown_path(p), d.version, d.text)
                   for p, d in by_path.items() if d.uri != doc.uri and self.rules.may_use_open(p)]
         found: list[Piece] = definitions.candidates(
-            lines, rel, head, real, self.index, lambda p: self._lines(p, by_path), self.rules.shown_path,
-            lambda p: by_path[p].uri if p in by_path else from_fs_path(p) or p)
+            lines, rel, head, real, self.index, lambda d: self._definition(d, by_path), self.rules.shown_path,
+            lambda p: by_path[p].uri if p in by_path else uri_of(p), limit=2 * budget)
         found += self.similar.candidates(lines, rel, doc.uri, opened)
         found += [p for p in self.recent.candidates(doc.uri) if self._allowed_uri(p.uri)]
         packed = pack(found, budget, count, self.rules.shown_path(path) if path else None)
@@ -172,12 +193,36 @@ class ContextService:
         path = path_of(uri)
         return path is None or self.rules.may_use_open(path)
 
-    def _lines(self, path: str, opened: Mapping[str, Document]) -> list[str] | None:
-        """A definition's file as lines: the open document's text, else the file
-        (if the rules allow it), cached by modification time."""
-        doc = opened.get(path)
+    def _definition(self, d: Definition, opened: Mapping[str, Document]) -> list[str] | None:
+        """A definition's first lines (at most ``definitions.MAX_LINES``): from the
+        open document, else just its bytes of the file when the file is still the
+        version indexed, else from the whole file."""
+        most = min(d.end, d.start + definitions.MAX_LINES)
+        doc = opened.get(d.path)
         if doc is not None:
-            return doc.text.splitlines(keepends=True)
+            starts = doc.starts
+            if d.start >= len(starts):
+                return None
+            end = starts[most] if most < len(starts) else len(doc.text)
+            return doc.text[starts[d.start]:end].splitlines(keepends=True)
+        if d.stamp is not None and d.first_byte >= 0 and self._readable(d.path):
+            text = read_span(d.path, d.stamp, d.first_byte, d.end_byte, SPAN_BYTES)
+            if text is not None:
+                return text.splitlines(keepends=True)[: most - d.start]
+        lines = self._lines(d.path)
+        return lines[d.start:most] if lines is not None else None
+
+    def _readable(self, path: str) -> bool:
+        """``rules.may_read``, remembered per path until the rules change."""
+        known = self._may_read.get(path)
+        if known is None:
+            if len(self._may_read) > 50_000:
+                self._may_read.clear()
+            known = self._may_read[path] = self.rules.may_read(path)
+        return known
+
+    def _lines(self, path: str) -> list[str] | None:
+        """A file as lines (if the rules allow it), cached by modification time."""
         try:
             st = os.stat(path)
         except OSError:

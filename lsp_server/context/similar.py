@@ -1,7 +1,10 @@
 """Source 3: snippets of open documents that share the most identifiers with the
 code around the cursor (Jaccard similarity of identifier sets, windows of
 ``WINDOW`` lines every ``STRIDE``).  Each document's windows are computed once
-per version and cached, so a request only intersects sets.
+per version and cached, so a request only intersects sets: when a document is
+opened or saved (``prepare``, from the sync handlers), else on the first
+request after an edit; then the identifiers of its unchanged lines come from a
+cache keyed by line text, so a new version costs set unions, not regex scans.
 """
 from __future__ import annotations
 
@@ -32,8 +35,13 @@ class OpenText:
     text: str
 
 
+#: lines whose identifiers are remembered (by text; a new version mostly repeats them)
+LINE_CACHE = 200_000
+_EMPTY: frozenset[str] = frozenset()
+
+
 def _ids(text: str) -> frozenset[str]:
-    return frozenset(n for n in IDENT.findall(text) if n not in COMMON)
+    return frozenset(IDENT.findall(text)) - COMMON
 
 
 class SimilarSnippets:
@@ -41,16 +49,30 @@ class SimilarSnippets:
 
     def __init__(self) -> None:
         self._cache: dict[str, tuple[int, list[tuple[int, int, frozenset[str]]], list[str]]] = {}
+        self._line_ids: dict[str, frozenset[str]] = {}
+
+    def prepare(self, doc: OpenText) -> None:
+        """Compute ``doc``'s windows now (it was opened or saved)."""
+        self._windows(doc)
+
+    def _line(self, line: str) -> frozenset[str]:
+        ids = self._line_ids.get(line)
+        if ids is None:
+            if len(self._line_ids) >= LINE_CACHE:
+                self._line_ids.clear()
+            ids = self._line_ids[line] = _ids(line) if IDENT.search(line) else _EMPTY
+        return ids
 
     def _windows(self, doc: OpenText) -> tuple[list[tuple[int, int, frozenset[str]]], list[str]]:
         hit = self._cache.get(doc.uri)
         if hit is not None and hit[0] == doc.version:
             return hit[1], hit[2]
         lines = doc.text.splitlines(keepends=True)[:MAX_LINES]
+        per_line = [self._line(line) for line in lines]
         windows = []
         for start in range(0, max(1, len(lines) - WINDOW + STRIDE), STRIDE):
             end = min(len(lines), start + WINDOW)
-            ids = _ids("".join(lines[start:end]))
+            ids = _EMPTY.union(*per_line[start:end])
             if ids:
                 windows.append((start, end, ids))
         self._cache[doc.uri] = (doc.version, windows, lines)

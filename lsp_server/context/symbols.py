@@ -41,11 +41,15 @@ MAX_SYMBOLS = 2_000
 
 @dataclass(frozen=True)
 class Symbol:
-    """A definition: its name and lines ``start``..``end`` (end exclusive)."""
+    """A definition: its name and lines ``start``..``end`` (end exclusive); bytes
+    ``first_byte`` (where line ``start`` begins) .. ``end_byte`` of the parsed
+    source, so that a request can read just these bytes of the file (-1: unknown)."""
 
     name: str
     start: int
     end: int
+    first_byte: int = -1
+    end_byte: int = -1
 
 
 def _name(node: Node) -> str | None:
@@ -85,7 +89,8 @@ def _walk(node: Node, depth: int, out: list[Symbol], outer: Node | None = None) 
         name = _name(child)
         span = outer or child
         if name and len(name) > 1:
-            out.append(Symbol(name, span.start_point[0], span.end_point[0] + 1))
+            out.append(Symbol(name, span.start_point[0], span.end_point[0] + 1,
+                              span.start_byte - span.start_point[1], span.end_byte))
         body = child.child_by_field_name("body")
         if body is not None and depth < MAX_DEPTH and _CONTAINERS.search(kind):
             _walk(body, depth + 1, out)

@@ -14,8 +14,10 @@ from typing import Any
 from engine.backends.base import DraftGenerator
 from engine.backends.remote.http import Framing, HttpClient
 from engine.cancellation import CancellationToken
+from engine.context_format import estimate_tokens, prompt_context
 from engine.errors import RemoteError
 from engine.types import Draft, InfillRequest, InfillResult
+from engine.window import DEFAULT_CONTEXT_TOKENS
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,17 @@ class RemoteBackend:
         self.context_tokens = context_tokens
         self.model_path = f"{self.kind}:{model or '(server default)'}"
         self.name = self.kind
+
+    @property
+    def window_tokens(self) -> int:
+        """The served model's window as far as known (the shared default otherwise)."""
+        return self.context_tokens or DEFAULT_CONTEXT_TOKENS
+
+    def prompt_prefix(self, request: InfillRequest) -> str:
+        """The prefix with other files' pieces before it (file-path headers,
+        ``engine.context_format``), cut to the shared token estimate: how a
+        server that takes text sees repository context."""
+        return prompt_context(request, estimate_tokens, self.window_tokens, request.max_new_tokens) + request.prefix
 
     def body(self, request: InfillRequest) -> dict[str, Any]:
         """The JSON request body; it must carry both prefix and suffix."""

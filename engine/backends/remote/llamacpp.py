@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.backends.remote.backend import Piece, RemoteBackend
+from engine.context_format import estimate_tokens, extra_files
 from engine.errors import RemoteError
 from engine.types import InfillRequest
 
@@ -21,9 +22,10 @@ class LlamaCppBackend(RemoteBackend):
     framing = "sse"
 
     def extra_context(self, request: InfillRequest) -> list[dict[str, str]]:
-        """Other files' snippets, ``{"filename", "text"}`` each: where repository
-        context goes once requests carry it (none yet)."""
-        return []
+        """Other files' pieces, ``{"filename", "text"}`` each, most relevant last
+        (nearest the prefix: llama.cpp lays them out in order, each after a
+        file separator), cut to the shared token estimate."""
+        return extra_files(request, estimate_tokens, self.window_tokens, request.max_new_tokens)
 
     def body(self, request: InfillRequest) -> dict[str, Any]:
         body: dict[str, Any] = {"input_prefix": request.prefix, "input_suffix": request.suffix,

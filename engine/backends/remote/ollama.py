@@ -26,7 +26,7 @@ class OllamaBackend(RemoteBackend):
         options: dict[str, Any] = {"num_predict": request.max_new_tokens, "temperature": 0.0}
         if request.seed is not None:
             options["seed"] = request.seed
-        return {"model": self.model_name, "prompt": request.prefix, "suffix": request.suffix, "raw": False,
+        return {"model": self.model_name, "prompt": self.prompt_prefix(request), "suffix": request.suffix, "raw": False,
                 "stream": True, "options": options}
 
     def piece(self, event: Any) -> Piece:

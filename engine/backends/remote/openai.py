@@ -52,7 +52,7 @@ class OpenAICompletionsBackend(RemoteBackend):
         return body
 
     def body(self, request: InfillRequest) -> dict[str, Any]:
-        return {**self.common(request), "prompt": request.prefix, "suffix": request.suffix}
+        return {**self.common(request), "prompt": self.prompt_prefix(request), "suffix": request.suffix}
 
     def piece(self, event: Any) -> Piece:
         return completion_piece(event, self.client.base_url)

@@ -20,22 +20,25 @@ server-sent event, so a draft arrives per canvas, not per denoising step.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from engine.backends.remote.openai import OpenAICompletionsBackend
-from engine.context_format import format_context
+from engine.context_format import estimate_tokens, fit_pieces, format_context
 from engine.types import InfillRequest
+from engine.window import context_room
 
 #: where the suffix goes in the prompt (a pseudo file name)
 SUFFIX_LABEL = "(code after the cursor)"
 CURSOR_LABEL = "(code before the cursor; continue it)"
 
 
-def suffix_prompt(prefix: str, suffix: str) -> str:
-    """A plain completion prompt that still shows the model the suffix."""
+def suffix_prompt(prefix: str, suffix: str, pieces: Sequence[tuple[str, str]] = ()) -> str:
+    """A plain completion prompt that still shows the model the suffix (after
+    other files' ``pieces``, nearest the prefix)."""
     if not suffix.strip():
-        return prefix
-    return format_context([(SUFFIX_LABEL, suffix)], CURSOR_LABEL) + prefix
+        return format_context(pieces, CURSOR_LABEL) + prefix if pieces else prefix
+    return format_context([*pieces, (SUFFIX_LABEL, suffix)], CURSOR_LABEL) + prefix
 
 
 class VllmBackend(OpenAICompletionsBackend):
@@ -44,4 +47,6 @@ class VllmBackend(OpenAICompletionsBackend):
     infill_mode = "prompt carrying the suffix (pinned canvases are not used: docs/PROTOCOL.md)"
 
     def body(self, request: InfillRequest) -> dict[str, Any]:
-        return {**self.common(request), "prompt": suffix_prompt(request.prefix, request.suffix)}
+        pieces = fit_pieces(request.context, CURSOR_LABEL, estimate_tokens,
+                            context_room(self.window_tokens, request.max_new_tokens))
+        return {**self.common(request), "prompt": suffix_prompt(request.prefix, request.suffix, pieces)}
