@@ -174,7 +174,6 @@ def grow(
     threshold: float,
     min_commit: int = 1,
     min_length: int = 1,
-    fresh: int | None = None,
 ) -> int:
     """Extend the middle from its left end for one step; returns how many positions
     were decided (the filler counts).  Positions ``state`` holds committed stay.
@@ -182,9 +181,7 @@ def grow(
     From the first undecided position, in order: stop with the filler where it is
     the model's top choice (at or after ``min_length``); otherwise commit the best
     real token while fewer than the pace ``k`` have been committed, or (sampler
-    ``threshold``) while its probability is at least ``threshold``.  ``fresh``:
-    ``logits`` rows from there on are stale (a step that recomputed only the
-    positions near the frontier), so nothing there is decided this step.
+    ``threshold``) while its probability is at least ``threshold``.
     """
     if state.filler_id is None:
         raise ValueError("grow needs a filler token; use choose for fixed-length canvases")
@@ -199,7 +196,7 @@ def grow(
     filler_first = probs[:, state.filler_id] >= conf
     k = max(commit_count(n - start, steps_left), min_commit)
     decided = 0
-    for pos in range(start, n if fresh is None else min(n, fresh)):
+    for pos in range(start, n):
         if bool(state.committed[pos]):
             continue
         if pos >= min_length and bool(filler_first[pos]):

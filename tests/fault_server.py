@@ -66,7 +66,7 @@ def install(faults: dict) -> None:
             real_call = type(forward).__call__
 
             class Faulty(type(forward)):
-                def __call__(self, input_ids, step, near):
+                def __call__(self, input_ids, step):
                     with lock:
                         count[0] += 1
                         n = count[0]
@@ -74,7 +74,7 @@ def install(faults: dict) -> None:
                         if kind == "oom":
                             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
                         raise RuntimeError("injected fault in a forward")
-                    return real_call(self, input_ids, step, near)
+                    return real_call(self, input_ids, step)
 
             forward.__class__ = Faulty
             return forward

@@ -47,9 +47,9 @@ def test_prefix_and_suffix_tokens_never_change(tiny_engine):
         real_call = type(forward).__call__
 
         class Recorded(type(forward)):
-            def __call__(self, input_ids, step, near):
+            def __call__(self, input_ids, step):
                 seen.append((input_ids.clone(), start, stop))
-                return real_call(self, input_ids, step, near)
+                return real_call(self, input_ids, step)
 
         forward.__class__ = Recorded
         return forward

@@ -157,10 +157,3 @@ def test_grow_needs_a_filler():
     with pytest.raises(ValueError):
         grow(torch.zeros(4, V), CanvasState.empty(4, MASK, None), 4, "threshold", 0.9)
 
-
-def test_grow_decides_nothing_past_the_fresh_rows():
-    """A step that recomputed only the frontier's neighbourhood: rows from ``fresh``
-    on are stale, so even sure tokens there wait for the next step."""
-    state = CanvasState.empty(10, MASK, FILL)
-    decided = grow(_sure(10, {0: 7, 1: 8, 2: 9, 3: 10}), state, 10, "threshold", 0.9, fresh=2)
-    assert decided == 2 and state.ids[:2].tolist() == [7, 8] and not state.committed[2:].any()

@@ -170,17 +170,13 @@ class MaskedDiffusionBackend:
         forwards = 0
         forward_ms = 0.0
         forward = self._forward_for(request, length, pad, start, stop, attention_mask, cancel)
-        frontier = 0
         for step in range(steps):
             if state.done():
                 break
             cancel.raise_if_cancelled()
             input_ids = torch.cat([prefix, state.ids, suffix, padding])[None]
-            previous, frontier = frontier, _frontier(state)
-            near = forward.near(previous, frontier, canvas) if filler is not None else None
             tf = time.perf_counter()
-            logits, fresh = forward(input_ids, step, near)
-            logits = logits[0].float()
+            logits = forward(input_ids, step)[0].float()
             forward_ms += (time.perf_counter() - tf) * 1000
             forwards += 1
             logits = forbid_tokens(logits, forbidden)
@@ -189,7 +185,7 @@ class MaskedDiffusionBackend:
             if filler is None:  # fixed length: commit the surest positions anywhere
                 choose(logits, state, steps - step, request.sampler, request.threshold, generator, min_commit=pace)
             else:  # unknown length: grow the middle from the left until the filler (engine.samplers)
-                grow(logits, state, steps - step, request.sampler, request.threshold, min_commit=pace, fresh=fresh)
+                grow(logits, state, steps - step, request.sampler, request.threshold, min_commit=pace)
             if not state.done():
                 yield Draft(step=step + 1, steps=steps, text=self._decode(state.middle_ids()),
                             confidence=state.middle_confidence(), done=False)
@@ -224,8 +220,3 @@ class MaskedDiffusionBackend:
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False) if ids else ""
 
-
-def _frontier(state: CanvasState) -> int:
-    """The first undecided canvas position (the canvas size when none is left)."""
-    undecided = (~state.committed).nonzero()
-    return int(undecided[0]) if undecided.numel() else state.ids.numel()
