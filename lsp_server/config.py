@@ -58,6 +58,10 @@ class SettingSpec:
     shown_default: str | None = None
 
 
+#: the debounce for remote backends when ``debounceMs`` is null
+REMOTE_DEBOUNCE_MS = 100
+
+
 def setting(default: Any, kind: Kind, description: str, **spec: Any) -> Any:
     """A ``Settings`` field whose metadata carries its :class:`SettingSpec`."""
     meta = {"spec": SettingSpec(kind, description, **spec)}
@@ -116,9 +120,11 @@ class Settings:
     threads: int | None = setting(
         None, "int", "CPU threads for the model (null: all usable cores, fewer while other processes keep cores busy).",
         reload=True, low=1, high=4096, nullable=True, shown_default="adaptive")
-    debounce_ms: int = setting(
-        100, "int", "Milliseconds the server waits after a keystroke before an automatic completion (0: none).",
-        low=0, high=10_000)
+    debounce_ms: int | None = setting(
+        None, "int", "Milliseconds the server waits after a keystroke before an automatic completion (0: none; "
+        "null: 0 with the local engine, which stops a superseded run within one layer, and "
+        f"{REMOTE_DEBOUNCE_MS} with a remote backend, where every request costs the shared server).",
+        low=0, high=10_000, nullable=True, shown_default=f"0 local, {REMOTE_DEBOUNCE_MS} remote")
     adaptive_debounce: bool = setting(
         True, "bool", "Adapt that wait to the typing rhythm (between half and three times debounceMs).")
     multiline: Multiline = setting(
@@ -163,6 +169,14 @@ class Settings:
         (), "globs", "Files never read for context, as .gitignore patterns relative to a workspace folder (besides "
         "the .gitignore files themselves, secrets such as .env, keys and credentials, and binaries), "
         'e.g. ["vendor/", "*.generated.ts"].')
+
+    def effective_debounce_ms(self) -> int:
+        """``debounce_ms``, or the backend's default when it is null (measured for the
+        local engine in docs/BENCHMARKS.md, issue 15: starting at once and cancelling on
+        the next key gave automatic completions p50 373 ms against 555 ms with 100 ms)."""
+        if self.debounce_ms is not None:
+            return self.debounce_ms
+        return 0 if self.backend == "local" else REMOTE_DEBOUNCE_MS
 
     def language_enabled(self, language: str | None) -> bool:
         if language is None:

@@ -219,7 +219,7 @@ class DiffillServer(LanguageServer):
         self.worker = EngineWorker()
         self.engine_host = EngineHost(self, self.worker)
         self.inflight = Inflight()
-        self.debouncer = Debouncer(self.settings.debounce_ms, self.settings.adaptive_debounce)
+        self.debouncer = Debouncer(self.settings.effective_debounce_ms(), self.settings.adaptive_debounce)
         self.stats = Stats()
         self.notices = Notices(self.show_message)
         self.rate_limiter = RateLimiter(self.settings.max_requests_per_second)
@@ -301,7 +301,7 @@ class DiffillServer(LanguageServer):
         for message in refused:
             self.notices.show_once(("trust", message), f"diffill: {message}", types.MessageType.Warning)
         self.settings = new
-        self.debouncer.configure(new.debounce_ms, new.adaptive_debounce)
+        self.debouncer.configure(new.effective_debounce_ms(), new.adaptive_debounce)
         self.rate_limiter.configure(new.max_requests_per_second)
         self.pipeline.cache.resize(new.cache_size)
         if new.request_key() != old.request_key():

@@ -9,7 +9,7 @@ from lsp_server.debounce import Debouncer
 def test_defaults_match_protocol_doc():
     s = Settings()
     assert (s.model, s.device, s.dtype, s.max_new_tokens, s.debounce_ms, s.multiline) == (
-        None, "auto", None, 32, 100, "auto")
+        None, "auto", None, 32, None, "auto")
     assert s.drafts == DraftSettings(completion=False, command=True)
     assert not s.allow_download and s.trust_remote_code == () and s.log_file is None
 
@@ -71,3 +71,15 @@ def test_debounce_adapts_to_typing_rhythm():
     assert d.delay_ms("u") == 100
     assert Debouncer(0).delay_ms("u") == 0
     assert Debouncer(100, adaptive=False).delay_ms("u") == 100
+
+
+def test_the_debounce_defaults_to_the_backend_and_an_explicit_value_wins():
+    from dataclasses import replace
+
+    from lsp_server.config import REMOTE_DEBOUNCE_MS, Settings
+
+    assert Settings().debounce_ms is None
+    assert Settings().effective_debounce_ms() == 0
+    assert replace(Settings(), backend="vllm").effective_debounce_ms() == REMOTE_DEBOUNCE_MS
+    assert replace(Settings(), debounce_ms=40).effective_debounce_ms() == 40
+    assert replace(Settings(), backend="ollama", debounce_ms=0).effective_debounce_ms() == 0
