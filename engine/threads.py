@@ -19,6 +19,9 @@ import psutil
 
 #: the shortest interval worth measuring; a request closer to the last one keeps its count
 MIN_INTERVAL_S = 0.05
+#: psutil's per-CPU time fields that mean "a process at normal priority kept it busy"
+#: (not idle, iowait, nice; guest time is already inside user on Linux)
+BUSY_FIELDS = ("user", "system", "irq", "softirq", "steal")
 #: a core counts as taken once others use this much more than a whole number of cores
 #: (a quarter of a core busy is enough for a thread there to lag behind the others)
 SLACK = 0.25
@@ -54,9 +57,14 @@ class ThreadPolicy:
         set_threads(self.threads)
 
     def _sample(self) -> tuple[float, float, float]:
-        """(wall time, CPU seconds busy machine-wide, CPU seconds of this process)."""
+        """(wall time, CPU seconds busy machine-wide, CPU seconds of this process).
+
+        Niced processes' time is not counted: they yield to us (the repository
+        index parses in a nice-19 worker that takes whatever the completions leave,
+        measured in docs/BENCHMARKS.md, issue 14); counting it made the policy drop to
+        one thread during an index build."""
         total = psutil.cpu_times()
-        busy = sum(total) - total.idle - getattr(total, "iowait", 0.0)
+        busy = sum(getattr(total, name, 0.0) for name in BUSY_FIELDS)
         own = self._process.cpu_times()
         return self._clock(), busy, own.user + own.system
 

@@ -25,23 +25,21 @@ class FakeMachine:
 
     def __init__(self) -> None:
         self.busy = 0.0
+        self.nice = 0.0
         self.own = 0.0
         self.now = 0.0
 
     def cpu_times(self):
-        return _Times(self.busy)
+        return _Times(self.busy, self.nice)
 
     def Process(self):  # psutil's name
         return SimpleNamespace(cpu_times=lambda: SimpleNamespace(user=self.own, system=0.0))
 
 
-class _Times(tuple):
-    """psutil.cpu_times(): iterable of fields, with named idle/iowait."""
-
-    def __new__(cls, busy: float):
-        obj = super().__new__(cls, (busy, 0.0, 100.0, 0.0))
-        obj.idle, obj.iowait = 100.0, 0.0
-        return obj
+def _Times(busy: float, nice: float = 0.0) -> SimpleNamespace:
+    """psutil.cpu_times(): named CPU-second counters."""
+    return SimpleNamespace(user=busy, nice=nice, system=0.0, idle=100.0, iowait=0.0, irq=0.0, softirq=0.0,
+                           steal=0.0, guest=0.0, guest_nice=0.0)
 
 
 def test_the_policy_follows_what_other_processes_use(monkeypatch):
@@ -62,6 +60,9 @@ def test_the_policy_follows_what_other_processes_use(monkeypatch):
     assert policy.before_request() == 1 and chosen == [2, 1]
     # the other process stopped
     machine.now, machine.busy, machine.own = 3.0, 4.0, 3.0
+    assert policy.before_request() == 2 and chosen == [2, 1, 2]
+    # a niced process (the repository index's worker) used two cores: it yields to us
+    machine.now, machine.nice = 4.0, 2.0
     assert policy.before_request() == 2 and chosen == [2, 1, 2]
 
 
