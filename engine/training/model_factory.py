@@ -110,7 +110,13 @@ def write_meta(out_dir: Path, context: int, extra: dict | None = None) -> None:
 
 def make_random_model(out_dir: Path, texts: Iterable[str], size: str = "test",
                       vocab_size: int = 512, context: int = 256, seed: int = 0) -> Path:
-    """Write a randomly initialised model + tokenizer directory (for tests)."""
+    """Write a randomly initialised model + tokenizer directory (for tests).
+
+    Its head is biased away from tokens that do not decode on their own (lone
+    bytes of multi-byte characters): random weights would otherwise write mostly
+    such bytes, which the server never shows (``lsp_server/postprocess/undecodable.py``),
+    so every test middle would come out empty.  A trained model writes whole
+    characters; the test model now does too."""
     import torch
     from transformers import ModernBertForMaskedLM
 
@@ -120,6 +126,10 @@ def make_random_model(out_dir: Path, texts: Iterable[str], size: str = "test",
     torch.manual_seed(seed)
     config = build_config(size, len(tok), context, tok.pad_token_id)
     model = ModernBertForMaskedLM(config)
+    undecodable = [i for i in range(len(tok)) if "\ufffd" in tok.decode([i])]
+    if undecodable and model.decoder.bias is not None:
+        with torch.no_grad():
+            model.decoder.bias[undecodable] = -30.0
     model.save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
     write_meta(out_dir, context)
