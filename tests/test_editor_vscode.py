@@ -368,9 +368,10 @@ def vscode_result(request, tmp_path_factory) -> dict:
     require_tools()  # skip before building a model when the editor is missing
     tiny_model_dir = request.getfixturevalue("tiny_model_dir")
     res = run_vscode(tmp_path_factory.mktemp("vscode"), _server_cmd(tiny_model_dir),
-                     # one token per step over a 48-token canvas keeps the drafts on screen
-                     # long enough for the 50 ms poll to see and photograph one
-                     {"device": "cpu", "maxNewTokens": 48, "steps": 48, "debounceMs": 10})
+                     # one token per step over a 128-token canvas keeps the drafts on screen
+                     # long enough for the 50 ms poll to see and photograph one (48 was enough
+                     # until the steps between full forwards reused the context and got cheaper)
+                     {"device": "cpu", "maxNewTokens": 128, "steps": 128, "debounceMs": 10})
     (ARTIFACTS / "vscode-result.json").write_text(json.dumps(res, indent=1))
     return res
 
