@@ -40,6 +40,7 @@ from lsp_server.limits import (
 )
 from lsp_server.methods import DRAFT
 from lsp_server.notices import Notices
+from lsp_server.postprocess import undecodable
 from lsp_server.postprocess.context import FilterContext
 from lsp_server.postprocess.pipeline import postprocess
 from lsp_server.stats import Stats, Timing
@@ -404,6 +405,8 @@ class DraftSender:
         self.handle: RequestHandle | None = None
         self.loop = asyncio.get_running_loop()
         self.last_steps = 0
+        #: looked up once, not per draft: the document does not change under a request
+        self.source_has_replacement = undecodable.REPLACEMENT in hole.doc.text
 
     def from_thread(self, draft: Draft) -> None:
         """A live draft, cut before any U+FFFD as the final text is
@@ -412,7 +415,7 @@ class DraftSender:
             return
         self.last_steps = draft.steps
         try:
-            text = draft.text if "\ufffd" in self.hole.doc.text else draft.text.split("\ufffd", 1)[0]
+            text = undecodable.cut(draft.text, self.source_has_replacement)
             self.loop.call_soon_threadsafe(self._send, draft.step, draft.steps, text,
                                            list(draft.confidence), False)
         except RuntimeError:  # the loop is closed: the server is exiting

@@ -43,10 +43,6 @@ class StepForwards:
         self.stepper = (encoder_cache.CanvasStepper(model, padded, length, cancel, keep=self.refresh > 1)
                         if encoder_cache.supports(model) else None)
 
-    @property
-    def reuses(self) -> bool:
-        return self.stepper is not None and self.refresh > 1
-
     def __call__(self, ids: torch.Tensor, step: int) -> torch.Tensor:
         stepper, start, stop = self.stepper, self.start, self.stop
         if stepper is None:

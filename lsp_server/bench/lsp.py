@@ -75,26 +75,9 @@ def register_bench(bench: argparse._SubParsersAction) -> None:
 def run_lsp_bench(args: argparse.Namespace) -> int:
     """Entry point for `diffill bench lsp`; returns an exit code."""
     if args.files is not None:
-        from lsp_server.bench.real_files import print_real_files, run_real_files
+        from lsp_server.bench.real_files import run_from_args
 
-        if args.count < 1 or args.load < 0 or args.typing_ms < 0:
-            print("bench lsp: --count must be >= 1, --load and --typing-ms >= 0", file=sys.stderr)
-            return 2
-        try:
-            from lsp_server.bench.real_files import overrides
-
-            overrides(args.set)
-        except ValueError as exc:
-            print(f"bench lsp: {exc}", file=sys.stderr)
-            return 2
-        if not args.files.is_dir():
-            print(f"bench lsp: --files {args.files}: not a directory", file=sys.stderr)
-            return 2
-        real = asyncio.run(run_real_files(args))
-        write_json(real, args.out)
-        print_real_files(real)
-        print(f"wrote {args.out}")
-        return 0 if real.get("error") is None else 1
+        return run_from_args(args)
     result = asyncio.run(_bench(args))
     write_json(result, args.out)
     _print_summary(result)

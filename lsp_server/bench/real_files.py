@@ -294,3 +294,23 @@ def print_real_files(r: dict[str, Any]) -> None:
         print(f"  {key:14s} p50 {v['p50']:9.1f}  p95 {v['p95']:9.1f}")
     print(f"  suggestions {r['suggested']}/{r['sites']}, first line exact {r['exact_first_line']}/{r['sites']}")
     print("  targets: " + ", ".join(f"{k} {'ok' if ok else 'MISSED'}" for k, ok in r["targets_met"].items()))
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """`diffill bench lsp --files DIR`: check the options, run, write and print; an exit code."""
+    if args.count < 1 or args.load < 0 or args.typing_ms < 0:
+        print("bench lsp: --count must be >= 1, --load and --typing-ms >= 0", file=sys.stderr)
+        return 2
+    try:
+        overrides(args.set)
+    except ValueError as exc:
+        print(f"bench lsp: {exc}", file=sys.stderr)
+        return 2
+    if not args.files.is_dir():
+        print(f"bench lsp: --files {args.files}: not a directory", file=sys.stderr)
+        return 2
+    result = asyncio.run(run_real_files(args))
+    write_json(result, args.out)
+    print_real_files(result)
+    print(f"wrote {args.out}")
+    return 0 if result.get("error") is None else 1

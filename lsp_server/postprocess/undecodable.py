@@ -15,8 +15,12 @@ from lsp_server.postprocess.context import FilterContext
 REPLACEMENT = "\ufffd"
 
 
-def apply(middle: str, ctx: FilterContext) -> str:
+def cut(middle: str, source_has_it: bool) -> str:
+    """``middle`` up to its first U+FFFD, unless the source text holds one itself
+    (shared with the live drafts, which are not post-processed)."""
     at = middle.find(REPLACEMENT)
-    if at < 0 or REPLACEMENT in ctx.prefix or REPLACEMENT in ctx.suffix:
-        return middle
-    return middle[:at]
+    return middle if at < 0 or source_has_it else middle[:at]
+
+
+def apply(middle: str, ctx: FilterContext) -> str:
+    return cut(middle, REPLACEMENT in ctx.prefix or REPLACEMENT in ctx.suffix)
