@@ -36,7 +36,10 @@ def notebook() -> str:
 
 
 DRIVER = DRIVER_PRELUDE + r"""
-const cellSources = () => JSON.parse(fs.readFileSync(cfg.file, 'utf8')).cells.map((c) => c.source.join(''));
+// the editor may be half-way through writing the file when it is read: a read that does not parse is "not saved yet"
+const cellSources = () => {
+  try { return JSON.parse(fs.readFileSync(cfg.file, 'utf8')).cells.map((c) => c.source.join('')); } catch (_) { return null; }
+};
 
 async function main() {
   const browser = await chromium.launch({
@@ -89,7 +92,7 @@ async function main() {
     await page.keyboard.press('Control+S');
     R.saved_after_inline = await waitFor(() => {
       const s = cellSources();
-      return s[2].includes(cfg.typed) ? s : null;
+      return s && s[2].includes(cfg.typed) ? s : null;
     }, 10000);
     log('saved after inline');
 
@@ -107,8 +110,9 @@ async function main() {
     log('fill changed ' + R.fill_changed);
     await sleep(300);
     await page.keyboard.press('Control+S');
-    await sleep(1000);
-    R.saved_final = cellSources();
+    const inlineCell = R.saved_after_inline ? R.saved_after_inline[2] : null;
+    R.saved_final = (await waitFor(() => { const s = cellSources(); return s && s[2] !== inlineCell ? s : null; }, 10000))
+      || cellSources();
     await shot('final');
   } catch (e) {
     R.errors.push(String(e && e.stack || e));
