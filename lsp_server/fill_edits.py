@@ -51,6 +51,8 @@ class AppliedEdit:
     start: int
     end: int
     new_len: int
+    #: the document version the edit was applied to: any later version includes it
+    version: int = -1
 
 
 @dataclass
@@ -72,17 +74,22 @@ class FillEdits:
             del self.locks[uri]
 
     async def settle(self, uri: str, current: Callable[[], Document | None]) -> None:
-        """Give the editor's ``didChange`` for the last applied edit time to arrive."""
+        """Give the editor's ``didChange`` for the last applied edit time to arrive.
+
+        Settled once the document holds the edited text, or has any version after
+        the one the edit was applied to: the editor sends its changes in order, so
+        a later version (the user typed on after the edit) already includes it."""
         edits = self.applied.get(uri)
         if not edits:
             return
         expected = edits[-1].after
+        applied_to = edits[-1].version
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETTLE_S
         seen: str | None = None
         while loop.time() < deadline:
             doc = current()
-            if doc is None:
+            if doc is None or doc.version > applied_to:
                 return
             if doc.text is not seen:  # hash each text once
                 seen = doc.text
@@ -119,11 +126,11 @@ class FillEdits:
             return start, end
         return None
 
-    def record(self, uri: str, before: str, start: int, end: int, new_text: str) -> None:
-        """The editor applied ``new_text`` over ``before[start:end]``."""
+    def record(self, uri: str, before: Document, start: int, end: int, new_text: str) -> None:
+        """The editor applied ``new_text`` over ``before.text[start:end]``."""
         edits = self.applied.setdefault(uri, deque(maxlen=EDITS_KEPT))
-        after = before[:start] + new_text + before[end:]
-        edits.append(AppliedEdit(digest(before), digest(after), start, end, len(new_text)))
+        after = before.text[:start] + new_text + before.text[end:]
+        edits.append(AppliedEdit(digest(before.text), digest(after), start, end, len(new_text), before.version))
 
 
 @dataclass

@@ -81,7 +81,7 @@ def register(server: DiffillServer) -> None:
             start, end = where
             applied, reason = await _apply(server, current, start, end, outcome.text)
             if applied:
-                edits.record(doc.uri, current.text, start, end, outcome.text)
+                edits.record(doc.uri, current, start, end, outcome.text)
         result["applied"] = applied
         if reason:
             result["reason"] = reason
