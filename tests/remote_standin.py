@@ -34,7 +34,9 @@ own overhead.  Real engines have no such route.
 Faults, set on the server: ``statuses`` (answered in turn before a normal
 answer, e.g. [429]), ``api_key`` (401 without ``Bearer <key>``), ``hang``
 (read the request, never answer), ``delay_s`` between stream events,
-``drop_after`` (close the connection mid-stream after N events).  The server
+``drop_after`` (close the connection mid-stream after N events),
+``close_idle`` (close each connection right after its answer, without saying
+so in a header, as a server whose keep-alive timeout ran out does).  The server
 records every request body and when a client closed a connection it was
 holding open (``closed_at``), so tests can check cancellation server-side.
 """
@@ -65,6 +67,7 @@ class StandinServer(ThreadingHTTPServer):
         self.hang = False
         self.delay_s = 0.0
         self.drop_after: int | None = None
+        self.close_idle = False
         self.requests: list[dict[str, Any]] = []
         self.headers_seen: list[dict[str, str]] = []
         self.closed_at: float | None = None
@@ -248,6 +251,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._chunk(event)
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
+            if srv.close_idle:
+                self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):
             srv.closed_at = time.perf_counter()
             self.close_connection = True

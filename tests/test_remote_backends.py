@@ -244,6 +244,21 @@ def test_remote_engine_does_not_import_torch() -> None:
     assert out.stdout.strip() == "return a + b False", out.stderr
 
 
+def test_connections_are_reused_and_a_closed_idle_one_is_replaced() -> None:
+    """Kept-alive connections serve the next request; when the server has closed an idle
+    one (its keep-alive timeout), the request goes out again on a new connection, once."""
+    with StandinServer("llamacpp") as srv:
+        eng = _engine("llamacpp", srv.url)
+        for _ in range(3):
+            assert eng.infill(REQUEST).middle == "return a + b"
+        assert len(srv.requests) == 3
+        assert len(eng.backend.client._pool._idle) == 1  # one connection served all three
+        srv.close_idle = True
+        for _ in range(3):
+            assert eng.infill(REQUEST).middle == "return a + b"
+        assert len(srv.requests) == 6  # nothing was sent twice to the server
+
+
 def test_cancelled_requests_give_their_connections_back() -> None:
     """Regression: cancelling mid-stream must release the pooled connection, or a
     client capped at N connections hangs after N cancellations."""
@@ -261,17 +276,39 @@ def test_cancelled_requests_give_their_connections_back() -> None:
         assert eng.infill(REQUEST).middle == "return a + b"
 
 
-def test_tls_is_verified() -> None:
-    """An https URL to a server whose certificate cannot be verified fails (here: a
-    plain-HTTP stand-in answering a TLS handshake), and the client's TLS context
-    requires a verified certificate and host name."""
+def _tls_standin(tmp_path: Path, name: str) -> tuple[StandinServer, Path]:
+    """The openai stand-in behind TLS, with a fresh self-signed certificate for ``name``
+    (made by the openssl command; the test is skipped without it)."""
+    import shutil
     import ssl
 
-    with StandinServer("openai") as srv:
-        eng = _engine("openai", srv.url.replace("http://", "https://"))
-        with pytest.raises(RemoteError, match=r"cannot reach the server at https://"):
-            eng.infill(REQUEST)
-    client = eng.backend.client._client
-    assert client is not None
-    ctx = client._transport._pool._ssl_context  # httpx/httpcore internals: the context in use
-    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    san = f"IP:{name}" if name[0].isdigit() else f"DNS:{name}"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={name}",
+                    "-addext", f"subjectAltName={san}"], check=True, capture_output=True, timeout=30)
+    srv = StandinServer("openai")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    return srv, cert
+
+
+def test_tls_is_verified(tmp_path: Path, monkeypatch) -> None:
+    """Against a real TLS stand-in: a certificate the system does not trust is refused,
+    the same certificate once trusted (SSL_CERT_FILE, where a company puts its CA) works,
+    and a trusted certificate for another host name is refused."""
+    srv, cert = _tls_standin(tmp_path, "127.0.0.1")
+    with srv:
+        url = srv.url.replace("http://", "https://")
+        with pytest.raises(RemoteError, match=r"cannot reach the server at https://.*certificate verify failed"):
+            _engine("openai", url).infill(REQUEST)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        assert _engine("openai", url).infill(REQUEST).middle == "return a + b"
+    (tmp_path / "other").mkdir()
+    other, other_cert = _tls_standin(tmp_path / "other", "gpu-box.test")
+    monkeypatch.setenv("SSL_CERT_FILE", str(other_cert))
+    with other, pytest.raises(RemoteError, match=r"cannot reach the server at https://.*(certificate|mismatch)"):
+        _engine("openai", other.url.replace("http://", "https://")).infill(REQUEST)

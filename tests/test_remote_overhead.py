@@ -67,7 +67,8 @@ class _Lookups(MetaPathFinder):
 
 
 def test_a_request_looks_up_no_modules() -> None:
-    """httpcore imports sniffio on every request; where it is missing, that was a sys.path search each time."""
+    """A request imports nothing (an earlier client looked up a missing module on every
+    request: a sys.path search each time)."""
     with StandinServer("llamacpp") as srv:
         engine = Engine(load_remote("llamacpp", srv.url, None, options=ClientOptions()))
         engine.infill(REQUEST)  # first use imports what it needs

@@ -41,6 +41,7 @@ class ProxyStandin(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
         self.upstream_port = upstream_port
         self.seen: list[tuple[str, str]] = []  # (method, request target)
+        self.proxy_auth: list[str | None] = []  # the Proxy-Authorization header of each request
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
@@ -61,13 +62,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         self.server.seen.append((self.command, self.path))
+        self.server.proxy_auth.append(self.headers.get("Proxy-Authorization"))
         target = urlsplit(self.path)
         if target.hostname != HOST:
             self.send_error(502, f"unknown host {target.hostname}")
             return
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length) if length else None
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("proxy-connection", "connection")}
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() not in ("proxy-connection", "connection", "proxy-authorization")}
         upstream = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=5)
         upstream.request(self.command, target.path or "/", body=body, headers=headers)
         answer = upstream.getresponse()
@@ -113,6 +116,14 @@ def test_http_proxy_carries_the_request(servers, monkeypatch) -> None:
     assert srv.headers_seen[0]["Authorization"] == "Bearer k-123"
 
 
+def test_proxy_credentials_go_to_the_proxy_only(servers, monkeypatch) -> None:
+    srv, proxy = servers
+    monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("http://", "http://alice:s%40cret@"))
+    assert _engine(f"http://{HOST}:8080").infill(REQUEST).middle == "return a + b"
+    assert proxy.proxy_auth == ["Basic YWxpY2U6c0BjcmV0"]  # base64 of alice:s@cret
+    assert "Proxy-Authorization" not in srv.headers_seen[0]
+
+
 def test_lowercase_variable_and_no_proxy_bypass(servers, monkeypatch) -> None:
     _, proxy = servers
     monkeypatch.setenv("http_proxy", proxy.url)
@@ -151,7 +162,7 @@ def test_https_goes_through_https_proxy_with_connect(servers, monkeypatch) -> No
 
 
 def test_netrc_credentials_are_not_read(servers, monkeypatch, tmp_path) -> None:
-    """httpx's trust_env would send these as Basic auth; the key comes from apiKeyEnv only."""
+    """A client that trusts the environment would send these as Basic auth; the key comes from apiKeyEnv only."""
     srv, proxy = servers
     netrc = tmp_path / "netrc"
     netrc.write_text(f"machine {HOST} login alice password secret\nmachine 127.0.0.1 login bob password s2\n")
@@ -172,6 +183,9 @@ def test_unsupported_proxy_scheme_and_passwords_in_messages(monkeypatch) -> None
     with pytest.raises(RemoteError, match=r"socks5://u:\*\*\*@proxy\.corp:1080 .* does not support") as info:
         _engine("https://gpu-box.corp")
     assert "pw" not in str(info.value)
+    monkeypatch.setenv("HTTPS_PROXY", "https://proxy.corp:3128")  # TLS to the proxy itself
+    with pytest.raises(RemoteError, match=r"uses https://, which diffill does not support"):
+        _engine("https://gpu-box.corp")
     monkeypatch.setenv("HTTPS_PROXY", "proxy.corp:3128")  # no scheme, as curl accepts it
     assert proxy_for("https://gpu-box.corp") == "http://proxy.corp:3128"
     assert describe("http://u:pw@proxy.corp:3128") == "http://u:***@proxy.corp:3128"

@@ -1,7 +1,7 @@
 """How the remote client connects: timeouts, retries, concurrency, proxy.
 
 Kept apart from the HTTP client so that the CLI and the language server can
-build and check these options without importing httpx.  The bounds live here
+build and check these options without opening connections.  The bounds live here
 once; every entry point (``--timeout-connect`` ..., ``remoteConnectTimeoutMs``
 ...) reports a bad value with the same limits.
 """

@@ -1,12 +1,12 @@
 """Which proxy, if any, carries requests to the inference server.
 
 Users behind a company proxy expect ``HTTPS_PROXY`` / ``HTTP_PROXY`` /
-``ALL_PROXY`` and ``NO_PROXY`` to work.  httpx reads them only with
-``trust_env=True``, which also reads ``.netrc`` credentials and
-``SSL_CERT_FILE``: the API key must go to the configured URL only, with
-nothing else from the environment added.  So the proxy is resolved here, once
-per server URL, with the standard library's environment rules, and handed to
-httpx as ``proxy=`` while ``trust_env`` stays off.
+``ALL_PROXY`` and ``NO_PROXY`` to work, and nothing else read from the
+environment (no ``.netrc`` credentials: the API key goes to the configured URL
+only).  The proxy is resolved here, once per server URL, with the standard
+library's environment rules, and the connection pool
+(engine.backends.remote.connection) connects through it: absolute-form
+requests for ``http://`` servers, a ``CONNECT`` tunnel for ``https://`` ones.
 
 Loopback hosts never go through a proxy (as Go's ``ProxyFromEnvironment``
 does): a proxy's ``localhost`` is not yours.
@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 from engine.errors import RemoteError
 
-#: proxy schemes httpx speaks without extra packages (socks needs ``socksio``)
-SUPPORTED = ("http", "https")
+#: proxy schemes the client speaks (TLS to the proxy itself, or socks, is not supported)
+SUPPORTED = ("http",)
 
 
 def proxy_for(url: str) -> str | None:
