@@ -188,12 +188,22 @@ class Settings:
         return self.model is not None and self.model in self.trust_remote_code
 
     def engine_key(self) -> tuple[Any, ...]:
-        """Settings whose change needs the model loaded again."""
-        return tuple(getattr(self, f.name) for f in SETTING_FIELDS if spec_of(f).reload) + (self.trusts_model_code(),)
+        """Settings whose change needs the model loaded again (computed once: every
+        request asks, and settings objects never change)."""
+        key = self.__dict__.get("_engine_key")
+        if key is None:
+            key = tuple(getattr(self, f.name) for f in SETTING_FIELDS if spec_of(f).reload) + (
+                self.trusts_model_code(),)
+            object.__setattr__(self, "_engine_key", key)
+        return key
 
     def request_key(self) -> tuple[Any, ...]:
-        """Settings that change a completion's text (part of the cache key)."""
-        return tuple(getattr(self, f.name) for f in SETTING_FIELDS if spec_of(f).cache)
+        """Settings that change a completion's text (part of the cache key; computed once)."""
+        key = self.__dict__.get("_request_key")
+        if key is None:
+            key = tuple(getattr(self, f.name) for f in SETTING_FIELDS if spec_of(f).cache)
+            object.__setattr__(self, "_request_key", key)
+        return key
 
 
 def spec_of(f: Field) -> SettingSpec:

@@ -49,6 +49,11 @@ from lsp_server.worker import EngineWorker, run_infill
 
 log = logging.getLogger(__name__)
 
+#: the status turns "busy" only for a request still in the engine after this long: a
+#: spinner that flickers on every keystroke says nothing, and two notifications per
+#: keystroke cost a fast remote server's answer a measurable share of its latency
+BUSY_AFTER_S = 0.1
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -334,11 +339,14 @@ class InfillPipeline:
             )
             engine_started = True
             stats.engine_started += 1
-            parts.client.send_status("busy", "filling")
-            run = await parts.worker.call(
-                run_infill, engine, request, handle.token,
-                drafts_out.from_thread if drafts_out else None, time.perf_counter(),
-            )
+            busy = asyncio.get_running_loop().call_later(BUSY_AFTER_S, parts.client.send_status, "busy", "filling")
+            try:
+                run = await parts.worker.call(
+                    run_infill, engine, request, handle.token,
+                    drafts_out.from_thread if drafts_out else None, time.perf_counter(),
+                )
+            finally:
+                busy.cancel()
             parts.engine_host.send_ready()
             parts.notices.clear("engine", "rate")
             stats.completed += 1
@@ -359,6 +367,7 @@ class InfillPipeline:
             stats.cancelled += 1
             if engine_started:
                 stats.engine_cancelled += 1
+                parts.engine_host.send_ready()
             timing.outcome = "cancelled"
             raise
         except Exception as exc:  # noqa: BLE001 - EngineError, bugs, ...: report, stay alive

@@ -38,7 +38,7 @@ from lsp_server.limits import RateLimiter
 from lsp_server.logging_setup import set_log_file
 from lsp_server.methods import STATUS
 from lsp_server.notices import Notices
-from lsp_server.pygls_internals import HookedProtocol, forget_request, is_shutting_down
+from lsp_server.pygls_internals import HookedProtocol, answer_message_kinds_once, forget_request, is_shutting_down
 from lsp_server.stats import Stats
 from lsp_server.trust import screen_trusted_models, workspace_paths
 from lsp_server.worker import EngineWorker
@@ -211,9 +211,11 @@ class DiffillServer(LanguageServer):
     protocol: DiffillProtocol
 
     def __init__(self, settings: Settings | None = None) -> None:
+        answer_message_kinds_once()
         super().__init__("diffill", __version__, protocol_cls=DiffillProtocol,
                          notebook_document_sync=NOTEBOOK_SYNC)
         self.settings = settings or Settings()
+        self._last_status: dict[str, str] | None = None
         self.documents = DocumentStore()
         self.notebooks = NotebookStore(self.documents)
         self.worker = EngineWorker()
@@ -327,9 +329,15 @@ class DiffillServer(LanguageServer):
         self.protocol.notify(method, params)
 
     def send_status(self, state: str, message: str, **extra: str) -> None:
-        # busy/ready flip on every request: keep them out of the info log
+        """``diffill/status``; the same status twice in a row is sent once (a quick
+        request leaves the status at "ready", and every request ends with "ready")."""
+        status = {"state": state, "message": message, **extra}
+        if status == self._last_status:
+            return
+        self._last_status = status
+        # busy/ready flip on slow requests: keep them out of the info log
         log.log(logging.DEBUG if state in ("busy", "ready") else logging.INFO, "status %s: %s", state, message)
-        self.protocol.notify(STATUS, {"state": state, "message": message, **extra})
+        self.protocol.notify(STATUS, status)
 
     def show_message(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
         self.window_show_message(types.ShowMessageParams(type=kind, message=message))

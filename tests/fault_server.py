@@ -11,6 +11,7 @@ here, at the boundary where the real failure would surface.
   simulated_gpu   device "cuda" loads on the CPU but the engine reports
                   "cuda:0", so the server's out-of-GPU-memory path can run on
                   a machine without a GPU
+  forward_delay_s sleep this long before every model forward (a slow model)
   record_requests path of a file that gets one JSON line per engine request
                   ({"prefix", "suffix"}): what the model was given
 """
@@ -52,6 +53,24 @@ def install(faults: dict) -> None:
         # infill: plain requests; stream: requests that send drafts
         engine_mod.Engine.infill = recording(engine_mod.Engine.infill)
         engine_mod.Engine.stream = recording(engine_mod.Engine.stream)
+
+    forward_delay = float(faults.get("forward_delay_s", 0))
+    if forward_delay:
+        real_forward = MaskedDiffusionBackend._forward_for
+
+        def slow_forward_for(self, *args, **kwargs):
+            forward = real_forward(self, *args, **kwargs)
+            real_call = type(forward).__call__
+
+            class Slow(type(forward)):
+                def __call__(self, input_ids, step):
+                    time.sleep(forward_delay)
+                    return real_call(self, input_ids, step)
+
+            forward.__class__ = Slow
+            return forward
+
+        MaskedDiffusionBackend._forward_for = slow_forward_for
 
     failing = set(faults.get("fail_forwards", []))
     if failing:

@@ -288,3 +288,28 @@ def test_the_worker_process_ends_when_the_server_is_killed(tmp_path: Path) -> No
         pytest.fail("the index worker outlived the killed server")
     finally:
         server.kill()
+
+
+def test_an_edited_document_is_parsed_once_typing_pauses(tmp_path) -> None:
+    """Keystrokes queue one parse, run after the last key plus the quiet time, with the
+    latest text (a parse per key held the GIL that the key's completion needed)."""
+    import time
+
+    from lsp_server.context.index import Indexer, SymbolIndex
+
+    parsed: list[str] = []
+    indexer = Indexer(SymbolIndex())
+    try:
+        path = str(tmp_path / "typing.py")
+        start = time.monotonic()
+        for n in range(5):
+            text = f"def typed_{n}():\n    pass\n"
+            indexer.update(path, lambda text=text: parsed.append(text) or text, quiet_s=0.3)
+            time.sleep(0.05)
+        indexer.wait(5)
+        waited = time.monotonic() - start
+    finally:
+        indexer.shutdown()
+    assert parsed == ["def typed_4():\n    pass\n"]
+    assert waited >= 0.2 + 0.3 * 0.9
+    assert [d.path for d in indexer.index.lookup("typed_4")] == [path]

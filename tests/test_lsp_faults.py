@@ -84,6 +84,17 @@ def configure(client: LanguageClient, settings: dict) -> None:
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"diffill": settings}))
 
 
+async def test_status_is_busy_only_while_a_slow_request_runs(tiny_model_dir: Path) -> None:
+    """A request still in the engine after 100 ms turns the status busy, then ready;
+    a quick one (here: the cache) leaves it at ready, with no notification at all."""
+    async with server({"model": str(tiny_model_dir)}, {"forward_delay_s": 0.05}) as client:
+        open_doc(client)
+        await complete(client)  # loads the model, then at least one 50 ms forward per token
+        assert states(client) == ["loading", "ready", "busy", "ready"], states(client)
+        await complete(client)  # the same request again: answered from the cache
+        assert len(states(client)) == 4, states(client)
+
+
 async def test_missing_weights_told_once_then_recovered_by_config_change(tiny_model_dir: Path) -> None:
     async with server({"model": "/nonexistent/model"}) as client:
         open_doc(client)

@@ -155,9 +155,8 @@ async def test_model_load_reports_progress_and_status(client: LanguageClient):
     open_doc(client)
     await client.text_document_inline_completion_async(inline_params(*CURSOR))
     states = [s["state"] for s in client.statuses]
-    assert states[:2] == ["loading", "ready"], states
-    # the request itself: busy while the engine computes, then ready again
-    assert states[2:4] == ["busy", "ready"], states
+    # a quick request leaves the status at ready (busy only after 100 ms: tests/test_lsp_faults.py)
+    assert states == ["loading", "ready"], states
     kinds = [[v.kind for v in reports] for reports in client.progress_reports.values()]
     assert ["begin", "end"] in kinds, kinds
 
@@ -379,8 +378,8 @@ async def test_model_reload_on_settings_change_and_log_file(client: LanguageClie
         settings={"diffill": {"threads": 2, "logFile": str(log_file)}}))
     result = await client.text_document_inline_completion_async(inline_params(*CURSOR))
     states = [s["state"] for s in client.statuses]
-    # load, request, reload, request
-    assert states == ["loading", "ready", "busy", "ready", "loading", "ready", "busy", "ready"], states
+    # load, (a quick request: no busy), reload, request
+    assert states == ["loading", "ready", "loading", "ready"], states
     prefix, suffix = split_at(TEXT, *CURSOR)
     want = expected_middle(tiny_engine, prefix, suffix)
     assert [i.insert_text for i in result.items] == ([want] if want else [])

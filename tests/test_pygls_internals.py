@@ -49,3 +49,26 @@ def test_no_other_module_touches_pygls_private_api() -> None:
             if pattern.search(line):
                 offenders.append(f"{path.relative_to(PACKAGE.parent)}:{n}: {line.strip()}")
     assert not offenders, "pygls private API outside lsp_server/pygls_internals.py:\n" + "\n".join(offenders)
+
+
+def test_message_kinds_are_answered_once_per_class_and_the_same_as_pygls() -> None:
+    from lsprotocol import types
+    from pygls.protocol import json_rpc
+
+    from lsp_server.pygls_internals import MESSAGE_KIND_PROTOCOLS, _OncePerClass, answer_message_kinds_once
+
+    answer_message_kinds_once()
+    answer_message_kinds_once()  # twice: still one layer
+    request = types.InlineCompletionRequest(id=1, params=types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri="file:///a.py"), position=types.Position(0, 0),
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+    note = types.InitializedNotification(params=types.InitializedParams())
+    response = json_rpc.JsonRPCResponseMessage(id=1, result=None, jsonrpc="2.0")
+    for name in MESSAGE_KIND_PROTOCOLS:
+        check = getattr(json_rpc, name)
+        assert isinstance(check, _OncePerClass) and not isinstance(check.protocol, _OncePerClass)
+        for message in (request, note, response, request):
+            assert isinstance(message, check) == isinstance(message, check.protocol)
+        assert len(check.answers) == 3
+    assert isinstance(request, json_rpc.RPCRequest) and not isinstance(note, json_rpc.RPCRequest)
+    assert isinstance(note, json_rpc.RPCNotification) and isinstance(response, json_rpc.RPCResponse)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,6 +34,9 @@ MAX_DEFINITIONS = 2_000_000
 PROGRESS_EVERY = 250
 #: files parsed per batch (one round trip to the worker process)
 BATCH = 32
+#: an edited open document is parsed again only once typing has paused this long: a parse
+#: per keystroke competed with the completion that keystroke asked for (tree-sitter holds the GIL)
+TYPING_QUIET_S = 1.0
 
 #: (message, files done) -> None, called from the index thread
 ProgressFn = Callable[[str, int], None]
@@ -195,7 +199,8 @@ class Indexer:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="diffill-index", initializer=_lower_priority)
         self.worker = ParseWorker()
         self._generation = 0
-        self._pending: dict[str, tuple[Callable[[], str | None], str | None]] = {}
+        #: path -> (text_of, language id, monotonic time before which it is not parsed)
+        self._pending: dict[str, tuple[Callable[[], str | None], str | None, float]] = {}
         self._lock = threading.Lock()
         self.ready = False
         self.files_seen = 0
@@ -263,19 +268,27 @@ class Indexer:
         self.files_seen = done
         return done
 
-    def update(self, path: str, text_of: Callable[[], str | None], language_id: str | None = None) -> None:
+    def update(self, path: str, text_of: Callable[[], str | None], language_id: str | None = None,
+               quiet_s: float = 0.0) -> None:
         """Re-index ``path`` soon: ``text_of`` gives its text (an open document's,
         or None to read the file; a missing file is dropped).  Updates of one path
-        coalesce while one is queued: the latest ``text_of`` wins."""
+        coalesce while one is queued: the latest ``text_of`` wins.  With ``quiet_s``
+        (keystrokes), the parse waits until no update of the path came for that long."""
         with self._lock:
             queued = path in self._pending
-            self._pending[path] = (text_of, language_id)
+            self._pending[path] = (text_of, language_id, time.monotonic() + quiet_s)
         if not queued:
             self._pool.submit(self._update, path)
 
     def _update(self, path: str) -> None:
-        with self._lock:
-            text_of, language_id = self._pending.pop(path)
+        while True:
+            with self._lock:
+                text_of, language_id, not_before = self._pending[path]
+                wait = not_before - time.monotonic()
+                if wait <= 0:
+                    del self._pending[path]
+                    break
+            time.sleep(wait)  # typing goes on: every key moved not_before on
         rules = self.rules
         text = text_of()
         allowed = rules is None or (rules.may_read(path) if text is None else rules.may_use_open(path))

@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from lsp_server.context.pieces import Piece
+from lsp_server.documents.positions import line_starts
 
 CAPACITY = 16
 CHUNK_LINES = 64
@@ -34,14 +35,18 @@ class RecentChunks:
         self.lines = lines
         self._chunks: deque[Chunk] = deque(maxlen=capacity)
 
-    def note(self, uri: str, path: str, text: str, line: int) -> None:
-        """Remember the chunk of ``text`` around ``line``."""
-        all_lines = text.splitlines(keepends=True)
-        if not all_lines:
+    def note(self, uri: str, path: str, text: str, line: int, starts: list[int] | None = None) -> None:
+        """Remember the chunk of ``text`` around ``line``; ``starts`` (the line
+        offsets a Document already holds) spares splitting the whole text per keystroke."""
+        if not text:
             return
-        start = max(0, min(line - self.lines // 2, len(all_lines) - self.lines))
-        end = min(len(all_lines), start + self.lines)
-        body = "".join(all_lines[start:end])
+        if starts is None:
+            starts = line_starts(text)
+        # lines as splitlines() counts them: no empty line after a final line break
+        count = len(starts) - 1 if starts[-1] == len(text) else len(starts)
+        start = max(0, min(line - self.lines // 2, count - self.lines))
+        end = min(count, start + self.lines)
+        body = text[starts[start]:starts[end] if end < len(starts) else len(text)]
         if not body.strip():
             return
         kept = [c for c in self._chunks

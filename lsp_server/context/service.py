@@ -23,7 +23,7 @@ from engine.window import CHARS_PER_TOKEN, DEFAULT_CONTEXT_TOKENS, context_room
 from lsp_server.config import Settings
 from lsp_server.context import definitions
 from lsp_server.context.files import read_source, read_span
-from lsp_server.context.index import Definition, Indexer, ProgressFn, SymbolIndex
+from lsp_server.context.index import TYPING_QUIET_S, Definition, Indexer, ProgressFn, SymbolIndex
 from lsp_server.context.pieces import Packed, Piece
 from lsp_server.context.privacy import Rules
 from lsp_server.context.recent import RecentChunks
@@ -110,11 +110,11 @@ class ContextService:
         if path is None or not self.rules.may_use_open(path):
             return
         real = real_path(path)
-        self.indexer.update(real, lambda: doc.text, doc.language_id)
+        self.indexer.update(real, lambda: doc.text, doc.language_id, 0.0 if line is None else TYPING_QUIET_S)
         if line is None:  # opened or saved: its identifier windows now, not in a later request
             self.similar.prepare(OpenText(doc.uri, self.rules.shown_path(path), doc.version, doc.text))
         else:
-            self.recent.note(doc.uri, self.rules.shown_path(path), doc.text, line)
+            self.recent.note(doc.uri, self.rules.shown_path(path), doc.text, line, doc.starts)
 
     def document_closed(self, uri: str) -> None:
         """The file on disk is what counts again."""
@@ -186,7 +186,7 @@ class ContextService:
         found += [p for p in self.recent.candidates(doc.uri) if self._allowed_uri(p.uri)]
         packed = pack(found, budget, count, self.rules.shown_path(path) if path else None)
         if note and path is not None:
-            self.recent.note(doc.uri, self.rules.shown_path(path), doc.text, line)
+            self.recent.note(doc.uri, self.rules.shown_path(path), doc.text, line, doc.starts)
         return packed
 
     def _allowed_uri(self, uri: str) -> bool:

@@ -7,6 +7,7 @@ request can hold a snapshot (text + version) while the user keeps typing.
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -51,20 +52,33 @@ class Change:
 
 def apply_changes(doc: Document, changes: list[Change], version: int, encoding: str) -> Document:
     """Apply ``changes`` in order (each against the result of the previous one)."""
-    text = doc.text
     current = doc
     for change in changes:
         if change.range is None:
-            text = change.text
-        else:
-            start_pos, end_pos = change.range
-            start = current.offset(start_pos.line, start_pos.character, encoding, strict=False)
-            end = current.offset(end_pos.line, end_pos.character, encoding, strict=False)
-            if end < start:
-                raise PositionError(f"change range ends before it starts: {change.range}")
-            text = text[:start] + change.text + text[end:]
-        current = Document(doc.uri, text, version, doc.language_id)
-    return Document(doc.uri, text, version, doc.language_id)
+            current = Document(doc.uri, change.text, version, doc.language_id)
+            continue
+        start_pos, end_pos = change.range
+        start = current.offset(start_pos.line, start_pos.character, encoding, strict=False)
+        end = current.offset(end_pos.line, end_pos.character, encoding, strict=False)
+        if end < start:
+            raise PositionError(f"change range ends before it starts: {change.range}")
+        text = current.text[:start] + change.text + current.text[end:]
+        current = Document(doc.uri, text, version, doc.language_id, _shifted_starts(current, start, end, change.text))
+    return current if current.version == version else Document(doc.uri, current.text, version, doc.language_id)
+
+
+def _shifted_starts(old: Document, start: int, end: int, new_text: str) -> list[int]:
+    """The edited text's line starts from the old ones: a keystroke in a long
+    file moves the starts after it instead of scanning the whole text again.
+    Empty (computed when first needed) where a ``\r`` could join or split a line break."""
+    starts = old.starts
+    if "\r" in new_text or "\r" in old.text:
+        return []
+    first = bisect_right(starts, start)  # these lines begin at or before the edit: unchanged
+    last = bisect_right(starts, end)  # these begin after it: shifted
+    delta = len(new_text) - (end - start)
+    inserted = [start + i + 1 for i, ch in enumerate(new_text) if ch == "\n"] if "\n" in new_text else []
+    return starts[:first] + inserted + [s + delta for s in starts[last:]]
 
 
 #: the open documents as they were when the current request was dispatched
