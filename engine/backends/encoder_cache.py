@@ -69,8 +69,14 @@ class CanvasStepper:
         self.heads = int(self.config.num_attention_heads)
         self.head_dim = int(self.config.hidden_size) // self.heads
         positions = torch.arange(length, device=self._device())
-        self._rotary = {kind: self.encoder.rotary_emb(self._probe(), positions[None], kind)
-                        for kind in set(self.config.layer_types)}
+        #: per layer kind: cos and "signed sin" tables (1, 1, L, head_dim), see _rotate
+        self._rotary: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for kind in set(self.config.layer_types):
+            cos, sin = self.encoder.rotary_emb(self._probe(), positions[None], kind)
+            half = sin.shape[-1] // 2
+            self._rotary[kind] = (cos[:, None], torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)[:, None])
+        #: per layer kind: the attention mask of every position, (1, 1, L, L), made on first use
+        self._masks: dict[str, torch.Tensor] = {}
 
     def _device(self) -> torch.device:
         return self.encoder.embeddings.tok_embeddings.weight.device
@@ -79,14 +85,17 @@ class CanvasStepper:
         """A tensor of the model's dtype (the rotary tables take it)."""
         return self.encoder.embeddings.tok_embeddings.weight[:1]
 
-    def _mask(self, kind: str, queries: torch.Tensor) -> torch.Tensor:
-        """Boolean (1, 1, queries, L) attention mask: padding never, and sliding
+    def _mask(self, kind: str) -> torch.Tensor:
+        """Boolean (1, 1, L, L) attention mask: padding never, and sliding
         layers only within ``half_window`` positions (as transformers' mask)."""
-        keys = torch.arange(self.length, device=queries.device)
-        allowed = (keys < self.valid)[None, :].expand(queries.numel(), -1)
-        if kind == "sliding_attention":
-            allowed = allowed & ((queries[:, None] - keys[None, :]).abs() <= self.half_window)
-        return allowed[None, None]
+        mask = self._masks.get(kind)
+        if mask is None:
+            keys = torch.arange(self.length, device=self._device())
+            allowed = (keys < self.valid)[None, :].expand(self.length, -1)
+            if kind == "sliding_attention":
+                allowed = allowed & ((keys[:, None] - keys[None, :]).abs() <= self.half_window)
+            mask = self._masks[kind] = allowed[None, None]
+        return mask
 
     @torch.inference_mode()
     def full(self, input_ids: torch.Tensor, start: int, stop: int) -> torch.Tensor:
@@ -125,13 +134,15 @@ class CanvasStepper:
 
     def _run(self, ids: torch.Tensor, positions: torch.Tensor, *, keep: bool) -> torch.Tensor:
         hidden = self.encoder.embeddings(input_ids=ids)
-        masks = {kind: self._mask(kind, positions) for kind in self._rotary}
+        rows = _rows(positions)
+        # per layer kind, once per forward (not per layer): rotary tables and mask rows of these positions
+        tables = {kind: (cos[:, :, rows], sin[:, :, rows], self._mask(kind)[:, :, rows])
+                  for kind, (cos, sin) in self._rotary.items()}
         for index, layer in enumerate(self.encoder.layers):
             if self.cancel is not None:  # a forward is tens of ms on a CPU: stop between layers
                 self.cancel.raise_if_cancelled()
-            kind = layer.attention_type
-            cos, sin = (t[:, positions] for t in self._rotary[kind])
-            attention = self._attend(layer, layer.attn_norm(hidden), index, positions, cos, sin, masks[kind], keep)
+            cos, sin, mask = tables[layer.attention_type]
+            attention = self._attend(layer, layer.attn_norm(hidden), index, positions, cos, sin, mask, keep)
             hidden = hidden + attention
             hidden = hidden + layer.mlp(layer.mlp_norm(hidden))
         return self.encoder.final_norm(hidden)
@@ -140,13 +151,12 @@ class CanvasStepper:
                 sin: torch.Tensor, mask: torch.Tensor, keep: bool) -> torch.Tensor:
         attn = layer.attn
         n = positions.numel()
-        qkv = attn.Wqkv(x).view(1, n, 3, self.heads, self.head_dim)
-        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(dim=2))
-        cos, sin = cos[:, None], sin[:, None]
-        q = q * cos + _rotate_half(q) * sin
-        k = k * cos + _rotate_half(k) * sin
+        # (3, 1, heads, n, head_dim) views: queries and keys are rotated together
+        qkv = attn.Wqkv(x).view(1, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = _rotate(qkv[:2], cos, sin).unbind(0)
+        v = qkv[2]
         if keep:
-            self.kept.append(_Kept(k.contiguous(), v.contiguous()))
+            self.kept.append(_Kept(k, v.contiguous()))
             keys, values = k, v
         elif not self.kept:  # a plain full forward (nothing kept)
             keys, values = k, v
@@ -159,6 +169,15 @@ class CanvasStepper:
         return attn.Wo(out.transpose(1, 2).reshape(1, n, -1))
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+def _rows(positions: torch.Tensor) -> slice | torch.Tensor:
+    """``positions`` as a slice where they are one stretch (a view, no copy), else as they are."""
+    first, last = int(positions[0]), int(positions[-1])
+    return slice(first, last + 1) if last - first + 1 == positions.numel() else positions
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """Rotary positions: ``x * cos + rotate_half(x) * sin`` (transformers' form), with
+    the sign of ``rotate_half`` folded into ``signed_sin`` (the first half negated), so
+    that it is one concatenation and no negation per layer."""
     half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + torch.cat((x[..., half:], x[..., :half]), dim=-1) * signed_sin
