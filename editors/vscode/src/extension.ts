@@ -123,7 +123,7 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
   output.info(`starting the diffill server: ${[cmd.command, ...cmd.args].join(' ')}`);
   // handlers before start: the server may report status as soon as it is initialized
   c.onNotification('diffill/status', (p: StatusParams) => {
-    // busy/ready flip on every request: show them in the status bar, keep them out of the log
+    // busy/ready flip on every slow request (busy after 100 ms in the engine): show them in the status bar, keep them out of the log
     const perRequest = p.state === 'busy' || (p.state === 'ready' && status.state.state === 'busy');
     status.set(p);
     if (!perRequest) output.info(`status: ${p.state} ${p.message}`);
