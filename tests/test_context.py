@@ -313,3 +313,25 @@ def test_an_edited_document_is_parsed_once_typing_pauses(tmp_path) -> None:
     assert parsed == ["def typed_4():\n    pass\n"]
     assert waited >= 0.2 + 0.3 * 0.9
     assert [d.path for d in indexer.index.lookup("typed_4")] == [path]
+
+
+def test_a_typed_document_waiting_for_a_pause_does_not_hold_up_other_updates(tmp_path) -> None:
+    import time
+
+    from lsp_server.context.index import Indexer, SymbolIndex
+
+    indexer = Indexer(SymbolIndex())
+    try:
+        typed, other = str(tmp_path / "typed.py"), str(tmp_path / "other.py")
+        indexer.update(typed, lambda: "def typed():\n    pass\n", quiet_s=2.0)
+        time.sleep(0.05)  # the typed update is on the index thread, waiting for the pause
+        indexer.update(other, lambda: "def other():\n    pass\n")
+        deadline = time.monotonic() + 1.5
+        while not indexer.index.lookup("other") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert indexer.index.lookup("other"), "the other file waited for the typing pause"
+        assert not indexer.index.lookup("typed")
+        indexer.wait(5)
+        assert indexer.index.lookup("typed")
+    finally:
+        indexer.shutdown()

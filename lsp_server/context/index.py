@@ -191,7 +191,8 @@ def _lower_priority() -> None:
 
 
 class Indexer:
-    """Runs builds and single-file updates, in order, on one background thread."""
+    """Runs builds and single-file updates, in order, on one background thread
+    (an update that waits for a pause in typing waits on a timer, not on the thread)."""
 
     def __init__(self, index: SymbolIndex) -> None:
         self.index = index
@@ -281,14 +282,15 @@ class Indexer:
             self._pool.submit(self._update, path)
 
     def _update(self, path: str) -> None:
-        while True:
-            with self._lock:
-                text_of, language_id, not_before = self._pending[path]
-                wait = not_before - time.monotonic()
-                if wait <= 0:
-                    del self._pending[path]
-                    break
-            time.sleep(wait)  # typing goes on: every key moved not_before on
+        with self._lock:
+            text_of, language_id, not_before = self._pending[path]
+            wait = not_before - time.monotonic()
+            if wait > 0:  # typing goes on: come back when it may have paused (the thread stays free meanwhile)
+                timer = threading.Timer(wait, self._resubmit, (path,))
+                timer.daemon = True
+                timer.start()
+                return
+            del self._pending[path]
         rules = self.rules
         text = text_of()
         allowed = rules is None or (rules.may_read(path) if text is None else rules.may_use_open(path))
@@ -307,9 +309,26 @@ class Indexer:
     def remove(self, path: str) -> None:
         self._pool.submit(self.index.remove, path)
 
+    def _resubmit(self, path: str) -> None:
+        try:
+            self._pool.submit(self._update, path)
+        except RuntimeError:  # shut down meanwhile
+            pass
+
     def wait(self, timeout: float | None = None) -> None:
-        """Block until the work queued so far is done (tests, benchmarks)."""
-        self._pool.submit(lambda: None).result(timeout)
+        """Block until the work queued so far is done, updates waiting for a pause
+        in typing included (tests, benchmarks); ``TimeoutError`` after ``timeout`` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            self._pool.submit(lambda: None).result(left)
+            with self._lock:
+                due = min((not_before for _, _, not_before in self._pending.values()), default=None)
+            if due is None:
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError("index updates still pending")
+            time.sleep(max(due - time.monotonic(), 0.01))
 
     def shutdown(self) -> None:
         with self._lock:
