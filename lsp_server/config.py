@@ -188,21 +188,22 @@ class Settings:
         return self.model is not None and self.model in self.trust_remote_code
 
     def engine_key(self) -> tuple[Any, ...]:
-        """Settings whose change needs the model loaded again (computed once: every
-        request asks, and settings objects never change)."""
-        key = self.__dict__.get("_engine_key")
-        if key is None:
-            key = tuple(getattr(self, f.name) for f in SETTING_FIELDS if spec_of(f).reload) + (
-                self.trusts_model_code(),)
-            object.__setattr__(self, "_engine_key", key)
-        return key
+        """Settings whose change needs the model loaded again."""
+        return self._once("_engine_key", lambda: tuple(
+            getattr(self, f.name) for f in SETTING_FIELDS if spec_of(f).reload) + (self.trusts_model_code(),))
 
     def request_key(self) -> tuple[Any, ...]:
-        """Settings that change a completion's text (part of the cache key; computed once)."""
-        key = self.__dict__.get("_request_key")
+        """Settings that change a completion's text (part of the cache key)."""
+        return self._once("_request_key", lambda: tuple(
+            getattr(self, f.name) for f in SETTING_FIELDS if spec_of(f).cache))
+
+    def _once(self, name: str, compute: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
+        """``compute()``, kept on this object: every request asks for the keys, and a
+        settings object never changes (a change makes a new one)."""
+        key = self.__dict__.get(name)
         if key is None:
-            key = tuple(getattr(self, f.name) for f in SETTING_FIELDS if spec_of(f).cache)
-            object.__setattr__(self, "_request_key", key)
+            key = compute()
+            object.__setattr__(self, name, key)
         return key
 
 

@@ -52,7 +52,7 @@ class AppliedEdit:
     end: int
     new_len: int
     #: the document version the edit was applied to: any later version includes it
-    version: int = -1
+    version: int
 
 
 @dataclass

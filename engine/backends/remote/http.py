@@ -21,6 +21,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from engine.backends.remote.connection import ConnectionPool, abort
 from engine.backends.remote.options import ClientOptions
@@ -71,6 +72,10 @@ class HttpClient:
         o = self.options
         self._pool = ConnectionPool(self.base_url, self.proxy, self.tls, o.connect_timeout_s, o.read_timeout_s,
                                     keep=o.max_concurrency)
+        self._headers.update(self._pool.request_headers)
+        #: what every request target starts with: the base URL's own path (if any),
+        #: in absolute form through a plain-HTTP proxy
+        self._target_base = self._pool.target_prefix + urlsplit(self.base_url).path
         self._slots = threading.BoundedSemaphore(o.max_concurrency)
 
     def __repr__(self) -> str:  # never shows the key
@@ -102,21 +107,18 @@ class HttpClient:
     def _exchange(self, method: str, path: str, body: dict[str, Any] | None, framing: Framing,
                   token: CancellationToken) -> Iterator[Any]:
         payload = None if body is None else json.dumps(body).encode("utf-8")
-        headers = dict(self._headers, **self._pool.request_headers)
-        if payload is not None:
-            headers["Content-Type"] = "application/json"
-        target = self._target(path)
+        headers = self._headers if payload is None else {**self._headers, "Content-Type": "application/json"}
+        target = self._target_base + path
         attempt = 0
         while True:
             conn = self._pool.take()
             reused = conn.sock is not None
             unwatch = token.on_cancel(functools.partial(abort, conn))
             keep = False
-            phase = "connect"
+            phase = "send"  # connect failures are told by _connect itself
             try:
                 if not reused:
                     self._connect(conn, token)
-                phase = "send"
                 try:
                     conn.request(method, target, body=payload, headers=headers)
                     response = conn.getresponse()
@@ -152,13 +154,6 @@ class HttpClient:
                     self._pool.give_back(conn)
                 else:
                     conn.close()
-
-    def _target(self, path: str) -> str:
-        """The request target: the base URL's own path (if any) and ``path``,
-        in absolute form through a plain-HTTP proxy."""
-        rest = self.base_url.split("://", 1)[1]
-        base_path = rest[rest.index("/"):] if "/" in rest else ""
-        return self._pool.target_prefix + base_path + path
 
     def _connect(self, conn: http.client.HTTPConnection, token: CancellationToken) -> None:
         try:
