@@ -253,6 +253,26 @@ main();
 """
 
 
+MACHINE_SCOPED = frozenset(
+    key for key, prop in json.loads((EXT / "package.json").read_text())["contributes"]["configuration"]["properties"].items()
+    if prop.get("scope") == "machine")
+
+
+def write_user_settings(user_data: Path, settings: dict) -> None:
+    """Write settings where code-server's window reads them.
+
+    code-server is a remote window: VS Code takes machine-scoped settings
+    (diffill.server.*) only from the Remote settings there (``Machine/settings.json``
+    under the user data folder) and drops them from the User file once the extension's
+    manifest is registered. Written to the User file, they were seen or not depending on
+    that race (a reloaded window started the default ``diffill``), so they go where a
+    user of a remote window sets them: "Preferences: Open Remote Settings"."""
+    machine = {k: v for k, v in settings.items() if k in MACHINE_SCOPED}
+    for folder, values in (("User", {k: v for k, v in settings.items() if k not in machine}), ("Machine", machine)):
+        (user_data / folder).mkdir(parents=True, exist_ok=True)
+        (user_data / folder / "settings.json").write_text(json.dumps(values, indent=1))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -300,7 +320,7 @@ def run_driver(tmp: Path, server_cmd: list[str], settings: dict, files: dict[str
     common = ["--user-data-dir", str(user), "--extensions-dir", str(exts)]
     subprocess.run([code_server, *common, "--install-extension", str(vsix)], check=True, env=env,
                    capture_output=True, timeout=120)
-    (user / "User" / "settings.json").write_text(json.dumps({
+    write_user_settings(user, {
         "diffill.server.command": server_cmd[0],
         "diffill.server.args": server_cmd[1:],
         **{f"diffill.{k}": v for k, v in settings.items()},
@@ -318,7 +338,7 @@ def run_driver(tmp: Path, server_cmd: list[str], settings: dict, files: dict[str
         "update.mode": "none",
         "files.autoSave": "off",
         "python.languageServer": "None",
-    }))
+    })
     port = _free_port()
     log = open(tmp / "code-server.log", "w")  # noqa: SIM115 - code-server writes to it until the test ends
     proc = subprocess.Popen([code_server, *common, "--auth", "none", "--bind-addr", f"127.0.0.1:{port}",

@@ -33,7 +33,7 @@ from editor_sources import (
     server_starts,
     user_launcher,
 )
-from test_editor_vscode import ARTIFACTS, EXT, build_vsix, require_tools
+from test_editor_vscode import ARTIFACTS, EXT, build_vsix, require_tools, write_user_settings
 
 MANIFEST = json.loads((EXT / "package.json").read_text())
 PROPS = MANIFEST["contributes"]["configuration"]["properties"]
@@ -187,7 +187,7 @@ def open_hostile_workspace(tmp: Path, model_dir: Path, *, trust: bool, python_pa
     common = ["--user-data-dir", str(data), "--extensions-dir", str(exts)]
     subprocess.run([code_server, *common, "--install-extension", str(vsix)], check=True, env=env,
                    capture_output=True, timeout=120)
-    (data / "User" / "settings.json").write_text(json.dumps({
+    write_user_settings(data, {
         **user,
         "security.workspace.trust.enabled": True,
         "security.workspace.trust.startupPrompt": "always",
@@ -197,7 +197,7 @@ def open_hostile_workspace(tmp: Path, model_dir: Path, *, trust: bool, python_pa
         "extensions.autoCheckUpdates": False,
         "extensions.autoUpdate": False,
         "update.mode": "none",
-    }))
+    })
     port = _free_port()
     name = "trusted" if trust else "untrusted"
     log = open(tmp / "code-server.log", "w")  # noqa: SIM115 - code-server writes to it until the test ends

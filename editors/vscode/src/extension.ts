@@ -135,7 +135,11 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
     await c.start();
     if (status.state.state === 'starting') status.set({ state: 'loading', message: 'server started' });
   } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
+    let msg = err instanceof Error ? err.message : String(err);
+    if (vscode.env.remoteName) {
+      // machine-scoped settings in a local User settings file do not apply here (editors/vscode/README.md)
+      msg += `; this is a remote window (${vscode.env.remoteName}): diffill.server.* settings are read from your Remote settings only`;
+    }
     status.set({ state: 'error', message: `could not start ${cmd.command}: ${msg}` });
     output.appendLine(`[diffill] failed to start the server: ${msg}`);
     void vscode.window.showErrorMessage(`diffill: could not start the language server (${msg}).`, 'Show Log', 'Settings')
