@@ -54,8 +54,8 @@ def remote_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from lsp_server.app import create_server
     from lsp_server.logging_setup import set_log_file
-    from lsp_server.server import create_server
 
     if args.tcp is not None and not 0 < args.tcp < 65536:
         print(f"diffill: error: invalid port {args.tcp}", file=sys.stderr)

@@ -8,17 +8,15 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from lsprotocol import types
 
 from engine import Cancelled, DeviceError, Engine, EngineError, load_engine
 from engine.backends.remote.options import ClientOptions
 from lsp_server.config import Settings
+from lsp_server.notices import Notices
 from lsp_server.worker import EngineWorker
-
-if TYPE_CHECKING:
-    from lsp_server.server import DiffillServer
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +39,25 @@ class Loaded:
     notes: list[str] = field(default_factory=list)
 
 
+class HostServer(Protocol):
+    """What the engine host tells the user through the server (the server
+    implements it; the host does not depend on the server's module)."""
+
+    notices: Notices
+
+    def send_status(self, state: str, message: str, **extra: str) -> None: ...
+
+    def show_message(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None: ...
+
+    async def progress_begin(self, title: str) -> str | None: ...
+
+    def progress_end(self, token: str | None, message: str) -> None: ...
+
+
 class EngineHost:
     """The one engine, loaded on the worker thread when first needed."""
 
-    def __init__(self, server: DiffillServer, worker: EngineWorker) -> None:
+    def __init__(self, server: HostServer, worker: EngineWorker) -> None:
         self.server = server
         self.worker = worker
         self.engine: Engine | None = None

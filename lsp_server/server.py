@@ -369,12 +369,3 @@ class DiffillServer(LanguageServer):
     def progress_end(self, token: str | None, message: str) -> None:
         if token is not None:
             self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
-
-
-def create_server(settings: Settings | None = None) -> DiffillServer:
-    """A server with every feature registered."""
-    from lsp_server.features import register_all
-
-    server = DiffillServer(settings)
-    register_all(server)
-    return server
