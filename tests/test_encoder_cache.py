@@ -36,6 +36,40 @@ def test_a_full_forward_matches_transformers_with_padding(backend):
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("valid", [256, 200])
+def test_a_long_window_matches_transformers_with_and_without_padding(backend, valid):
+    """Longer than one chunk of a sliding layer's queries (the model's whole context),
+    and with no padding (the full layers then run unmasked): the full forward is still
+    transformers' own, and steps over one stretch or several on unchanged input give
+    the full forward's logits."""
+    ids, mask = _layout(length=256, valid=valid, seed=1)
+    expected = backend.canvas_logits(ids, 60, 190, mask)
+    stepper = CanvasStepper(backend.model, 256, valid)
+    full = stepper.full(ids, 60, 190)
+    torch.testing.assert_close(full, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(stepper.step(ids, 50, 200, 60, 190), full, rtol=1e-4, atol=1e-4)
+    positions = torch.cat((torch.arange(5, 20), torch.arange(100, 120)))
+    torch.testing.assert_close(stepper.step_at(ids, positions)[:, 15:], full[:, 40:60], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("valid", [256, 200])
+@pytest.mark.parametrize("kind", ["sliding_attention", "full_attention"])
+@pytest.mark.parametrize("rows", [slice(0, 256), slice(120, 250), slice(3, 40)])
+def test_banded_attention_is_the_masked_attention(backend, valid, kind, rows):
+    """The chunked (sliding) and unmasked (full, no padding) attention against one
+    masked call, with spread scores (every key weighs) so that a key lost or added at a band's edge shows."""
+    stepper = CanvasStepper(backend.model, 256, valid)
+    generator = torch.Generator().manual_seed(2)
+    n = rows.stop - rows.start
+    q = torch.randn(1, stepper.heads, n, stepper.head_dim, generator=generator)
+    k, v = (torch.randn(1, stepper.heads, 256, stepper.head_dim, generator=generator) for _ in range(2))
+    mask = stepper._mask(kind)[:, :, rows]
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=stepper.head_dim ** -0.5)
+    got = stepper._attention(q, k, v, encoder_cache._Attention(kind, rows, mask))
+    real = slice(0, max(0, min(n, valid - rows.start)))  # query rows of padding: masked to nothing either way
+    torch.testing.assert_close(got[:, :, real], expected[:, :, real], rtol=1e-5, atol=1e-5)
+
+
 def test_a_step_on_unchanged_input_equals_the_full_forward(backend):
     ids, _ = _layout()
     stepper = CanvasStepper(backend.model, 128, 120)
