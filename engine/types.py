@@ -35,6 +35,10 @@ class InfillRequest:
     exact; ``None``: the backend's default).  ``context`` holds
     snippets of other files, most relevant last, and ``path`` names the
     cursor's file; a backend that cannot use them ignores them.
+    ``reuse_previous`` lets the backend start from what an earlier request with
+    the same flag computed over a window that is mostly the same text (the
+    keystroke before: ``engine.backends.keystroke_reuse``); off, every request is
+    computed from scratch (benchmarks of independent cases).
     """
 
     prefix: str
@@ -50,6 +54,7 @@ class InfillRequest:
     context: tuple[ContextPiece, ...] = ()
     path: str | None = None
     refresh: int | None = None
+    reuse_previous: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.prefix, str) or not isinstance(self.suffix, str):

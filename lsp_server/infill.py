@@ -336,6 +336,8 @@ class InfillPipeline:
                 context_tokens=settings.context_tokens,
                 context=_pieces(plan.context),
                 path=plan.context.path if plan.context else None,
+                # keystrokes: start from what the last request computed over (mostly) the same window
+                reuse_previous=True,
             )
             engine_started = True
             stats.engine_started += 1

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.backends.base import DraftGenerator
+from engine.backends.keystroke_reuse import Base
 from engine.backends.masked_forward import StepForwards
 from engine.cancellation import CancellationToken
 from engine.context_format import prompt_context
@@ -83,6 +84,8 @@ class MaskedDiffusionBackend:
         self._split_head = all(hasattr(model, a) for a in ("model", "head", "decoder"))
         model_type = getattr(getattr(model, "config", None), "model_type", None)
         self.shape_bucket = SHAPE_BUCKET if model_type in PADDABLE_MODEL_TYPES else 1
+        #: what the last finished ``reuse_previous`` request with a full first forward kept
+        self._base: Base | None = None
 
     def padded_length(self, length: int) -> int:
         """``length`` rounded up to the shape bucket, within the model's positions."""
@@ -193,6 +196,8 @@ class MaskedDiffusionBackend:
                 yield Draft(step=step + 1, steps=steps, text=self._decode(state.middle_ids()),
                             confidence=state.middle_confidence(), done=False)
 
+        if request.reuse_previous:
+            self._base = forward.new_base() or self._base
         ids = state.middle_ids()
         middle = self._decode(ids)
         total_ms = (time.perf_counter() - t0) * 1000
@@ -206,6 +211,7 @@ class MaskedDiffusionBackend:
                 "forward_ms": forward_ms,
                 "prompt_tokens": float(len(prefix_ids) + len(suffix_ids)),
                 "context_tokens": float(len(head)),
+                "reused_previous": float(forward.reused),
             },
             confidence=state.middle_confidence(),
         )
@@ -218,7 +224,7 @@ class MaskedDiffusionBackend:
         refresh = int(request.refresh if request.refresh is not None else DEFAULT_REFRESH)
         return StepForwards(self.model, lambda ids: self.canvas_logits(ids, start, stop, attention_mask),
                             length=length, padded=length + pad, start=start, stop=stop, refresh=refresh,
-                            cancel=cancel)
+                            cancel=cancel, base=self._base if request.reuse_previous else None)
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False) if ids else ""

@@ -10,7 +10,9 @@ forms, chosen once per request:
   the same numbers, but a cancelled request stops between layers;
 * with ``refresh`` > 1, a full forward every ``refresh`` steps and in between
   only the canvas with ``MARGIN`` neighbours on each side, reusing the kept
-  keys and values of everything else.
+  keys and values of everything else; and, given the ``Base`` an earlier
+  request left (``engine.backends.keystroke_reuse``), a first forward over
+  what changed since it instead of a full one.
 
 Measured (docs/BENCHMARKS.md, issue 15): recomputing only the stretch around
 a growing middle's frontier instead of the whole canvas cost held-out exact
@@ -23,7 +25,14 @@ from collections.abc import Callable
 
 import torch
 
-from engine.backends import encoder_cache
+from engine.backends import encoder_cache, keystroke_reuse
+from engine.backends.keystroke_reuse import (
+    Base,
+    positions_to_recompute,
+    rebuilt_kept,
+    shared_positions,
+    worth_reusing,
+)
 from engine.cancellation import CancellationToken
 
 #: canvas neighbours recomputed with the canvas at a reusing step: the sliding
@@ -35,19 +44,41 @@ class StepForwards:
     """The forwards of one request: ``__call__(ids, step)`` returns (1, canvas, vocab) logits."""
 
     def __init__(self, model, plain: Callable[[torch.Tensor], torch.Tensor], *, length: int, padded: int,
-                 start: int, stop: int, refresh: int, cancel: CancellationToken) -> None:
+                 start: int, stop: int, refresh: int, cancel: CancellationToken, base: Base | None = None) -> None:
         self.plain = plain
         self.start, self.stop = start, stop
         self.length = length
         self.refresh = max(1, refresh)
         self.stepper = (encoder_cache.CanvasStepper(model, padded, length, cancel, keep=self.refresh > 1)
                         if encoder_cache.supports(model) else None)
+        #: the earlier request whose keys and values the first forward may reuse
+        self.base = base if self.stepper is not None and self.refresh > 1 else None
+        #: whether the first forward reused ``base`` (then this request is no base itself)
+        self.reused = False
+        self._last_ids: torch.Tensor | None = None
 
     def __call__(self, ids: torch.Tensor, step: int) -> torch.Tensor:
         stepper, start, stop = self.stepper, self.start, self.stop
         if stepper is None:
             return self.plain(ids)
+        self._last_ids = ids
+        if step == 0 and self.base is not None:
+            pairs = shared_positions(self.base, ids[0], start, stop, self.length)
+            if worth_reusing(pairs, start, stop, self.length):
+                self.reused = True
+                stepper.kept = rebuilt_kept(stepper, self.base, pairs)
+                positions = positions_to_recompute(pairs, start, stop, self.length, keystroke_reuse.MARGIN)
+                first = int((positions < start).sum())  # the canvas is one stretch among them
+                return stepper.step_at(ids, positions)[:, first:first + stop - start]
         if step % self.refresh == 0:
             return stepper.full(ids, start, stop)
         lo, hi = max(0, start - MARGIN), min(self.length, stop + MARGIN)
         return stepper.step(ids, lo, hi, start, stop)
+
+    def new_base(self) -> Base | None:
+        """What this finished request leaves for the next: its kept keys and values,
+        if it kept any and its first forward was a full one (reuse is never chained)."""
+        stepper = self.stepper
+        if stepper is None or not stepper.kept or self.reused or self._last_ids is None:
+            return None
+        return Base(ids=self._last_ids[0], kept=stepper.kept, start=self.start, stop=self.stop, length=self.length)

@@ -1,0 +1,142 @@
+"""Starting a request from the keys and values an earlier one kept
+(engine.backends.keystroke_reuse), on the tiny on-disk model every engine test uses."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.backends.encoder_cache import CanvasStepper
+from engine.backends.keystroke_reuse import (
+    MAX_CHANGED,
+    Base,
+    changed_near_canvas,
+    positions_to_recompute,
+    rebuilt_kept,
+    shared_positions,
+    worth_reusing,
+)
+from engine.cancellation import CancellationToken
+from engine.errors import Cancelled
+from engine.types import InfillRequest
+
+
+def _base(ids: list[int], start: int, stop: int) -> Base:
+    return Base(ids=torch.tensor(ids), kept=[], start=start, stop=stop, length=len(ids))
+
+
+def test_shared_positions_follow_a_window_that_slid_and_a_suffix_that_moved():
+    # base: prefix 10..19, canvas of 3 masks (0), suffix 50..54
+    old = list(range(10, 20)) + [0, 0, 0] + list(range(50, 55))
+    # the user typed: the window dropped token 10 at its start and ends in a new token 99
+    new = list(range(11, 20)) + [99] + [0, 0, 0] + list(range(50, 55))
+    pairs = shared_positions(_base(old, 10, 13), torch.tensor(new), 10, 13, len(new))
+    assert pairs[:9] == [(i, i + 1) for i in range(9)]  # prefix, one position on in the base
+    assert pairs[9:] == [(13 + k, 13 + k) for k in range(5)]  # the suffix, same place (same canvas start)
+    assert (9, 10) not in pairs  # the new token is recomputed
+
+
+def test_shared_positions_match_the_suffix_after_a_longer_prefix():
+    old = [5, 6, 7] + [0, 0] + [8, 9]
+    new = [5, 6, 7, 4] + [0, 0] + [8, 9]
+    pairs = shared_positions(_base(old, 3, 5), torch.tensor(new), 4, 6, len(new))
+    assert pairs == [(0, 0), (1, 1), (2, 2), (6, 5), (7, 6)]
+
+
+def test_a_first_token_cut_differently_costs_only_that_token():
+    """The server's window starts some characters before the cursor: as the user types,
+    its first token may be cut differently; the rest of the prefix is still shared."""
+    old = [3] + list(range(10, 20)) + [0, 0] + [50, 51]
+    new = [4] + list(range(10, 20)) + [0, 0] + [50, 51]
+    pairs = shared_positions(_base(old, 11, 13), torch.tensor(new), 11, 13, len(new))
+    assert pairs == [(i, i) for i in range(1, 11)] + [(13, 13), (14, 14)]
+
+
+def test_reuse_needs_most_of_the_context_and_few_changes_near_the_canvas():
+    old = list(range(10, 30))
+    new = list(range(40, 60))
+    pairs = shared_positions(_base(old, 10, 12), torch.tensor(new), 10, 12, 20)
+    assert pairs == [] and not worth_reusing(pairs, 10, 12, 20)
+    # 200 context tokens around a canvas at 100..108: changes far from the canvas do not count
+    everything = [(i, i) for i in range(208) if not 100 <= i < 108]
+    far = [(i, j) for i, j in everything if i not in (0, 1, 2, 205, 206, 207)]
+    assert changed_near_canvas(far, 100, 108, 208) == 0 and worth_reusing(far, 100, 108, 208)
+    near = [(i, j) for i, j in everything if i not in range(99 - MAX_CHANGED, 100)]
+    assert changed_near_canvas(near, 100, 108, 208) == MAX_CHANGED + 1 and not worth_reusing(near, 100, 108, 208)
+    assert worth_reusing(near[1:] + [(99 - MAX_CHANGED, 99 - MAX_CHANGED)], 100, 108, 208)
+    assert not worth_reusing(everything[:100], 100, 108, 208)  # half the context: another window
+
+
+def test_positions_to_recompute_are_the_changes_the_canvas_and_their_neighbours():
+    pairs = [(i, i) for i in range(40) if i not in (5,)] + [(i, i) for i in range(50, 80)]
+    got = positions_to_recompute(pairs, 40, 50, 80, margin=2).tolist()
+    assert got == [3, 4, 5, 6, 7] + list(range(38, 52))
+
+
+def test_rebuilt_keys_are_a_fresh_forward_s_where_tokens_are_shared(tiny_engine):
+    """A first layer's keys depend only on the token and its position: rebuilt from a
+    base whose window sat one token further on, they equal a fresh forward's keys."""
+    model = tiny_engine.backend.model
+    generator = torch.Generator().manual_seed(3)
+    tokens = torch.randint(5, 500, (200,), generator=generator)
+    old = torch.cat((tokens[:100], torch.zeros(8, dtype=torch.long), tokens[100:190]))
+    new = torch.cat((tokens[1:100], torch.tensor([7]), torch.zeros(8, dtype=torch.long), tokens[100:190]))
+    base_stepper = CanvasStepper(model, 198, 198)
+    base_stepper.full(old[None], 100, 108)
+    base = Base(ids=old, kept=base_stepper.kept, start=100, stop=108, length=198)
+    pairs = shared_positions(base, new, 100, 108, 198)
+    assert len(pairs) == 99 + 90
+    stepper = CanvasStepper(model, 198, 198)
+    kept = rebuilt_kept(stepper, base, pairs)
+    fresh = CanvasStepper(model, 198, 198)
+    fresh.full(new[None], 100, 108)
+    at = torch.tensor([i for i, _ in pairs])
+    torch.testing.assert_close(kept[0].keys[:, :, at], fresh.kept[0].keys[:, :, at], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(kept[0].values[:, :, at], fresh.kept[0].values[:, :, at], rtol=1e-5, atol=1e-5)
+    assert not torch.equal(base.kept[0].keys[:, :, at], kept[0].keys[:, :, at])  # they did move
+
+
+REQUEST = dict(prefix="def add(a, b):\n    return a", suffix="\n\nprint(add(1, 2))\n", max_new_tokens=8)
+
+
+@pytest.fixture()
+def backend(tiny_engine):
+    backend = tiny_engine.backend
+    backend._base = None
+    yield backend
+    backend._base = None
+
+
+def test_a_request_that_asks_starts_from_the_base_and_leaves_it_in_place(tiny_engine, backend):
+    first = tiny_engine.infill(InfillRequest(**REQUEST, reuse_previous=True))
+    assert not first.timings["reused_previous"]
+    base = backend._base
+    assert base is not None
+    typed = dict(REQUEST, prefix=REQUEST["prefix"] + " +")
+    second = tiny_engine.infill(InfillRequest(**typed, reuse_previous=True))
+    assert second.timings["reused_previous"]
+    assert backend._base is base  # never chained: a reused request is no base
+    plain = tiny_engine.infill(InfillRequest(**typed))
+    assert not plain.timings["reused_previous"] and backend._base is base
+
+
+def test_the_same_request_again_with_one_forward_gives_the_same_answer(tiny_engine, backend):
+    """With one forward per request the base holds the full forward of the very same
+    ids, so the reused first forward over the canvas is exact."""
+    one = dict(REQUEST, steps=1, threshold=1.0)
+    first = tiny_engine.infill(InfillRequest(**one, reuse_previous=True))
+    again = tiny_engine.infill(InfillRequest(**one, reuse_previous=True))
+    assert again.timings["reused_previous"]
+    assert again.middle == first.middle
+
+
+def test_requests_that_do_not_ask_never_keep_a_base(tiny_engine, backend):
+    tiny_engine.infill(InfillRequest(**REQUEST))
+    assert backend._base is None
+
+
+def test_a_cancelled_request_leaves_no_base(tiny_engine, backend):
+    token = CancellationToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        tiny_engine.infill(InfillRequest(**REQUEST, reuse_previous=True), token)
+    assert backend._base is None
