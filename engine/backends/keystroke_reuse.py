@@ -98,10 +98,12 @@ def rebuilt_kept(stepper: CanvasStepper, base: Base, pairs: list[tuple[int, int]
     """New keys and values for ``stepper``'s layout: the base's where a token is shared
     (keys rotated by its shift), zeros elsewhere (recomputed, or padding that is
     never attended to).  The base's own tensors are not changed."""
+    device = base.kept[0].keys.device if base.kept else None
     by_shift: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     for shift in sorted({i - j for i, j in pairs}):
         chosen = [(i, j) for i, j in pairs if i - j == shift]
-        by_shift[shift] = (torch.tensor([i for i, _ in chosen]), torch.tensor([j for _, j in chosen]))
+        by_shift[shift] = (torch.tensor([i for i, _ in chosen], device=device),
+                           torch.tensor([j for _, j in chosen], device=device))
     kept: list[_Kept] = []
     for layer, old in zip(stepper.encoder.layers, base.kept, strict=True):
         batch, heads, _, dim = old.keys.shape

@@ -68,6 +68,7 @@ class StepForwards:
                 self.reused = True
                 stepper.kept = rebuilt_kept(stepper, self.base, pairs)
                 positions = positions_to_recompute(pairs, start, stop, self.length, keystroke_reuse.MARGIN)
+                positions = positions.to(ids.device)
                 first = int((positions < start).sum())  # the canvas is one stretch among them
                 return stepper.step_at(ids, positions)[:, first:first + stop - start]
         if step % self.refresh == 0:
