@@ -253,9 +253,9 @@ main();
 """
 
 
-MACHINE_SCOPED = frozenset(
-    key for key, prop in json.loads((EXT / "package.json").read_text())["contributes"]["configuration"]["properties"].items()
-    if prop.get("scope") == "machine")
+MANIFEST = json.loads((EXT / "package.json").read_text())
+MACHINE_SCOPED = frozenset(key for key, prop in MANIFEST["contributes"]["configuration"]["properties"].items()
+                           if prop.get("scope") == "machine")
 
 
 def write_user_settings(user_data: Path, settings: dict) -> None:

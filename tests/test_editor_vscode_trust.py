@@ -33,9 +33,8 @@ from editor_sources import (
     server_starts,
     user_launcher,
 )
-from test_editor_vscode import ARTIFACTS, EXT, build_vsix, require_tools, write_user_settings
+from test_editor_vscode import ARTIFACTS, MANIFEST, build_vsix, require_tools, write_user_settings
 
-MANIFEST = json.loads((EXT / "package.json").read_text())
 PROPS = MANIFEST["contributes"]["configuration"]["properties"]
 #: settings that name a program, its arguments or environment, an interpreter, code to
 #: trust or a file to write: a workspace must never set them

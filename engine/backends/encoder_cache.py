@@ -37,7 +37,7 @@ def supports(model) -> bool:
 
 
 @dataclass
-class _Kept:
+class Kept:
     """One layer's keys and values for every position, (1, heads, L, head_dim)."""
 
     keys: torch.Tensor
@@ -64,7 +64,7 @@ class CanvasStepper:
         self.config = model.config
         self.length = length
         self.valid = valid
-        self.kept: list[_Kept] = []
+        self.kept: list[Kept] = []
         self.half_window = int(self.config.local_attention) // 2
         self.heads = int(self.config.num_attention_heads)
         self.head_dim = int(self.config.hidden_size) // self.heads
@@ -77,6 +77,16 @@ class CanvasStepper:
             self._rotary[kind] = (cos[:, None], torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)[:, None])
         #: per layer kind: the attention mask of every position, (1, 1, L, L), made on first use
         self._masks: dict[str, torch.Tensor] = {}
+
+    def shifted_keys(self, keys: torch.Tensor, shift: int, kind: str) -> torch.Tensor:
+        """Kept ``keys`` (1, heads, n, head_dim) of a ``kind`` layer as they would be
+        ``shift`` positions further on (negative: back): rotary positions compose,
+        R(p + d) = R(d) R(p), so a rotation by the shift moves them."""
+        if not shift:
+            return keys
+        cos, sin = self._rotary[kind]
+        cos, sin = cos[:, :, abs(shift)][:, :, None], sin[:, :, abs(shift)][:, :, None]
+        return _rotate(keys, cos, sin if shift > 0 else -sin)
 
     def _device(self) -> torch.device:
         return self.encoder.embeddings.tok_embeddings.weight.device
@@ -158,7 +168,7 @@ class CanvasStepper:
         q, k = _rotate(qkv[:2], cos, sin).unbind(0)
         v = qkv[2]
         if keep:
-            self.kept.append(_Kept(k, v.contiguous()))
+            self.kept.append(Kept(k, v.contiguous()))
             keys, values = k, v
         elif not self.kept:  # a plain full forward (nothing kept)
             keys, values = k, v

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.backends.encoder_cache import CanvasStepper, _Kept, _rotate
+from engine.backends.encoder_cache import CanvasStepper, Kept
 
 #: how far the window's start may have slid between base and request, in tokens
 MAX_SLIDE = 4
@@ -48,7 +48,7 @@ class Base:
     its last forward's input ids and every layer's kept keys and values."""
 
     ids: torch.Tensor  # (padded,) long
-    kept: list[_Kept]
+    kept: list[Kept]
     start: int  # the canvas: [start, stop)
     stop: int
     length: int  # real (unpadded) positions
@@ -94,7 +94,7 @@ def worth_reusing(pairs: list[tuple[int, int]], start: int, stop: int, length: i
             and changed_near_canvas(pairs, start, stop, length) <= MAX_CHANGED)
 
 
-def rebuilt_kept(stepper: CanvasStepper, base: Base, pairs: list[tuple[int, int]]) -> list[_Kept]:
+def rebuilt_kept(stepper: CanvasStepper, base: Base, pairs: list[tuple[int, int]]) -> list[Kept]:
     """New keys and values for ``stepper``'s layout: the base's where a token is shared
     (keys rotated by its shift), zeros elsewhere (recomputed, or padding that is
     never attended to).  The base's own tensors are not changed."""
@@ -104,21 +104,15 @@ def rebuilt_kept(stepper: CanvasStepper, base: Base, pairs: list[tuple[int, int]
         chosen = [(i, j) for i, j in pairs if i - j == shift]
         by_shift[shift] = (torch.tensor([i for i, _ in chosen], device=device),
                            torch.tensor([j for _, j in chosen], device=device))
-    kept: list[_Kept] = []
+    kept: list[Kept] = []
     for layer, old in zip(stepper.encoder.layers, base.kept, strict=True):
         batch, heads, _, dim = old.keys.shape
         keys = old.keys.new_zeros(batch, heads, stepper.length, dim)
         values = old.values.new_zeros(batch, heads, stepper.length, dim)
-        cos_table, sin_table = stepper._rotary[layer.attention_type]
         for shift, (new_at, old_at) in by_shift.items():
-            moved = old.keys[:, :, old_at]
-            if shift:
-                cos = cos_table[:, :, abs(shift)][:, :, None]
-                sin = sin_table[:, :, abs(shift)][:, :, None]
-                moved = _rotate(moved, cos, sin if shift > 0 else -sin)
-            keys[:, :, new_at] = moved
+            keys[:, :, new_at] = stepper.shifted_keys(old.keys[:, :, old_at], shift, layer.attention_type)
             values[:, :, new_at] = old.values[:, :, old_at]
-        kept.append(_Kept(keys, values))
+        kept.append(Kept(keys, values))
     return kept
 
 
