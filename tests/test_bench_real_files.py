@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.bench.real_files import TYPED, overrides, pick_files, site_in
+from lsp_server.bench.real_files import TYPED, Site, interleaved, overrides, pick_files, site_in
 
 CODE = "import os\n\n\ndef main(argv):\n    value = compute_the_answer(argv, 42)\n    return value\n"
 
@@ -41,6 +41,16 @@ def test_files_are_spread_and_filtered_by_size(tmp_path: Path):
     assert picked[0].name == "m0.py" and picked[-1].name == "m9.py"
     with pytest.raises(ValueError, match="no .py files"):
         pick_files(tmp_path / "nothing", 3)
+
+
+def test_no_measurement_follows_one_on_the_same_site():
+    """The engine may reuse the last request's keys and values: the invoked request
+    on a site must not be the base of the same site's typing (nor the reverse)."""
+    sites = [Site(Path(f"m{i}.py"), f"p{i}", "t", "s") for i in range(4)]
+    order = [(n, kind) for n, _, kind in interleaved(sites)]
+    assert sorted(order) == sorted((n, kind) for n in range(4) for kind in ("invoked", "automatic"))
+    assert all(a[0] != b[0] for a, b in zip(order, order[1:]))
+    assert all(order.index((n, "invoked")) < order.index((n, "automatic")) for n in range(4))
 
 
 def test_setting_overrides_parse_json_or_words():
