@@ -16,6 +16,9 @@ reusing A's keys and values.
     .venv/bin/python scripts/keystroke-reuse.py --files .venv/lib/python3.11/site-packages/_pytest --count 40 \
         --out docs/bench/keystroke-reuse-real-files.json
 
+``--base-cancelled`` stops A right after its first forward, as the next keystroke
+usually stops a request in the editor (the base is then that first forward's).
+
 ``--files`` takes the sites of `diffill bench lsp --files` (long files: the window is
 full, so typing slides its start) in place of the held-out cases. Both requests are
 cut around the cursor as the server cuts them.
@@ -64,6 +67,16 @@ def timed(engine: Engine, request: InfillRequest) -> tuple[Any, float]:
     return result, (time.perf_counter() - t0) * 1000
 
 
+def run_base(engine: Engine, request: InfillRequest, cancelled: bool) -> None:
+    """Request A, to the end or (``cancelled``) only up to its first draft: its first forward."""
+    if not cancelled:
+        engine.infill(request)
+        return
+    drafts = engine.stream(request)
+    next(drafts)
+    drafts.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subset", default="heldout-single")
@@ -75,6 +88,8 @@ def main() -> None:
                         help="neighbours recomputed around changes and canvas (engine.backends.keystroke_reuse.MARGIN)")
     parser.add_argument("--max-changed", type=int, default=None,
                         help="context tokens that may differ from the base (keystroke_reuse.MAX_CHANGED)")
+    parser.add_argument("--base-cancelled", action="store_true",
+                        help="stop A after its first forward (the server's next keystroke does that)")
     parser.add_argument("--out", type=Path, default=Path("bench-results/keystroke-reuse.json"))
     args = parser.parse_args()
     if args.margin is not None:
@@ -90,7 +105,8 @@ def main() -> None:
         if len(prefix) <= args.typed:
             continue
         engine.backend._base = None  # A starts from scratch and becomes the base
-        engine.infill(window_request(engine, prefix[:-args.typed], suffix, reuse_previous=True))
+        run_base(engine, window_request(engine, prefix[:-args.typed], suffix, reuse_previous=True),
+                 args.base_cancelled)
         today, today_ms = timed(engine, window_request(engine, prefix, suffix))
         reused, reused_ms = timed(engine, window_request(engine, prefix, suffix, reuse_previous=True))
         rows.append({"today": today.middle, "reused": reused.middle, "truth": truth,
@@ -104,6 +120,7 @@ def main() -> None:
         "typed": args.typed,
         "margin": keystroke_reuse.MARGIN,
         "max_changed": keystroke_reuse.MAX_CHANGED,
+        "base_cancelled": args.base_cancelled,
         "near": keystroke_reuse.NEAR,
         "min_shared": keystroke_reuse.MIN_SHARED,
         "did_reuse": sum(r["did_reuse"] for r in rows),

@@ -134,7 +134,65 @@ def test_requests_that_do_not_ask_never_keep_a_base(tiny_engine, backend):
     assert backend._base is None
 
 
-def test_a_cancelled_request_leaves_no_base(tiny_engine, backend):
+def test_a_request_cancelled_after_its_first_forward_leaves_that_forward_as_base(tiny_engine, backend):
+    """The next keystroke usually cancels a request during its later steps: the
+    full first forward it finished is still the next request's base."""
+    token = CancellationToken()
+    drafts = tiny_engine.stream(InfillRequest(**dict(REQUEST, steps=8), reuse_previous=True), token)
+    first = next(drafts)
+    assert not first.done and backend._base is not None
+    base = backend._base
+    token.cancel()
+    with pytest.raises(Cancelled):
+        next(drafts)
+    assert backend._base is base and len(base.kept) == len(backend.model.model.layers)
+    typed = dict(REQUEST, prefix=REQUEST["prefix"] + " +")
+    assert tiny_engine.infill(InfillRequest(**typed, reuse_previous=True)).timings["reused_previous"]
+
+
+def _cancel_at_layer(backend, token: CancellationToken, at: int, calls: list[int]) -> list:
+    """Hooks that cancel ``token`` when layer ``at`` starts (the stepper runs a layer by its
+    parts, so the hook sits on its first one) and record which layers started."""
+    def hook(index: int):
+        def before(*_: object) -> None:
+            calls.append(index)
+            if index == at:
+                token.cancel()
+        return before
+    return [layer.attn_norm.register_forward_pre_hook(hook(i)) for i, layer in enumerate(backend.model.model.layers)]
+
+
+def test_a_keystroke_during_the_first_forward_lets_it_finish_as_the_base(tiny_engine, backend):
+    """Cancelled in the middle of its full first forward (the next key comes while it
+    runs), a request that leaves a base finishes that forward, keeps it, then stops."""
+    token, calls = CancellationToken(), []
+    layers = len(backend.model.model.layers)
+    hooks = _cancel_at_layer(backend, token, 0, calls)
+    try:
+        with pytest.raises(Cancelled):
+            tiny_engine.infill(InfillRequest(**REQUEST, reuse_previous=True), token)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert calls == list(range(layers)) and layers > 1  # the forward ran to its end, nothing after it
+    assert backend._base is not None and len(backend._base.kept) == layers
+    typed = dict(REQUEST, prefix=REQUEST["prefix"] + " +")
+    assert tiny_engine.infill(InfillRequest(**typed, reuse_previous=True)).timings["reused_previous"]
+
+
+def test_without_a_base_to_leave_a_cancelled_forward_stops_between_layers(tiny_engine, backend):
+    token, calls = CancellationToken(), []
+    hooks = _cancel_at_layer(backend, token, 0, calls)
+    try:
+        with pytest.raises(Cancelled):
+            tiny_engine.infill(InfillRequest(**REQUEST), token)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert calls == [0] and backend._base is None
+
+
+def test_a_request_cancelled_before_it_starts_leaves_no_base(tiny_engine, backend):
     token = CancellationToken()
     token.cancel()
     with pytest.raises(Cancelled):

@@ -185,6 +185,11 @@ class MaskedDiffusionBackend:
             logits = forward(input_ids, step)[0].float()
             forward_ms += (time.perf_counter() - tf) * 1000
             forwards += 1
+            if step == 0 and request.reuse_previous:
+                # a base as soon as the full first forward is done (it runs to its end even
+                # when cancelled): the next keystroke usually cancels this request (issue 15)
+                self._base = forward.new_base() or self._base
+                cancel.raise_if_cancelled()
             logits = forbid_tokens(logits, forbidden)
             if generator is not None and dev.type != "cpu":
                 logits = logits.cpu()
@@ -224,7 +229,8 @@ class MaskedDiffusionBackend:
         refresh = int(request.refresh if request.refresh is not None else DEFAULT_REFRESH)
         return StepForwards(self.model, lambda ids: self.canvas_logits(ids, start, stop, attention_mask),
                             length=length, padded=length + pad, start=start, stop=stop, refresh=refresh,
-                            cancel=cancel, base=self._base if request.reuse_previous else None)
+                            cancel=cancel, base=self._base if request.reuse_previous else None,
+                            leaves_base=request.reuse_previous)
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False) if ids else ""
