@@ -10,7 +10,9 @@ configuration's (the reference), which shows what a lever changes.
 
 Each configuration may set ``refresh``, ``threshold``, ``context`` (tokens),
 ``dtype`` (e.g. int8), ``margin`` (engine.backends.masked_forward.MARGIN) and
-``quant`` (substrings of the Linear layers to quantize to int8).  Figures from it
+``quant`` (substrings of the Linear layers to quantize to int8), ``skip`` (substrings of
+Linear layers to leave in float32) and ``per_channel`` (int8 scales per output
+channel instead of one per weight matrix).  Figures from it
 are in docs/BENCHMARKS.md (issue 15).
 """
 from __future__ import annotations
@@ -30,15 +32,19 @@ from engine.types import InfillRequest
 
 def engine_for(cfg: dict[str, Any], cache: dict[tuple, Engine]) -> Engine:
     """One engine per (dtype, context, quantized layers), reused across configurations."""
-    key = (cfg.get("dtype"), cfg.get("context"), tuple(cfg.get("quant") or ()))
+    key = (cfg.get("dtype"), cfg.get("context"), tuple(cfg.get("quant") or ()), tuple(cfg.get("skip") or ()),
+           bool(cfg.get("per_channel")))
     if key not in cache:
         engine = load_engine(None, device="cpu", dtype=cfg.get("dtype"), context_tokens=cfg.get("context"))
         if cfg.get("quant"):
             import torch
 
             model = engine.backend.model
-            names = {n for n, m in model.named_modules()
-                     if isinstance(m, torch.nn.Linear) and any(part in n for part in cfg["quant"])}
+            qconfig = (torch.ao.quantization.per_channel_dynamic_qconfig if cfg.get("per_channel")
+                       else torch.ao.quantization.default_dynamic_qconfig)
+            names = {n: qconfig for n, m in model.named_modules()
+                     if isinstance(m, torch.nn.Linear) and any(part in n for part in cfg["quant"])
+                     and not any(part in n for part in cfg.get("skip") or ())}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 torch.ao.quantization.quantize_dynamic(model, names, dtype=torch.qint8, inplace=True)
