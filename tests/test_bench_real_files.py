@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.bench.real_files import TYPED, Site, interleaved, overrides, pick_files, site_in
+from lsp_server.bench.real_files import TYPED, Site, breakdown, interleaved, overrides, pick_files, site_in
 
 CODE = "import os\n\n\ndef main(argv):\n    value = compute_the_answer(argv, 42)\n    return value\n"
 
@@ -51,6 +51,18 @@ def test_no_measurement_follows_one_on_the_same_site():
     assert sorted(order) == sorted((n, kind) for n in range(4) for kind in ("invoked", "automatic"))
     assert all(a[0] != b[0] for a, b in zip(order, order[1:]))
     assert all(order.index((n, "invoked")) < order.index((n, "automatic")) for n in range(4))
+
+
+def test_the_breakdown_counts_only_answered_requests_of_each_kind():
+    def timing(kind: str, engine: float, outcome: str = "completed", cached: bool = False) -> dict:
+        return {"uri": f"file:///diffill-bench/{kind}/3/a.py", "engineMs": engine, "queueMs": 1.0,
+                "debounceMs": 0.0, "serverMs": 2.0, "outcome": outcome, "cached": cached}
+    parts = breakdown([timing("invoked", 300.0), timing("automatic", 40.0, "cancelled"),
+                       timing("automatic", 0.0, cached=True), timing("automatic", 150.0)])
+    assert parts["invoked"] == {"engine_ms": 300.0, "queue_ms": 1.0, "debounce_ms": 0.0, "server_ms": 2.0,
+                                "requests": 1}
+    assert parts["automatic"]["engine_ms"] == 150.0 and parts["automatic"]["requests"] == 1
+    assert breakdown([])["invoked"]["requests"] == 0
 
 
 def test_setting_overrides_parse_json_or_words():

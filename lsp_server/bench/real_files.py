@@ -284,13 +284,27 @@ async def run_real_files(args: argparse.Namespace) -> dict[str, Any]:
             write_json(result | {"rows": run.rows, "partial": f"{n + 1}/{len(sites)} sites"}, args.out)
             _say(args, f"  {n + 1}/{len(sites)} invoked {invoked_ms:.0f} ms, automatic {automatic_ms:.0f} ms")
         stats = await run.c.stats(timings=True)
-    engine_ms = [t["engineMs"] for t in stats.get("timings", []) if t.get("kind") == "inline"]
-    result["engine_ms"] = summary(engine_ms)
+    timings = [t for t in stats.get("timings", []) if t.get("kind") == "inline"]
+    result["engine_ms"] = summary([t["engineMs"] for t in timings])
+    result["breakdown"] = breakdown(timings)
     result["model"] = run.c.ready("model", args.model)
     result["device"] = run.c.ready("device", args.device)
     result["rows"] = run.rows
     await shutdown(run.c.client)
     return result
+
+
+def breakdown(timings: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Where the measured requests' time went on the server, per kind: the invoked
+    requests and the automatic ones that were answered (not cancelled by the next key)."""
+    parts = {"engine_ms": "engineMs", "queue_ms": "queueMs", "debounce_ms": "debounceMs", "server_ms": "serverMs"}
+    out: dict[str, dict[str, Any]] = {}
+    for kind in ("invoked", "automatic"):
+        done = [t for t in timings if f"/diffill-bench/{kind}/" in t.get("uri", "")
+                and t.get("outcome") == "completed" and not t.get("cached")]
+        out[kind] = {name: summary([t[key] for t in done])["p50"] if done else None for name, key in parts.items()}
+        out[kind]["requests"] = len(done)
+    return out
 
 
 def _summarise(result: dict[str, Any], rows: list[dict[str, Any]]) -> None:
@@ -314,6 +328,10 @@ def print_real_files(r: dict[str, Any]) -> None:
     for key in ("invoked_ms", "automatic_ms", "engine_ms"):
         v = r[key]
         print(f"  {key:14s} p50 {v['p50']:9.1f}  p95 {v['p95']:9.1f}")
+    for kind, parts in (r.get("breakdown") or {}).items():
+        print(f"  {kind} server-side p50s: " + ", ".join(
+            f"{name} {value:.1f}" for name, value in parts.items() if name != "requests" and value is not None)
+            + f" ({parts['requests']} answered by the engine)")
     print(f"  suggestions {r['suggested']}/{r['sites']}, first line exact {r['exact_first_line']}/{r['sites']}")
     print("  targets: " + ", ".join(f"{k} {'ok' if ok else 'MISSED'}" for k, ok in r["targets_met"].items()))
 
