@@ -104,7 +104,7 @@ def main() -> None:
     for prefix, suffix, truth in cases:
         if len(prefix) <= args.typed:
             continue
-        engine.backend._base = None  # A starts from scratch and becomes the base
+        engine.backend.forget_previous()  # A starts from scratch and becomes the base
         run_base(engine, window_request(engine, prefix[:-args.typed], suffix, reuse_previous=True),
                  args.base_cancelled)
         today, today_ms = timed(engine, window_request(engine, prefix, suffix))

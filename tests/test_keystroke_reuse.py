@@ -101,22 +101,22 @@ REQUEST = dict(prefix="def add(a, b):\n    return a", suffix="\n\nprint(add(1, 2
 @pytest.fixture()
 def backend(tiny_engine):
     backend = tiny_engine.backend
-    backend._base = None
+    backend.forget_previous()
     yield backend
-    backend._base = None
+    backend.forget_previous()
 
 
 def test_a_request_that_asks_starts_from_the_base_and_leaves_it_in_place(tiny_engine, backend):
     first = tiny_engine.infill(InfillRequest(**REQUEST, reuse_previous=True))
     assert not first.timings["reused_previous"]
-    base = backend._base
+    base = backend.previous
     assert base is not None
     typed = dict(REQUEST, prefix=REQUEST["prefix"] + " +")
     second = tiny_engine.infill(InfillRequest(**typed, reuse_previous=True))
     assert second.timings["reused_previous"]
-    assert backend._base is base  # never chained: a reused request is no base
+    assert backend.previous is base  # never chained: a reused request is no base
     plain = tiny_engine.infill(InfillRequest(**typed))
-    assert not plain.timings["reused_previous"] and backend._base is base
+    assert not plain.timings["reused_previous"] and backend.previous is base
 
 
 def test_the_same_request_again_with_one_forward_gives_the_same_answer(tiny_engine, backend):
@@ -131,7 +131,7 @@ def test_the_same_request_again_with_one_forward_gives_the_same_answer(tiny_engi
 
 def test_requests_that_do_not_ask_never_keep_a_base(tiny_engine, backend):
     tiny_engine.infill(InfillRequest(**REQUEST))
-    assert backend._base is None
+    assert backend.previous is None
 
 
 def test_a_request_cancelled_after_its_first_forward_leaves_that_forward_as_base(tiny_engine, backend):
@@ -140,12 +140,12 @@ def test_a_request_cancelled_after_its_first_forward_leaves_that_forward_as_base
     token = CancellationToken()
     drafts = tiny_engine.stream(InfillRequest(**dict(REQUEST, steps=8), reuse_previous=True), token)
     first = next(drafts)
-    assert not first.done and backend._base is not None
-    base = backend._base
+    assert not first.done and backend.previous is not None
+    base = backend.previous
     token.cancel()
     with pytest.raises(Cancelled):
         next(drafts)
-    assert backend._base is base and len(base.kept) == len(backend.model.model.layers)
+    assert backend.previous is base and len(base.kept) == len(backend.model.model.layers)
     typed = dict(REQUEST, prefix=REQUEST["prefix"] + " +")
     assert tiny_engine.infill(InfillRequest(**typed, reuse_previous=True)).timings["reused_previous"]
 
@@ -175,7 +175,7 @@ def test_a_keystroke_during_the_first_forward_lets_it_finish_as_the_base(tiny_en
         for hook in hooks:
             hook.remove()
     assert calls == list(range(layers)) and layers > 1  # the forward ran to its end, nothing after it
-    assert backend._base is not None and len(backend._base.kept) == layers
+    assert backend.previous is not None and len(backend.previous.kept) == layers
     typed = dict(REQUEST, prefix=REQUEST["prefix"] + " +")
     assert tiny_engine.infill(InfillRequest(**typed, reuse_previous=True)).timings["reused_previous"]
 
@@ -189,7 +189,7 @@ def test_without_a_base_to_leave_a_cancelled_forward_stops_between_layers(tiny_e
     finally:
         for hook in hooks:
             hook.remove()
-    assert calls == [0] and backend._base is None
+    assert calls == [0] and backend.previous is None
 
 
 def test_a_request_cancelled_before_it_starts_leaves_no_base(tiny_engine, backend):
@@ -197,4 +197,4 @@ def test_a_request_cancelled_before_it_starts_leaves_no_base(tiny_engine, backen
     token.cancel()
     with pytest.raises(Cancelled):
         tiny_engine.infill(InfillRequest(**REQUEST, reuse_previous=True), token)
-    assert backend._base is None
+    assert backend.previous is None

@@ -84,8 +84,17 @@ class MaskedDiffusionBackend:
         self._split_head = all(hasattr(model, a) for a in ("model", "head", "decoder"))
         model_type = getattr(getattr(model, "config", None), "model_type", None)
         self.shape_bucket = SHAPE_BUCKET if model_type in PADDABLE_MODEL_TYPES else 1
-        #: what the last finished ``reuse_previous`` request with a full first forward kept
+        #: what the last ``reuse_previous`` request whose full first forward was done kept
         self._base: Base | None = None
+
+    @property
+    def previous(self) -> Base | None:
+        """What the next ``reuse_previous`` request may start from (None: nothing yet)."""
+        return self._base
+
+    def forget_previous(self) -> None:
+        """Let the next request start from scratch (experiments that pair requests)."""
+        self._base = None
 
     def padded_length(self, length: int) -> int:
         """``length`` rounded up to the shape bucket, within the model's positions."""
