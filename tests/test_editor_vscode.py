@@ -89,6 +89,18 @@ const log = (s) => { R.events.push(`${((Date.now() - t0) / 1000).toFixed(1)} ${s
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const norm = (s) => (s || '').replace(/\u00a0/g, ' ');
 
+// headless Chromium with no background traffic (this machine has no network)
+async function openPage(height = 640) {
+  const browser = await chromium.launch({
+    executablePath: cfg.chromium, headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+           '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
+  });
+  const page = await browser.newPage({ viewport: { width: 1100, height } });
+  page.on('pageerror', (e) => log('pageerror ' + e.message));
+  return { browser, page };
+}
+
 async function waitFor(fn, timeoutMs, stepMs = 100) {
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -103,13 +115,7 @@ async function waitFor(fn, timeoutMs, stepMs = 100) {
 
 DRIVER = DRIVER_PRELUDE + r"""
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: cfg.chromium, headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-           '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
-  });
-  const page = await browser.newPage({ viewport: { width: 1100, height: 640 } });
-  page.on('pageerror', (e) => log('pageerror ' + e.message));
+  const { browser, page } = await openPage();
   const shot = async (name) => {
     const file = path.join(cfg.artifacts, `vscode-${name}.png`);
     await page.screenshot({ path: file });
@@ -309,18 +315,11 @@ def run_driver(tmp: Path, server_cmd: list[str], settings: dict, files: dict[str
 
     The driver gets ``driver_cfg`` plus url, chromium, artifacts, out,
     ready_timeout_ms, request_timeout_ms and ``file`` (the first file's path)."""
-    code_server, chromium, pw = require_tools()
-    vsix = build_vsix()
-    user, exts, work = tmp / "user-data", tmp / "extensions", tmp / "project"
-    for d in (user / "User", exts, work):
-        d.mkdir(parents=True, exist_ok=True)
+    work = tmp / "project"
+    work.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (work / name).write_text(text)
-    env = dict(os.environ, HOME=str(tmp), XDG_CONFIG_HOME=str(tmp / "xdg"), XDG_DATA_HOME=str(tmp / "xdgdata"))
-    common = ["--user-data-dir", str(user), "--extensions-dir", str(exts)]
-    subprocess.run([code_server, *common, "--install-extension", str(vsix)], check=True, env=env,
-                   capture_output=True, timeout=120)
-    write_user_settings(user, {
+    user_settings = {
         "diffill.server.command": server_cmd[0],
         "diffill.server.args": server_cmd[1:],
         **{f"diffill.{k}": v for k, v in settings.items()},
@@ -328,23 +327,55 @@ def run_driver(tmp: Path, server_cmd: list[str], settings: dict, files: dict[str
         # the completion widget would compete with the ghost text for Tab
         "editor.quickSuggestions": {"other": "off", "comments": "off", "strings": "off"},
         "editor.suggestOnTriggerCharacters": False,
-        "workbench.startupEditor": "none",
-        "workbench.tips.enabled": False,
         "workbench.welcomePage.walkthroughs.openOnInstall": False,
         "security.workspace.trust.enabled": False,
-        "telemetry.telemetryLevel": "off",
-        "extensions.autoCheckUpdates": False,
-        "extensions.autoUpdate": False,
-        "update.mode": "none",
         "files.autoSave": "off",
         "python.languageServer": "None",
-    })
+    }
+    cfg = {"file": str(work / next(iter(files))), "request_timeout_ms": 60_000, **driver_cfg}
+    return run_in_code_server(tmp, work, user_settings, driver, cfg, timeout_s=timeout_s,
+                              server_args=["--disable-workspace-trust"])
+
+
+#: user settings every code-server run starts with: nothing on screen or on the network but the test
+QUIET_SETTINGS = {
+    "workbench.startupEditor": "none",
+    "workbench.tips.enabled": False,
+    "telemetry.telemetryLevel": "off",
+    "extensions.autoCheckUpdates": False,
+    "extensions.autoUpdate": False,
+    "update.mode": "none",
+}
+
+
+def run_in_code_server(tmp: Path, folder: Path, user_settings: dict, driver: str, driver_cfg: dict, *,
+                       timeout_s: float, server_args: list[str] | None = None, cwd: Path | None = None,
+                       env: dict[str, str] | None = None) -> dict:
+    """Install the extension into a fresh code-server (its user data under ``tmp``),
+    write ``user_settings`` over ``QUIET_SETTINGS``, open ``folder`` and run the playwright
+    ``driver`` against it; the result it wrote, with the tails of its stderr and of
+    code-server's log.
+
+    The driver's config is ``driver_cfg`` plus url, chromium, artifacts, out and
+    ready_timeout_ms.  ``env`` replaces this process's environment (HOME and the XDG
+    folders are always under ``tmp``); ``cwd`` is where code-server starts."""
+    code_server, chromium, pw = require_tools()
+    vsix = build_vsix()
+    data, exts = tmp / "user-data", tmp / "extensions"
+    for d in (data / "User", exts):
+        d.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ if env is None else env, HOME=str(tmp), XDG_CONFIG_HOME=str(tmp / "xdg"),
+               XDG_DATA_HOME=str(tmp / "xdgdata"))
+    common = ["--user-data-dir", str(data), "--extensions-dir", str(exts)]
+    subprocess.run([code_server, *common, "--install-extension", str(vsix)], check=True, env=env,
+                   capture_output=True, timeout=120)
+    write_user_settings(data, {**QUIET_SETTINGS, **user_settings})
     port = _free_port()
     log = open(tmp / "code-server.log", "w")  # noqa: SIM115 - code-server writes to it until the test ends
     proc = subprocess.Popen([code_server, *common, "--auth", "none", "--bind-addr", f"127.0.0.1:{port}",
-                             "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
-                             "--disable-getting-started-override", str(work)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+                             "--disable-telemetry", "--disable-update-check", "--disable-getting-started-override",
+                             *(server_args or []), str(folder)],
+                            cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -355,12 +386,10 @@ def run_driver(tmp: Path, server_cmd: list[str], settings: dict, files: dict[str
                 time.sleep(0.3)
         ARTIFACTS.mkdir(exist_ok=True)
         cfg = {
-            "url": f"http://127.0.0.1:{port}/?folder={work}",
+            "url": f"http://127.0.0.1:{port}/?folder={folder}",
             "chromium": chromium,
             "artifacts": str(ARTIFACTS),
-            "file": str(work / next(iter(files))),
             "ready_timeout_ms": 120_000,
-            "request_timeout_ms": 60_000,
             "out": str(tmp / "result.json"),
             **driver_cfg,
         }

@@ -42,13 +42,7 @@ const cellSources = () => {
 };
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: cfg.chromium, headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-           '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
-  });
-  const page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
-  page.on('pageerror', (e) => log('pageerror ' + e.message));
+  const { browser, page } = await openPage(700);
   const shot = async (name) => { await page.screenshot({ path: path.join(cfg.artifacts, `vscode-notebook-${name}.png`) }); };
   try {
     await page.goto(cfg.url, { waitUntil: 'domcontentloaded', timeout: 60000 });

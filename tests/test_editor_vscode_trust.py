@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,7 +31,7 @@ from editor_sources import (
     server_starts,
     user_launcher,
 )
-from test_editor_vscode import ARTIFACTS, MANIFEST, build_vsix, require_tools, write_user_settings
+from test_editor_vscode import ARTIFACTS, DRIVER_PRELUDE, MANIFEST, require_tools, run_in_code_server
 
 PROPS = MANIFEST["contributes"]["configuration"]["properties"]
 #: settings that name a program, its arguments or environment, an interpreter, code to
@@ -43,34 +41,9 @@ USER_ONLY = ("diffill.server.command", "diffill.server.args", "diffill.server.py
 #: settings a workspace may set only once trusted
 RESTRICTED = ("diffill.model", "diffill.allowDownload", "diffill.trustRemoteCode", "diffill.logFile")
 
-DRIVER = r"""
-const fs = require('fs');
-const path = require('path');
-const { chromium } = require('playwright-core');
-const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
-const R = { events: [], errors: [] };
-const t0 = Date.now();
-const log = (s) => { R.events.push(`${((Date.now() - t0) / 1000).toFixed(1)} ${s}`); fs.writeFileSync(cfg.out, JSON.stringify(R, null, 1)); };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(fn, timeoutMs, stepMs = 200) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) return null;
-    await sleep(stepMs);
-  }
-}
-
+DRIVER = DRIVER_PRELUDE + r"""
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: cfg.chromium, headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-           '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
-  });
-  const page = await browser.newPage({ viewport: { width: 1100, height: 640 } });
-  page.on('pageerror', (e) => log('pageerror ' + e.message));
+  const { browser, page } = await openPage();
   const statusSel = '[id$="diffill.status"]';
   const statusLabel = () => page.$eval(statusSel, (e) => e.getAttribute('aria-label') || e.textContent).catch(() => '');
   const notices = () => page.$$eval('.notifications-toasts .notification-list-item-message',
@@ -152,16 +125,8 @@ def workspace_settings(ws: HostileWorkspace) -> dict:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def open_hostile_workspace(tmp: Path, model_dir: Path, *, trust: bool, python_path: bool, reload: bool) -> dict:
     """Open the hostile workspace in code-server, answer the trust prompt, and report."""
-    code_server, chromium, pw = require_tools()
-    vsix = build_vsix()
     ws = hostile_workspace(tmp / "project", tmp / "markers")
     (ws.root / ".vscode").mkdir()
     (ws.root / ".vscode" / "settings.json").write_text(json.dumps(workspace_settings(ws), indent=1))
@@ -178,58 +143,17 @@ def open_hostile_workspace(tmp: Path, model_dir: Path, *, trust: bool, python_pa
         user = {"diffill.server.command": str(launcher), "diffill.server.args": ["serve", *user_args]}
         expected_argv = ["serve", *user_args]
     user["diffill.server.env"] = {"DIFFILL_USER_ENV": "from-user"}
-    data, exts = tmp / "user-data", tmp / "extensions"
-    for d in (data / "User", exts):
-        d.mkdir(parents=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "PYTHONPATH")}
-    env.update(HOME=str(tmp), XDG_CONFIG_HOME=str(tmp / "xdg"), XDG_DATA_HOME=str(tmp / "xdgdata"))
-    common = ["--user-data-dir", str(data), "--extensions-dir", str(exts)]
-    subprocess.run([code_server, *common, "--install-extension", str(vsix)], check=True, env=env,
-                   capture_output=True, timeout=120)
-    write_user_settings(data, {
+    name = "trusted" if trust else "untrusted"
+    settings = {
         **user,
         "security.workspace.trust.enabled": True,
         "security.workspace.trust.startupPrompt": "always",
-        "workbench.startupEditor": "none",
-        "workbench.tips.enabled": False,
-        "telemetry.telemetryLevel": "off",
-        "extensions.autoCheckUpdates": False,
-        "extensions.autoUpdate": False,
-        "update.mode": "none",
-    })
-    port = _free_port()
-    name = "trusted" if trust else "untrusted"
-    log = open(tmp / "code-server.log", "w")  # noqa: SIM115 - code-server writes to it until the test ends
+    }
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "PYTHONPATH")}
     # started from the project folder, as `cd project && code .` would
-    proc = subprocess.Popen([code_server, *common, "--auth", "none", "--bind-addr", f"127.0.0.1:{port}",
-                             "--disable-telemetry", "--disable-update-check", "--disable-getting-started-override",
-                             str(ws.root)], cwd=ws.root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.3)
-        ARTIFACTS.mkdir(exist_ok=True)
-        cfg = {"url": f"http://127.0.0.1:{port}/?folder={ws.root}", "chromium": chromium, "name": name,
-               "artifacts": str(ARTIFACTS), "trust": trust, "reload": reload, "out": str(tmp / "result.json"),
-               "ready_timeout_ms": 120_000, "notice_timeout_ms": 15_000}
-        (tmp / "driver.json").write_text(json.dumps(cfg))
-        (tmp / "driver.js").write_text(DRIVER)
-        drv = subprocess.run(["node", str(tmp / "driver.js"), str(tmp / "driver.json")], cwd=tmp,
-                             env=dict(env, NODE_PATH=str(pw)), capture_output=True, text=True, timeout=400)
-        out = tmp / "result.json"
-        assert out.exists(), f"driver wrote no result\n{drv.stdout}\n{drv.stderr}"
-        result = json.loads(out.read_text())
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    result = run_in_code_server(tmp, ws.root, settings, DRIVER, {
+        "name": name, "trust": trust, "reload": reload, "notice_timeout_ms": 15_000,
+    }, timeout_s=400, cwd=ws.root, env=env)
     time.sleep(1)  # a server still exiting may yet write a marker
     result["markers"] = ws.ran()
     result["starts"] = server_starts(record)
