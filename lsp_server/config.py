@@ -122,7 +122,8 @@ class Settings:
         reload=True, low=1, high=4096, nullable=True, shown_default="adaptive")
     debounce_ms: int | None = setting(
         None, "int", "Milliseconds the server waits after a keystroke before an automatic completion (0: none; "
-        "null: 0 with the local engine, which stops a superseded run within one layer, and "
+        "null: 0 with the local engine, which stops a superseded run within one layer once its first forward, "
+        "kept for the next keystroke, is done, and "
         f"{REMOTE_DEBOUNCE_MS} with a remote backend, where every request costs the shared server).",
         low=0, high=10_000, nullable=True, shown_default=f"0 local, {REMOTE_DEBOUNCE_MS} remote")
     adaptive_debounce: bool = setting(
