@@ -52,12 +52,13 @@ class StepForwards:
         self.refresh = max(1, refresh)
         self.stepper = (encoder_cache.CanvasStepper(model, padded, length, cancel, keep=self.refresh > 1)
                         if encoder_cache.supports(model) else None)
+        keeps = self.stepper is not None and self.refresh > 1  # keys and values outlive a forward
         #: the earlier request whose keys and values the first forward may reuse
-        self.base = base if self.stepper is not None and self.refresh > 1 else None
+        self.base = base if keeps else None
         #: whether the first forward reused ``base`` (then this request is no base itself)
         self.reused = False
         #: whether a full first forward runs to its end even when cancelled (see ``_base_forward``)
-        self.leaves_base = leaves_base and self.stepper is not None and self.refresh > 1
+        self.leaves_base = leaves_base and keeps
         self._last_ids: torch.Tensor | None = None
 
     def __call__(self, ids: torch.Tensor, step: int) -> torch.Tensor:
