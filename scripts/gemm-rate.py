@@ -21,18 +21,6 @@ import torch
 SHAPES = [(384, 384, 1152), (384, 384, 2304), (384, 1152, 384), (384, 384, 384), (72, 384, 2304), (72, 1152, 384)]
 
 
-def rate(m: int, k: int, n: int, reps: int = 50) -> tuple[float, float]:
-    """GFLOP/s and milliseconds of one (m, k) x (k, n) product, after a warm-up."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    for _ in range(5):
-        a @ b
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    seconds = (time.perf_counter() - t0) / reps
-    return 2 * m * k * n / seconds / 1e9, seconds * 1000
-
-
 #: (out, in) of one layer's projections: Wqkv, attention Wo, MLP Wi (GeGLU: twice 1152), MLP Wo
 LAYER = [(1152, 384), (384, 384), (2304, 384), (384, 1152)]
 LAYERS = 10
@@ -69,6 +57,13 @@ def layers(m: int) -> tuple[float, float, float]:
     w, p = weights[0][2], packed[0][2]
     diff = (torch.nn.functional.linear(inputs[384], w) - torch.ops.mkl._mkl_linear(inputs[384], p, w, None, m))
     return median_ms(plain), median_ms(prepacked), diff.abs().max().item()
+
+
+def rate(m: int, k: int, n: int) -> tuple[float, float]:
+    """GFLOP/s and median milliseconds of one (m, k) x (k, n) product."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    ms = median_ms(lambda: a @ b, reps=50)
+    return 2 * m * k * n / ms / 1e6, ms
 
 
 def main() -> None:
