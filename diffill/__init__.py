@@ -1,0 +1,4 @@
+"""The ``diffill`` command: composes the engine (``engine``) and the language server (``lsp_server``).
+
+It sits above both packages: it may import either, neither imports it.
+"""
