@@ -2,3 +2,5 @@
 
 It sits above both packages: it may import either, neither imports it.
 """
+
+__version__ = "0.1.0"

@@ -116,10 +116,15 @@ def run_quality(args: argparse.Namespace) -> int:
 
 
 def run_speed(args: argparse.Namespace) -> int:
-    from engine.bench.plot import plot_speed
+    from engine.bench.plot import plot_speed, pyplot
     from engine.bench.report import speed_table, write_json
     from engine.bench.speed import run_speed as run
+    from engine.extras import MissingExtra
 
+    try:
+        pyplot()  # before the run, not after it: the figure is part of the result
+    except MissingExtra as exc:
+        return fail(str(exc))
     try:
         cases = _speed_cases(args)
         settings = _settings(args)

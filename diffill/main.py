@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from diffill import bench, doctor, fill, models, train
+from diffill import __version__, bench, doctor, fill, models, train
 from lsp_server import cli as serve
 
 #: modules that define subcommands, in help order
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="diffill",
         description="Code infilling with bidirectional diffusion language models.",
     )
+    parser.add_argument("--version", action="version", version=f"diffill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(sub)
