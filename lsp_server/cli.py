@@ -7,7 +7,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from lsp_server.config import Settings
 
@@ -78,13 +78,32 @@ def run_serve(args: argparse.Namespace) -> int:
         from lsp_server.transport import serve_stdio
 
         code = serve_stdio(server)
-        if server.worker.busy:
-            # a model load in progress cannot be stopped, and the interpreter would wait
-            # for it at exit: the client asked the process to end now
-            logging.shutdown()
-            os._exit(code)
-        return code
+        exit_now(server, code)
     return 0
+
+
+#: how long the exit waits for the index's worker process to be terminated (its grace included)
+EXIT_WAIT_S = 2.0
+
+
+def exit_now(server: Any, code: int) -> NoReturn:
+    """End the process as soon as the background work is stopped.
+
+    A model load in progress cannot be stopped, a parse in the index's worker
+    only by terminating it, and the interpreter's own exit (joining thread and
+    process pools, finalizing torch) took seconds on a busy machine: the client
+    asked the process to end now, and nothing it holds needs finalizing.
+    """
+    server.stop_background_work()  # serve_stdio's server.shutdown() did it already: idempotent
+    if not server.context.wait_stopped(EXIT_WAIT_S):
+        logging.getLogger(__name__).warning("the index worker did not stop within %g s", EXIT_WAIT_S)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # the client closed it
+            pass
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

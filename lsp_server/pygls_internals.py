@@ -19,6 +19,8 @@ do what the server needs here:
 - refuse requests and drop notifications the LSP lifecycle does not allow yet
   (before ``initialize``, a second ``initialize``) before pygls dispatches
   them: ``_handle_request``, ``_handle_notification``, ``_send_response``;
+- keep the Python traceback of a server fault out of the error response's
+  ``data`` (pygls puts it there; the log keeps it): ``_send_response``;
 - keep pygls' bookkeeping bounded (issue 20): it keeps the entry in
   ``_result_types`` of a request answered with an error, the future of a
   request never answered, and one future per notification handled by one of
@@ -48,10 +50,13 @@ import inspect
 import threading
 from typing import Any
 
+import attrs
 from pygls.client import JsonRPCClient
 from pygls.exceptions import JsonRpcException
 from pygls.protocol import JsonRPCProtocol, LanguageServerProtocol
 from pygls.server import JsonRPCServer
+
+from lsp_server.logging_setup import debug_enabled
 
 #: private methods we override or call, with the parameters we pass them
 PRIVATE_METHODS: dict[str, tuple[str, ...]] = {
@@ -109,6 +114,16 @@ class HookedProtocol(LanguageServerProtocol):
     def _drop_future(self, key: Any, future: Any) -> None:
         if self._request_futures.get(key) is future:
             del self._request_futures[key]
+
+    def _send_response(self, msg_id: Any, result: Any | None = None, error: Any | None = None) -> None:
+        """pygls puts the Python traceback of a server fault in the error's ``data``:
+        the client gets the one-line message, the log the traceback
+        (``DIFFILL_DEBUG=1`` sends it too)."""
+        data = getattr(error, "data", None)
+        if error is not None and isinstance(data, dict) and "traceback" in data and not debug_enabled():
+            rest = {k: v for k, v in data.items() if k != "traceback"}
+            error = attrs.evolve(error, data=rest or None)
+        super()._send_response(msg_id, result, error)
 
     def _handle_response(self, msg_id: Any, result: Any | None = None, error: Any | None = None) -> None:
         """Drop the answer to a request whose future we cancelled (pygls#621); forget

@@ -26,18 +26,27 @@ from lsp_server import __version__
 from lsp_server.config import Settings, parse_settings
 from lsp_server.context.pieces import Packed
 from lsp_server.context.service import ContextService
+from lsp_server.converter import strict_converter
 from lsp_server.debounce import Debouncer
-from lsp_server.documents import Change, Document, DocumentStore, PositionError, UnknownDocumentError
+from lsp_server.documents import (
+    Change,
+    Document,
+    DocumentStore,
+    PositionError,
+    RefusedDocumentError,
+    UnknownDocumentError,
+)
 from lsp_server.documents.notebooks import Cell, NotebookStore
 from lsp_server.documents.positions import Pos
 from lsp_server.documents.store import DISPATCH_SNAPSHOT
-from lsp_server.engine_host import EngineHost, new_token
+from lsp_server.engine_host import EngineHost
 from lsp_server.fill_edits import FillEdits, LateAnswers
 from lsp_server.inflight import Inflight
 from lsp_server.limits import RateLimiter
-from lsp_server.logging_setup import set_log_file
+from lsp_server.logging_setup import quiet_client_errors, set_log_file
 from lsp_server.methods import STATUS
 from lsp_server.notices import Notices
+from lsp_server.progress import ClientProgress
 from lsp_server.pygls_internals import HookedProtocol, answer_message_kinds_once, forget_request, is_shutting_down
 from lsp_server.stats import Stats
 from lsp_server.trust import screen_trusted_models, workspace_paths
@@ -91,11 +100,21 @@ class DiffillProtocol(HookedProtocol):
         doc = params.text_document
         server = self.owner
         reopened = server.documents.current(doc.uri) is not None
-        opened = server.documents.open(doc.uri, doc.text, doc.version, doc.language_id)
+        opened = self._open(doc.uri, doc.text, doc.version, doc.language_id)
+        if opened is None:
+            return
         if server.settings.context_enabled:
             server.context.document_changed(opened, None)
         if reopened:  # new text for an open URI: completions for the old text are stale
             server.inflight.cancel_matching(lambda key: key[0] == doc.uri and key[1] != "command")
+
+    def _open(self, uri: str, text: str, version: int, language_id: str | None) -> Document | None:
+        """Keep a document; None when its URI is refused (the user is told once)."""
+        try:
+            return self.owner.documents.open(uri, text, version, language_id)
+        except RefusedDocumentError as exc:
+            self.owner.document_refused(exc)
+            return None
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> None:
@@ -114,6 +133,8 @@ class DiffillProtocol(HookedProtocol):
                 changes.append(Change(change.text))
         try:
             doc = server.documents.change(uri, version, changes)
+        except RefusedDocumentError:
+            return  # said once, at its didOpen
         except (UnknownDocumentError, PositionError) as exc:
             server.log_message(f"didChange ignored: {exc}", types.MessageType.Error)
             return
@@ -142,7 +163,7 @@ class DiffillProtocol(HookedProtocol):
     def lsp_notebook_document__did_open(self, params: types.DidOpenNotebookDocumentParams) -> None:
         nb = params.notebook_document
         for item in params.cell_text_documents:
-            self.owner.documents.open(item.uri, item.text, item.version, item.language_id)
+            self._open(item.uri, item.text, item.version, item.language_id)
         self.owner.notebooks.open(nb.uri, nb.version, [_cell(c) for c in nb.cells])
 
     @lsp_method(types.NOTEBOOK_DOCUMENT_DID_CHANGE)
@@ -156,7 +177,7 @@ class DiffillProtocol(HookedProtocol):
         if cells.structure is not None:
             s = cells.structure
             for item in s.did_open or []:
-                server.documents.open(item.uri, item.text, item.version, item.language_id)
+                self._open(item.uri, item.text, item.version, item.language_id)
             try:
                 server.notebooks.splice(uri, version, s.array.start, s.array.delete_count,
                                         [_cell(c) for c in s.array.cells or []])
@@ -212,8 +233,9 @@ class DiffillServer(LanguageServer):
 
     def __init__(self, settings: Settings | None = None) -> None:
         answer_message_kinds_once()
+        quiet_client_errors()
         super().__init__("diffill", __version__, protocol_cls=DiffillProtocol,
-                         notebook_document_sync=NOTEBOOK_SYNC)
+                         converter_factory=strict_converter, notebook_document_sync=NOTEBOOK_SYNC)
         self.settings = settings or Settings()
         self._last_status: dict[str, str] | None = None
         self.documents = DocumentStore()
@@ -229,6 +251,7 @@ class DiffillServer(LanguageServer):
         self._index_started = False
         self.fill_edits = FillEdits()
         self.late_answers = LateAnswers(lambda msg_id: forget_request(self.protocol, msg_id))
+        self.client_progress = ClientProgress(self.protocol, self._client_has_progress)
         #: set by ``exit`` (or a dead client process): the process's exit code
         self.exit_code: int | None = None
         #: how the transport stops serving (set by ``serve_stdio``; None: raise SystemExit)
@@ -262,8 +285,7 @@ class DiffillServer(LanguageServer):
 
         def report(message: str, done: int) -> None:
             if token is not None:
-                loop.call_soon_threadsafe(self.work_done_progress.report, token,
-                                          types.WorkDoneProgressReport(message=message))
+                loop.call_soon_threadsafe(self.client_progress.report, token, message)
 
         future = self.context.start(workspace_paths(self), self.settings.context_exclude,
                                     self.documents.snapshot, report)
@@ -285,12 +307,24 @@ class DiffillServer(LanguageServer):
             return
         log.info("exiting with code %d", code)
         self.exit_code = code
-        self.inflight.cancel_all()
-        self.worker.shutdown()
-        self.context.shutdown()
+        self.stop_background_work()
         if self.stop_serving is None:
             raise SystemExit(code)
         self.stop_serving()
+
+    def stop_background_work(self) -> None:
+        """Cancel requests in flight and stop the engine thread and the context index
+        without waiting for either (the index's worker process is terminated after a
+        short grace): the process's exit must not wait for background work."""
+        self.inflight.cancel_all()
+        self.worker.shutdown()
+        self.context.shutdown()
+
+    def shutdown(self) -> None:
+        """pygls' transport shutdown (the input ended, or after ``exit``): background
+        work stops too, whichever way the server stops serving."""
+        self.stop_background_work()
+        super().shutdown()
 
     # -- settings ---------------------------------------------------------
     def update_settings(self, raw: Any, *, source: str) -> None:
@@ -346,6 +380,14 @@ class DiffillServer(LanguageServer):
         log.info("%s", message)
         self.window_log_message(types.LogMessageParams(type=kind, message=message))
 
+    def document_refused(self, refused: RefusedDocumentError) -> None:
+        """A document whose URI cannot be kept: one log line and one message, at its
+        ``didOpen``; requests about it get -32602 with the same reason."""
+        if not refused.first:
+            return
+        log.warning("%s", refused)
+        self.show_message(f"diffill: {refused}; it gets no completions.", types.MessageType.Warning)
+
     def report_engine_error(self, text: str) -> None:
         """Status error every time; the pop-up only once until a request succeeds."""
         log.error("engine error: %s", text)
@@ -353,19 +395,13 @@ class DiffillServer(LanguageServer):
         self.notices.show_once(("engine", text), f"diffill: {text}", types.MessageType.Error)
 
     async def progress_begin(self, title: str) -> str | None:
-        """Start a work-done progress if the client supports it; returns its token."""
-        caps = self.client_capabilities
-        if not (caps and caps.window and caps.window.work_done_progress):
-            return None
-        token = new_token()
-        try:
-            await self.work_done_progress.create_async(token)
-        except Exception as exc:  # noqa: BLE001 - progress is optional
-            log.warning("work done progress refused: %s", exc)
-            return None
-        self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=False))
-        return token
+        """Start a work-done progress if the client supports it; returns its token
+        at once (the work never waits for the client: lsp_server/progress.py)."""
+        return self.client_progress.begin(title)
 
     def progress_end(self, token: str | None, message: str) -> None:
-        if token is not None:
-            self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+        self.client_progress.end(token, message)
+
+    def _client_has_progress(self) -> bool:
+        caps = self.client_capabilities
+        return bool(caps and caps.window and caps.window.work_done_progress)

@@ -22,9 +22,13 @@ the *end* of a line, case-insensitively (a JSON body never holds a raw line
 break inside a string, so after a too-short frame we resynchronise at the
 next real header); and a body that does not parse but holds the start of the
 next frame (a too-long Content-Length swallowed it) is cut there and the rest
-is read again as a frame.  A too-long Content-Length with nothing sent after
-it cannot be recovered by any server: it cannot tell a lying client from a
-slow one, and waits for the promised bytes.
+is read again as a frame.  A Content-Length over ``MAX_MESSAGE_BYTES`` cannot
+be honoured: it is answered at once (-32600, id null), and the input is
+discarded as it arrives, never buffered, up to the next Content-Length header,
+so only that message is lost whether its body follows or not.  A too-long
+Content-Length under the limit with nothing sent after it cannot be recovered
+by any server: it cannot tell a lying client from a slow one, and waits for the
+promised bytes.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ import stat
 import sys
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
@@ -61,19 +66,27 @@ _HEADER_AT_END = re.compile(rb"content-length[ \t]*:[ \t]*(\d{1,12})[ \t]*\r?\n?
 #: a complete header line anywhere in a body (where a too-long frame swallowed the next one)
 _HEADER_INSIDE = re.compile(rb"content-length[ \t]*:[ \t]*\d+[ \t]*\r?\n", re.IGNORECASE)
 _HEADER_NAME = b"content-length"
-#: bodies larger than this are skipped (read and dropped in chunks, never buffered)
+#: a Content-Length over this is refused: its bytes are discarded as they come, never buffered
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 #: returned for a header line over the stream's line limit: junk, not a header
 OVERLONG_LINE = b"\x00overlong line\x00\n"
+#: bytes read at most at a time while discarding
 _DISCARD_CHUNK = 1 << 20
+#: bytes of a line kept while discarding: enough for a Content-Length header at its end
+_HEADER_TAIL = 256
 
 
 class AsyncReader(Protocol):
-    """pygls' reader interface: awaitables (pygls' own stdin reader returns futures)."""
+    """pygls' reader interface (awaitables: pygls' own stdin reader returns futures),
+    and ``read_some`` for discarding input as it comes."""
 
     def readline(self) -> Awaitable[bytes]: ...
 
     def readexactly(self, n: int) -> Awaitable[bytes]: ...
+
+    def read_some(self, n: int) -> Awaitable[bytes]:
+        """Up to ``n`` bytes, as soon as any are there (b"" at EOF)."""
+        ...
 
 
 class PipeReader:
@@ -94,6 +107,26 @@ class PipeReader:
         except asyncio.IncompleteReadError as exc:
             return exc.partial
 
+    async def read_some(self, n: int) -> bytes:
+        return await self._stream.read(n)
+
+
+class ThreadReader(StdinAsyncReader):
+    """pygls' stdin reader (a thread per read: for a regular file or /dev/null,
+    which the event loop cannot watch), with ``read_some``."""
+
+    def read_some(self, n: int) -> Awaitable[bytes]:
+        read1 = getattr(self.stdin, "read1", self.stdin.read)
+        return self.loop.run_in_executor(self.executor, read1, n)
+
+
+@dataclass(frozen=True)
+class Oversized:
+    """A header whose Content-Length is over the limit: that message is refused, and
+    the input up to the next Content-Length header is discarded."""
+
+    length: int
+
 
 class FrameReader:
     """Reads LSP frames (header lines, blank line, body) with resynchronisation.
@@ -106,8 +139,8 @@ class FrameReader:
         self._reader = reader
         self._pending = b""
         self.max_body = max_body
-        #: sizes of bodies skipped for being over ``max_body`` since the last read
-        self.skipped: list[int] = []
+        #: an oversized header was refused: discard up to the next header before reading on
+        self._resync = False
 
     def unread(self, data: bytes) -> None:
         self._pending = data + self._pending
@@ -128,34 +161,56 @@ class FrameReader:
             head += await self._reader.readexactly(n - len(head))
         return head
 
-    async def _discard(self, n: int) -> bool:
-        while n > 0:
-            chunk = await self._readexactly(min(n, _DISCARD_CHUNK))
+    async def _read_some(self, n: int) -> bytes:
+        if self._pending:
+            chunk, self._pending = self._pending[:n], self._pending[n:]
+            return chunk
+        return await self._reader.read_some(n)
+
+    async def _skip_to_header(self) -> bool:
+        """Discard input up to the next line that ends with a Content-Length header
+        (left to be read as one); False at the end of the input.  Bytes are dropped
+        as they arrive: only the end of the current line is kept."""
+        tail = b""
+        while True:
+            chunk = await self._read_some(_DISCARD_CHUNK)
             if not chunk:
                 return False
-            n -= len(chunk)
-        return True
-
-    async def read(self) -> bytes | None:
-        """The next body; None at the end of the input."""
-        while True:
-            length: int | None = None
-            while True:
-                line = await self._readline()
-                if not line:
-                    return None
+            data = tail + chunk
+            start = 0
+            while (newline := data.find(b"\n", start)) >= 0:
+                line = data[max(start, newline + 1 - _HEADER_TAIL):newline + 1]
                 match = _HEADER_AT_END.search(line)
-                if match and line.endswith(b"\n"):
-                    length = int(match.group(1))
-                elif length is not None and not line.strip():
-                    break
-            if length <= self.max_body:
-                body = await self._readexactly(length)
-                return body if len(body) == length else None
-            log.error("skipping a message of %d bytes (over %d)", length, self.max_body)
-            self.skipped.append(length)
-            if not await self._discard(length):
+                if match:
+                    self.unread(line[match.start():] + data[newline + 1:])
+                    return True
+                start = newline + 1
+            tail = data[start:][-_HEADER_TAIL:]
+
+    async def read(self) -> bytes | Oversized | None:
+        """The next body, ``Oversized`` for a header over the limit (the next read
+        discards up to the following header), None at the end of the input."""
+        if self._resync:
+            self._resync = False
+            if not await self._skip_to_header():
                 return None
+        length: int | None = None
+        while True:
+            line = await self._readline()
+            if not line:
+                return None
+            match = _HEADER_AT_END.search(line)
+            if match and line.endswith(b"\n"):
+                length = int(match.group(1))
+            elif length is not None and not line.strip():
+                break
+        if length <= self.max_body:
+            body = await self._readexactly(length)
+            return body if len(body) == length else None
+        log.error("refused a message of %d bytes (over %d): discarding the input up to the next "
+                  "Content-Length header", length, self.max_body)
+        self._resync = True
+        return Oversized(length)
 
 
 class MessageHandler:
@@ -306,9 +361,11 @@ async def message_loop(
     handler = MessageHandler(protocol, error_handler)
     while not stop.is_set():
         body = await frames.read()
-        for size in frames.skipped:
-            handler.reply_error(None, INVALID_REQUEST, f"Invalid Request: message of {size} bytes is too large")
-        frames.skipped.clear()
+        if isinstance(body, Oversized):  # answered before its bytes are even read
+            handler.reply_error(None, INVALID_REQUEST,
+                                f"Invalid Request: a message of {body.length} bytes is over the limit of "
+                                f"{frames.max_body} bytes; it is discarded up to the next Content-Length header")
+            continue
         if body is None:
             break
         _dispatch_body(body, frames, handler)
@@ -375,18 +432,43 @@ def _pollable(stream: BinaryIO) -> bool:
 
 class QuietWriter:
     """stdout for the protocol; once the server exits, writes are dropped (a fill still
-    finishing must not write to a closed stream: "I/O operation on closed file")."""
+    finishing must not write to a closed stream: "I/O operation on closed file").
 
-    def __init__(self, inner: StdoutWriter) -> None:
+    The first write that finds the client gone (it closed the server's stdout:
+    a broken pipe) calls ``on_lost`` and drops every later write: the server
+    stops there, instead of running the model for requests it can never answer
+    and logging a BrokenPipeError for each."""
+
+    def __init__(self, inner: StdoutWriter, on_lost: Callable[[OSError], None] | None = None) -> None:
         self._inner = inner
+        self.on_lost = on_lost
         self.closed = False
 
     def write(self, data: bytes) -> None:
-        if not self.closed:
+        if self.closed:
+            return
+        try:
             self._inner.write(data)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            self.closed = True
+            if self.on_lost is not None:
+                self.on_lost(exc)
 
     def close(self) -> None:
         self.closed = True
+
+
+def _write_to_devnull(stream: BinaryIO) -> None:
+    """Point ``stream``'s descriptor at /dev/null: what is still buffered for a client
+    that is gone is dropped at exit instead of raising BrokenPipeError once more."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):  # not a real file (tests): nothing is flushed to it later
+        pass
 
 
 def serve_stdio(server: JsonRPCServer, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> int:
@@ -411,6 +493,22 @@ def serve_stdio(server: JsonRPCServer, stdin: BinaryIO | None = None, stdout: Bi
             stop.set()
             loop.call_soon_threadsafe(this.cancel)
 
+        def client_gone() -> None:
+            request_exit = getattr(server, "request_exit", None)
+            if request_exit is None:
+                stop_serving()
+            else:  # LSP: exit code 1 unless shutdown was received
+                request_exit(0 if is_shutting_down(server.protocol) else 1)
+
+        def output_lost(exc: OSError) -> None:  # on whichever thread wrote
+            log.error("the client closed the server's output (%s); exiting", type(exc).__name__)
+            _write_to_devnull(stdout)
+            try:
+                loop.call_soon_threadsafe(client_gone)
+            except RuntimeError:  # the loop is closed already: the server is exiting anyway
+                pass
+
+        writer.on_lost = output_lost
         server.stop_serving = stop_serving  # type: ignore[attr-defined]
         stream = asyncio.StreamReader(limit=1 << 24)
         reader: AsyncReader
@@ -418,7 +516,7 @@ def serve_stdio(server: JsonRPCServer, stdin: BinaryIO | None = None, stdout: Bi
             await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream), stdin)
             reader = PipeReader(stream)
         else:  # a regular file or /dev/null: epoll refuses them; read in a thread
-            reader = StdinAsyncReader(stdin, server.thread_pool)
+            reader = ThreadReader(stdin, server.thread_pool)
         server.protocol.set_writer(writer)
         try:
             await message_loop(stop, reader, server.protocol, server.report_server_error)

@@ -23,9 +23,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from pygls.uris import to_fs_path
-
 from lsp_server.config import Settings
+from lsp_server.documents.uris import fs_path
 
 #: names the engine resolves to the bundled model before looking at the disk
 BUNDLED_NAMES = ("bundled", "diffill-tiny")
@@ -43,7 +42,7 @@ def workspace_paths(server: Any) -> list[str]:
     uris = [folder.uri for folder in workspace.folders.values()]
     if workspace.root_uri:
         uris.append(workspace.root_uri)
-    paths = (to_fs_path(uri) for uri in uris if uri.startswith("file:"))
+    paths = (fs_path(uri) for uri in uris)  # None for other schemes and URIs that cannot be paths
     return sorted({p for p in paths if p})
 
 

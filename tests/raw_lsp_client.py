@@ -60,7 +60,10 @@ class RawLspClient:
     """Drives one server process over stdio at the byte level."""
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None,
-                 cwd: str | Path | None = None, stderr_path: str | Path | None = None) -> None:
+                 cwd: str | Path | None = None, stderr_path: str | Path | None = None,
+                 read_output: bool = True) -> None:
+        """``read_output=False``: no reader thread; the test reads ``proc.stdout``
+        itself (``read_message``), e.g. to close it under the server."""
         # kept open for the server's whole life and closed in close()
         self._stderr: IO[bytes] | int = open(stderr_path, "wb") if stderr_path else subprocess.DEVNULL  # noqa: SIM115
         self.stderr_path = Path(stderr_path) if stderr_path else None
@@ -74,7 +77,8 @@ class RawLspClient:
         self._ids = itertools.count(1)
         self._write_lock = threading.Lock()
         self._reader = threading.Thread(target=self._read_loop, name="raw-lsp-reader", daemon=True)
-        self._reader.start()
+        if read_output:
+            self._reader.start()
 
     # -- sending -------------------------------------------------------------
     def send_bytes(self, data: bytes) -> None:
@@ -123,6 +127,12 @@ class RawLspClient:
     def responses_to(self, msg_id: Any) -> list[dict]:
         with self.inbox.cond:
             return list(self.inbox.responses.get(id_key(msg_id), []))
+
+    def read_message(self) -> dict | None:
+        """The server's next message, read on this thread (only with ``read_output=False``)."""
+        assert self.proc.stdout is not None and not self._reader.is_alive()
+        body = _read_frame(self.proc.stdout)
+        return None if body is None else json.loads(body)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -226,7 +236,8 @@ class RawLspClient:
                 stream.close()
         if not isinstance(self._stderr, int):
             self._stderr.close()
-        self._reader.join(timeout)
+        if self._reader.is_alive():
+            self._reader.join(timeout)
         return self.proc.returncode
 
 

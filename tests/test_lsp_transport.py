@@ -12,7 +12,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
-from lsp_server.transport import OVERLONG_LINE, FrameReader, PipeReader, message_loop
+from lsp_server.transport import OVERLONG_LINE, FrameReader, Oversized, PipeReader, message_loop
 
 
 def frame(body: bytes | dict | list, length: int | None = None, header: bytes = b"Content-Length") -> bytes:
@@ -160,9 +160,34 @@ async def test_frame_reader_skips_overlong_lines_and_bodies():
     stream.feed_eof()
     reader = PipeReader(stream)
     frames = FrameReader(reader, max_body=100)
+    assert await frames.read() == Oversized(200)
     assert await frames.read() == body
-    assert frames.skipped == [200]
     assert await frames.read() is None
+
+
+async def test_an_oversized_header_is_answered_before_its_body_arrives():
+    """Issue 27: the id-null answer came only when the input ended (the reader waited for
+    the promised bytes); now it comes at once, and the next header is read whatever
+    arrived between (a short body, or the whole oversized one, discarded as it came)."""
+    for between in (b'{"jsonrpc": "2.0", "id": 9, "method": "test/echo", "params": {}}', b"z" * 5000 + b"\n" * 3):
+        stream = asyncio.StreamReader()
+        frames = FrameReader(PipeReader(stream), max_body=1000)
+        stream.feed_data(b"Content-Length: 300000000\r\n\r\n")
+        assert await asyncio.wait_for(frames.read(), 5) == Oversized(300000000)
+        for i in range(0, len(between), 7):  # in pieces, as a pipe delivers it
+            stream.feed_data(between[i:i + 7])
+        stream.feed_data(frame(request(2, "test/echo", {})))
+        body = await asyncio.wait_for(frames.read(), 5)
+        assert json.loads(body)["id"] == 2
+
+
+async def test_too_large_message_is_answered_and_the_next_ones_are_served():
+    data = b"Content-Length: 300000000\r\n\r\n" + b'{"padding": "' + b"p" * 50 + b'"}' \
+        + frame(request(1, "test/echo", {})) + frame(request(2, "test/echo", {}))
+    out = await run(data)
+    assert out.messages[0]["id"] is None and out.messages[0]["error"]["code"] == -32600
+    assert "300000000 bytes" in out.messages[0]["error"]["message"]
+    assert out.response(1)["result"] == "echo" and out.response(2)["result"] == "echo"
 
 
 async def test_pipe_reader_turns_an_overlong_line_into_junk():

@@ -22,8 +22,16 @@ from dataclasses import dataclass
 from lsp_server.context.files import Stamp
 from lsp_server.context.languages import EXTENSIONS, grammar_for
 from lsp_server.context.privacy import Rules
-from lsp_server.context.symbols import Symbol, extract
-from lsp_server.context.worker import INLINE_MAX_CHARS, WORKER_MIN_FILES, Item, Parsed, ParseWorker, symbols_of
+from lsp_server.context.symbols import Symbol
+from lsp_server.context.worker import (
+    INLINE_MAX_CHARS,
+    WORKER_MIN_FILES,
+    Item,
+    Parsed,
+    ParseWorker,
+    WorkerStopped,
+    symbols_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -146,16 +154,6 @@ class SymbolIndex:
             return {"files": len(self._files), "definitions": self._definitions, "names": len(self._by_name)}
 
 
-def index_text(index: SymbolIndex, path: str, text: str, grammar: str | None) -> bool:
-    """Index one file's text (an open document or a file just read)."""
-    if grammar is None:
-        return False
-    symbols = extract(text.encode("utf-8", "surrogatepass"), grammar)
-    if symbols is None:
-        return False
-    return index.put(path, symbols)
-
-
 def source_files(rules: Rules) -> Iterator[str]:
     """Files of known languages under the workspace folders that the rules allow
     (ignored directories are not entered; symlinks are not followed out)."""
@@ -218,6 +216,13 @@ class Indexer:
 
     def _build(self, generation: int, rules: Rules, open_texts: Callable[[], dict[str, str]],
                progress: ProgressFn | None) -> int:
+        try:
+            return self._build_files(generation, rules, open_texts, progress)
+        except WorkerStopped:  # shut down meanwhile: the server is exiting
+            return self.files_seen
+
+    def _build_files(self, generation: int, rules: Rules, open_texts: Callable[[], dict[str, str]],
+                     progress: ProgressFn | None) -> int:
         """Walk, then parse in batches (two in flight, so the worker never waits
         for this thread) and merge each batch as it comes back."""
         self.index.clear()
@@ -254,8 +259,8 @@ class Indexer:
         if self._generation != generation:
             return done
         for path, text in opened.items():  # open documents outside the folders
-            if path not in self.index and rules.may_use_open(path):
-                index_text(self.index, path, text, grammar_for(path))
+            if path not in self.index and rules.may_use_open(path) and self._generation == generation:
+                self._parse_one(path, text, grammar_for(path))
         self.ready = True
         return done
 
@@ -283,6 +288,8 @@ class Indexer:
 
     def _update(self, path: str) -> None:
         with self._lock:
+            if path not in self._pending:  # shut down meanwhile
+                return
             text_of, language_id, not_before = self._pending[path]
             wait = not_before - time.monotonic()
             if wait > 0:  # typing goes on: come back when it may have paused (the thread stays free meanwhile)
@@ -297,9 +304,16 @@ class Indexer:
         if not allowed or (text is None and rules is None):
             self.index.remove(path)
             return
-        # large texts go to the worker: a parse here would hold the GIL that completions need
+        try:
+            self._parse_one(path, text, grammar_for(path, language_id))
+        except WorkerStopped:  # shut down meanwhile: the server is exiting
+            pass
+
+    def _parse_one(self, path: str, text: str | None, grammar: str | None) -> None:
+        """Index one file (its text, or None: read it); large ones go to the worker: a
+        parse here would hold the GIL that completions need."""
         big = len(text) > INLINE_MAX_CHARS if text is not None else _size(path) > INLINE_MAX_CHARS
-        items: list[Item] = [(path, text, grammar_for(path, language_id))]
+        items: list[Item] = [(path, text, grammar)]
         [(_, found, stamp)] = self.worker.result(self.worker.submit(items, big or self.worker.running), items)
         if found is None:
             self.index.remove(path)
@@ -331,7 +345,10 @@ class Indexer:
             time.sleep(max(due - time.monotonic(), 0.01))
 
     def shutdown(self) -> None:
+        """Stop without waiting: queued updates are dropped, a build stops at its next
+        batch, and the worker process is terminated after a short grace (``worker``)."""
         with self._lock:
             self._generation += 1
+            self._pending.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.worker.shutdown()

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
-from pygls.uris import from_fs_path, to_fs_path
+from pygls.uris import from_fs_path
 
 from engine.window import CHARS_PER_TOKEN, DEFAULT_CONTEXT_TOKENS, context_room
 from lsp_server.config import Settings
@@ -30,6 +30,7 @@ from lsp_server.context.recent import RecentChunks
 from lsp_server.context.similar import OpenText, SimilarSnippets
 from lsp_server.documents.context import scalar_text
 from lsp_server.documents.store import Document
+from lsp_server.documents.uris import fs_path
 
 if TYPE_CHECKING:
     from engine import Engine
@@ -53,11 +54,10 @@ def estimate_tokens(text: str) -> int:
 
 @functools.lru_cache(maxsize=4096)
 def path_of(uri: str) -> str | None:
-    """The local path of a ``file:`` URI (None for other schemes); remembered,
-    requests ask about the same open documents again and again."""
-    if not uri.startswith("file:"):
-        return None
-    return to_fs_path(uri) or None
+    """The local path of a ``file:`` URI (None for other schemes, and for a URI that
+    cannot be a path: a lone surrogate or a NUL in it); remembered, requests ask
+    about the same open documents again and again."""
+    return fs_path(uri)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -136,6 +136,10 @@ class ContextService:
 
     def shutdown(self) -> None:
         self.indexer.shutdown()
+
+    def wait_stopped(self, timeout_s: float) -> bool:
+        """After ``shutdown``: whether the index's worker process has ended within ``timeout_s``."""
+        return self.indexer.worker.wait_stopped(timeout_s)
 
     # -- one request ------------------------------------------------------------
     def budget(self, max_tokens: int, window_tokens: int, canvas: int) -> int:

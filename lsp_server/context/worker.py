@@ -11,6 +11,12 @@ Small jobs stay on the calling thread (a worker costs a process start and
 about 40 MB): builds of fewer than ``WORKER_MIN_FILES`` files, and texts
 shorter than ``INLINE_MAX_CHARS`` when no worker runs yet.  If the worker
 cannot start or dies, parsing falls back to the calling thread.
+
+On shutdown the worker gets ``SHUTDOWN_GRACE_S`` to finish its batch and is then
+terminated: a parse cannot be interrupted, and at nice 19 on a busy machine one
+large file took minutes, which the server's exit waited for (the interpreter
+joins the pool at exit, and the index thread waited on the result).  Work still
+waiting for the worker then raises ``WorkerStopped`` (never parsed inline).
 """
 from __future__ import annotations
 
@@ -20,8 +26,10 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import wait as mp_wait
+from multiprocessing.process import BaseProcess
 from typing import TypeVar
 
 from lsp_server.context.files import Stamp, read_bytes
@@ -38,6 +46,8 @@ INLINE_MAX_CHARS = 32 * 1024
 WORKER_NICE = 19
 #: how often the worker checks that the server still runs (seconds)
 PARENT_POLL_S = 1.0
+#: how long a shutdown lets the worker finish its batch before terminating it (seconds)
+SHUTDOWN_GRACE_S = 0.5
 
 #: one file to parse: (path, its text or None to read it from disk, grammar)
 Item = tuple[str, str | None, str | None]
@@ -95,13 +105,19 @@ def symbols_of(found: list[Found]) -> list[Symbol]:
     return [Symbol(*f) for f in found]
 
 
+class WorkerStopped(Exception):
+    """The worker was shut down: the work asked of it is not done."""
+
+
 class ParseWorker:
     """The worker process, started on first use and kept for later updates."""
 
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
         self._failed = False
+        self._closed = False
         self._lock = threading.Lock()
+        self._stopping: threading.Thread | None = None
 
     @property
     def running(self) -> bool:
@@ -109,6 +125,8 @@ class ParseWorker:
 
     def _ensure(self) -> ProcessPoolExecutor | None:
         with self._lock:
+            if self._closed:
+                raise WorkerStopped("the index worker was shut down")
             if self._pool is None and not self._failed:
                 try:
                     self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
@@ -119,24 +137,35 @@ class ParseWorker:
             return self._pool
 
     def submit(self, items: list[Item], in_worker: bool) -> Future[list[Parsed]]:
-        """Parse ``items`` in the worker (``in_worker``, when it can run) or now, inline."""
+        """Parse ``items`` in the worker (``in_worker``, when it can run) or now, inline;
+        ``WorkerStopped`` after ``shutdown``."""
         pool = self._ensure() if in_worker else None
         if pool is not None:
             try:
                 return pool.submit(parse_items, items)
             except (BrokenProcessPool, RuntimeError) as exc:
-                self._broken(exc)
+                self._stopped_or_broken(exc)
+        if self._closed:
+            raise WorkerStopped("the index worker was shut down")
         done: Future[list[Parsed]] = Future()
         done.set_result(parse_items(items))
         return done
 
     def result(self, future: Future[list[Parsed]], items: list[Item]) -> list[Parsed]:
-        """The future's result; the items again inline if the worker died meanwhile."""
+        """The future's result; the items again inline if the worker died meanwhile,
+        ``WorkerStopped`` if it was shut down."""
         try:
             return future.result()
-        except BrokenProcessPool as exc:
-            self._broken(exc)
+        except (BrokenProcessPool, CancelledError) as exc:
+            self._stopped_or_broken(exc)
             return parse_items(items)
+
+    def _stopped_or_broken(self, exc: BaseException) -> None:
+        if self._closed:
+            raise WorkerStopped("the index worker was shut down") from exc
+        if isinstance(exc, CancelledError):  # only a shutdown cancels work
+            raise exc
+        self._broken(exc)
 
     def call(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn`` in the worker (tests: its priority); starts it."""
@@ -151,8 +180,78 @@ class ParseWorker:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def shutdown(self) -> None:
+    def shutdown(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
+        """Stop the worker without waiting: queued work is cancelled, and the batch
+        it is parsing gets ``grace_s`` before the process is terminated (on a
+        thread of its own: the caller, the server's exit, goes on at once)."""
         with self._lock:
+            self._closed = True
             pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        if pool is None:
+            return
+        table = _process_table(pool)
+        pool.shutdown(wait=False, cancel_futures=True)  # waits for a process start in progress
+        processes = list(table.values())
+        if processes:
+            self._stopping = threading.Thread(target=_terminate_after, args=(processes, grace_s),
+                                              name="diffill-index-stop", daemon=True)
+            self._stopping.start()
+
+    def wait_stopped(self, timeout_s: float) -> bool:
+        """After ``shutdown``: wait until the worker process has ended (terminated if
+        need be); False if it still runs after ``timeout_s``."""
+        stopping = self._stopping
+        if stopping is not None:
+            stopping.join(timeout_s)
+            return not stopping.is_alive()
+        return True
+
+
+def _process_table(pool: ProcessPoolExecutor) -> dict[int, BaseProcess]:
+    """The pool's worker processes by pid.  ``ProcessPoolExecutor`` has no public way to
+    stop a worker in the middle of a job before Python 3.14 (``terminate_workers``);
+    its process table is the only handle.  The table itself is returned, not a copy:
+    a worker being started as the pool shuts down is entered in it when ``shutdown``
+    returns (it waits for the start), and ``shutdown`` drops the pool's reference."""
+    table = getattr(pool, "_processes", None)
+    return table if isinstance(table, dict) else {}
+
+
+def _terminate_after(processes: list[BaseProcess], grace_s: float) -> None:
+    """Let ``processes`` end by themselves for ``grace_s``, then terminate them (SIGTERM
+    ends a process even inside a parse), then kill what is left a second later."""
+    alive = _still_running(processes, grace_s)
+    if alive:
+        log.info("the index worker is still parsing after %g s; terminating it", grace_s)
+        for process in alive:
+            _signal(process.terminate)
+        for process in _still_running(alive, 1.0):
+            _signal(process.kill)
+        _still_running(alive, 1.0)
+    for process in processes:  # reap them (the server may exit before the pool's own thread does)
+        try:
+            process.join(0)
+        except (OSError, ValueError, AssertionError):  # closed, or joined there meanwhile
+            pass
+
+
+def _still_running(processes: list[BaseProcess], timeout_s: float) -> list[BaseProcess]:
+    """Those of ``processes`` that have not ended within ``timeout_s``.  Seen through
+    their sentinels, not ``is_alive``: the pool's own thread reaps them too, and a
+    process reaped there looks alive from here."""
+    deadline = time.monotonic() + timeout_s
+    alive = list(processes)
+    while alive and (left := deadline - time.monotonic()) > 0:
+        try:
+            ended = mp_wait([p.sentinel for p in alive], left)
+        except (OSError, ValueError):  # a process closed meanwhile: the pool joined it
+            return []
+        alive = [p for p in alive if p.sentinel not in ended]
+    return alive
+
+
+def _signal(send: Callable[[], None]) -> None:
+    try:
+        send()
+    except (OSError, ValueError):  # ended or closed meanwhile
+        pass

@@ -13,13 +13,31 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from lsp_server.documents.positions import UTF16, Pos, PositionError, line_starts, offset_at
+from lsp_server.documents.uris import shown, uri_problem
+
+#: refused URIs remembered at most (until closed; the oldest are forgotten first)
+REFUSED_KEPT = 1024
 
 
 class UnknownDocumentError(KeyError):
     """A request named a document the client never opened."""
 
     def __str__(self) -> str:
-        return f"unknown document: {self.args[0]}"
+        return f"unknown document: {shown(str(self.args[0]))}"
+
+
+class RefusedDocumentError(UnknownDocumentError):
+    """A document whose URI the server cannot keep (``uris.uri_problem``): refused
+    at ``didOpen``, and every later message about it is answered with the reason."""
+
+    def __init__(self, uri: str, reason: str, first: bool) -> None:
+        super().__init__(uri, reason)
+        self.uri, self.reason = uri, reason
+        #: whether this is the didOpen that refused it (the user is told once)
+        self.first = first
+
+    def __str__(self) -> str:
+        return f"document {shown(self.uri)} was refused: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -98,8 +116,19 @@ class DocumentStore:
     def __init__(self, encoding: str = UTF16) -> None:
         self.encoding = encoding
         self._docs: dict[str, Document] = {}
+        self._refused: dict[str, str] = {}
 
     def open(self, uri: str, text: str, version: int, language_id: str | None) -> Document:
+        """Keep a new document; ``RefusedDocumentError`` for a URI that cannot be kept."""
+        reason = self._refused.get(uri)
+        if reason is not None:
+            raise RefusedDocumentError(uri, reason, first=False)
+        reason = uri_problem(uri)
+        if reason is not None:
+            self._refused[uri] = reason
+            if len(self._refused) > REFUSED_KEPT:
+                del self._refused[next(iter(self._refused))]
+            raise RefusedDocumentError(uri, reason, first=True)
         doc = Document(uri, text, version, language_id)
         self._docs[uri] = doc
         return doc
@@ -107,20 +136,29 @@ class DocumentStore:
     def change(self, uri: str, version: int, changes: list[Change]) -> Document:
         doc = self._docs.get(uri)
         if doc is None:
-            raise UnknownDocumentError(uri)
+            raise self._unknown(uri)
         new = apply_changes(doc, changes, version, self.encoding)
         self._docs[uri] = new
         return new
 
     def close(self, uri: str) -> None:
         self._docs.pop(uri, None)
+        self._refused.pop(uri, None)
 
     def get(self, uri: str) -> Document:
         docs = DISPATCH_SNAPSHOT.get()
         try:
             return (self._docs if docs is None else docs)[uri]
         except KeyError:
-            raise UnknownDocumentError(uri) from None
+            raise self._unknown(uri) from None
+
+    def refused(self, uri: str) -> bool:
+        """Whether ``uri`` was refused at its ``didOpen`` (and not closed since)."""
+        return uri in self._refused
+
+    def _unknown(self, uri: str) -> UnknownDocumentError:
+        reason = self._refused.get(uri)
+        return UnknownDocumentError(uri) if reason is None else RefusedDocumentError(uri, reason, first=False)
 
     def current(self, uri: str) -> Document | None:
         """The latest version (ignores the dispatch snapshot)."""

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp_server.documents import Document, PositionError, UnknownDocumentError
+from lsp_server.documents import Document, PositionError, RefusedDocumentError, UnknownDocumentError
 from lsp_server.hole import Hole, LspPosition
 
 if TYPE_CHECKING:
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 def document(server: DiffillServer, uri: str) -> Document:
     try:
         return server.documents.get(uri)
+    except RefusedDocumentError as exc:
+        raise JsonRpcInvalidParams(str(exc)) from None
     except UnknownDocumentError as exc:
         raise JsonRpcInvalidParams(f"{exc} (open it with textDocument/didOpen first)") from None
 

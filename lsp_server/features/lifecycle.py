@@ -62,6 +62,4 @@ def register(server: DiffillServer) -> None:
 
     @server.feature(types.SHUTDOWN)
     def shutdown(params: None) -> None:
-        server.inflight.cancel_all()
-        server.worker.shutdown()
-        server.context.shutdown()
+        server.stop_background_work()
