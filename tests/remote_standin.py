@@ -107,11 +107,12 @@ class _Handler(BaseHTTPRequestHandler):
         return super().parse_request()
 
     def _sent(self, data: bytes) -> None:
-        """Write and flush ``data``; the time the answer ends is taken here, before the
-        client can have read it (the handler's own bookkeeping comes later)."""
+        """Write and flush ``data``.  The time the answer ends is taken just before its
+        last bytes go out: after them the client may have read the answer and taken its
+        own time before this thread runs again."""
+        self._answered = time.perf_counter()
         self.wfile.write(data)
         self.wfile.flush()
-        self._answered = time.perf_counter()
 
     # --- helpers ---------------------------------------------------------------
 
