@@ -63,12 +63,19 @@ if ! command -v ninja >/dev/null; then
   fi
 fi
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-log "downloading the llama-cpp-python $VERSION sdist (PyPI)"
-python3 -m pip download -q --no-binary :all: --no-deps "llama-cpp-python==$VERSION" -d "$work" >&2
-tar xzf "$work/llama_cpp_python-$VERSION.tar.gz" -C "$work"
+# the sdist and the build tree are kept until the binary is installed: a run that is
+# interrupted (the build takes minutes) resumes where it stopped
+work="$PREFIX.build"
+mkdir -p "$work"
+sdist="$work/llama_cpp_python-$VERSION.tar.gz"
+if [ ! -f "$sdist" ]; then
+  log "downloading the llama-cpp-python $VERSION sdist (PyPI)"
+  python3 -m pip download -q --no-binary :all: --no-deps "llama-cpp-python==$VERSION" -d "$work.dl" >&2
+  mv "$work.dl/llama_cpp_python-$VERSION.tar.gz" "$sdist"
+  rm -rf "$work.dl"
+fi
 src="$work/llama_cpp_python-$VERSION/vendor/llama.cpp"
+[ -f "$src/CMakeLists.txt" ] || tar xzf "$sdist" -C "$work"
 [ -f "$src/CMakeLists.txt" ] || { log "no vendor/llama.cpp in the sdist"; exit 1; }
 
 jobs="${LLAMA_BUILD_JOBS:-$(nproc)}"
@@ -90,6 +97,7 @@ cp -r "$src/gguf-py" "$PREFIX.tmp/gguf-py"
 printf 'llama-cpp-python %s\nllama.cpp %s\n' "$VERSION" "$COMMIT" > "$PREFIX.tmp/VERSION"
 rm -rf "$PREFIX"
 mv "$PREFIX.tmp" "$PREFIX"
+rm -rf "$work"
 "$BIN" --version >&2 || true
 log "built in $(( $(date +%s) - start ))s: $BIN"
 echo "$BIN"

@@ -98,8 +98,10 @@ def _byte_tokens() -> list[str]:
     return [chars[b] for b in range(256)]
 
 
-def write_model(path: Path, server: Path) -> Path:
-    """Write the tiny FIM model (see the module's docstring) as GGUF at ``path``."""
+def write_model(path: Path, server: Path, n_embd: int = N_EMBD, n_layer: int = 1) -> Path:
+    """Write the tiny FIM model (see the module's docstring) as GGUF at ``path``.
+    More dimensions and layers change nothing it writes, only what each token costs
+    the server (the benchmark in docs/BENCHMARKS.md uses a larger one)."""
     import numpy as np
 
     gguf = _gguf_module(server)
@@ -115,20 +117,20 @@ def write_model(path: Path, server: Path) -> Path:
         following[here] = there
     # embeddings: one dimension per chain token (its own next), dimension 0 shared by all others
     rng = np.random.default_rng(0)
-    embd = np.zeros((n_vocab, N_EMBD), dtype=np.float32)
+    embd = np.zeros((n_vocab, n_embd), dtype=np.float32)
     dim = {t: i + 1 for i, t in enumerate(CHAIN)}
     for t, i in ids.items():
         embd[i, dim.get(t, 0)] = 1.0
-    output = np.zeros((n_vocab, N_EMBD), dtype=np.float32)
+    output = np.zeros((n_vocab, n_embd), dtype=np.float32)
     for t in ids:
         output[ids[following[t]], dim.get(t, 0)] = 4.0
     writer = gguf.GGUFWriter(str(path), "qwen2")
     writer.add_context_length(TRAIN_CONTEXT)
-    writer.add_embedding_length(N_EMBD)
-    writer.add_block_count(1)
-    writer.add_feed_forward_length(N_EMBD)
-    writer.add_head_count(2)
-    writer.add_head_count_kv(2)
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(n_layer)
+    writer.add_feed_forward_length(4 * n_embd)
+    writer.add_head_count(n_embd // 32)
+    writer.add_head_count_kv(n_embd // 32)
     writer.add_rope_freq_base(10000.0)
     writer.add_layer_norm_rms_eps(1e-6)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
@@ -145,19 +147,21 @@ def write_model(path: Path, server: Path) -> Path:
     def small(*shape: int) -> Any:
         return (rng.standard_normal(shape) * 0.02).astype(np.float32)
 
-    ones = np.ones(N_EMBD, dtype=np.float32)
+    ones = np.ones(n_embd, dtype=np.float32)
     writer.add_tensor("token_embd.weight", embd)
     writer.add_tensor("output_norm.weight", ones)
     writer.add_tensor("output.weight", output)
-    writer.add_tensor("blk.0.attn_norm.weight", ones)
-    for name in ("attn_q", "attn_k", "attn_v"):
-        writer.add_tensor(f"blk.0.{name}.weight", small(N_EMBD, N_EMBD))
-        writer.add_tensor(f"blk.0.{name}.bias", np.zeros(N_EMBD, dtype=np.float32))
-    writer.add_tensor("blk.0.attn_output.weight", np.zeros((N_EMBD, N_EMBD), dtype=np.float32))
-    writer.add_tensor("blk.0.ffn_norm.weight", ones)
-    writer.add_tensor("blk.0.ffn_gate.weight", small(N_EMBD, N_EMBD))
-    writer.add_tensor("blk.0.ffn_up.weight", small(N_EMBD, N_EMBD))
-    writer.add_tensor("blk.0.ffn_down.weight", np.zeros((N_EMBD, N_EMBD), dtype=np.float32))
+    for layer in range(n_layer):  # they compute, and write nothing to the residual stream
+        blk = f"blk.{layer}"
+        writer.add_tensor(f"{blk}.attn_norm.weight", ones)
+        for name in ("attn_q", "attn_k", "attn_v"):
+            writer.add_tensor(f"{blk}.{name}.weight", small(n_embd, n_embd))
+            writer.add_tensor(f"{blk}.{name}.bias", np.zeros(n_embd, dtype=np.float32))
+        writer.add_tensor(f"{blk}.attn_output.weight", np.zeros((n_embd, n_embd), dtype=np.float32))
+        writer.add_tensor(f"{blk}.ffn_norm.weight", ones)
+        writer.add_tensor(f"{blk}.ffn_gate.weight", small(4 * n_embd, n_embd))
+        writer.add_tensor(f"{blk}.ffn_up.weight", small(4 * n_embd, n_embd))
+        writer.add_tensor(f"{blk}.ffn_down.weight", np.zeros((n_embd, 4 * n_embd), dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -244,3 +248,25 @@ class LlamaServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main() -> int:
+    """``python tests/llama_tiny.py PATH [--embd D --layers N]``: write the model (for the
+    benchmark in docs/BENCHMARKS.md) with the gguf-py beside the built llama-server."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("path", type=Path)
+    parser.add_argument("--embd", type=int, default=N_EMBD)
+    parser.add_argument("--layers", type=int, default=1)
+    args = parser.parse_args()
+    exe = binary()
+    if exe is None:
+        print("no llama-server: run .ci/install-llama-server.sh first", file=sys.stderr)
+        return 1
+    print(write_model(args.path, exe, args.embd, args.layers))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -257,6 +257,10 @@ class _Handler(BaseHTTPRequestHandler):
                 if srv.delay_s and i and srv.stop_event.wait(srv.delay_s):
                     return
                 self._chunk(event)
+            # timed before the body's last bytes go out: the client may read them and ask for the
+            # timings at once, and must find this request's among them
+            self._timed = False
+            srv.processing_ms.append((time.perf_counter() - self._started) * 1000.0)
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
             if srv.close_idle:
