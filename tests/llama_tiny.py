@@ -49,7 +49,7 @@ SPECIALS = ["<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>
             "<|repo_name|>", "<|file_sep|>"]
 N_EMBD = 64
 #: the model's own context (llama-server serves at most this per slot)
-TRAIN_CONTEXT = 4096
+TRAIN_CONTEXT = 16384
 
 
 def binary() -> Path | None:
@@ -180,7 +180,8 @@ class LlamaServer:
 
     #: one slot of the whole context; a batch smaller than the context leaves llama-server's /infill
     #: room for other files' pieces (it gives input_extra n_ctx - n_batch - 2 * n_predict tokens)
-    ARGS = ("-c", "2048", "-b", "512", "-ub", "512", "-np", "1", "-t", "2", "--no-warmup")
+    #: one thread: two threads spin-waiting on a loaded 2-core machine made a token cost 150 ms, not 0.1 ms
+    ARGS = ("-c", "8192", "-b", "512", "-ub", "512", "-np", "1", "-t", "1", "--no-warmup")
 
     def __init__(self, exe: Path, model: Path, log: Path, port: int | None = None) -> None:
         self.exe, self.model, self.log_path = exe, model, log
@@ -193,9 +194,11 @@ class LlamaServer:
 
     def start(self, timeout_s: float = 60.0) -> LlamaServer:
         with open(self.log_path, "ab") as log:
+            # LLAMA_SERVER_SLOTS_DEBUG: /slots shows the last task's prompt, parameters and generated text
             self.proc = subprocess.Popen([str(self.exe), "-m", str(self.model), "--host", "127.0.0.1",
                                           "--port", str(self.port), *self.ARGS],
-                                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env={**os.environ, "LLAMA_SERVER_SLOTS_DEBUG": "1"})
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -239,7 +242,7 @@ class LlamaServer:
 
     def last_task(self) -> dict[str, Any]:
         """What the one slot last ran (``GET /slots``): the prompt as the server laid it out
-        (special tokens spelled), the request's parameters, and the tokens it generated."""
+        (special tokens spelled), the request's parameters and the text it generated."""
         [slot] = self.get("/slots")
         return slot
 
@@ -270,3 +273,16 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def generated_tokens(text: str) -> int:
+    """How many tokens of its chain the model generated to write ``text`` (the server's own
+    count is gone from /slots once a task ends; the chain's spelling is known)."""
+    spelled = {t: t.replace("Ġ", " ").replace("Ċ", "\n") for t in CHAIN}
+    following = dict(zip(CHAIN, [*CHAIN[1:], LOOP_TO]))
+    token, at, count = CHAIN[0], 0, 0
+    while at < len(text) and text.startswith(spelled[token], at):
+        at += len(spelled[token])
+        count += 1
+        token = following[token]
+    return count

@@ -2,7 +2,10 @@
 
 These are NOT the engines: each follows the engine's documented HTTP API as
 read on the date below, and tests that use one name what it follows.  Nothing
-in the suite runs against a real vLLM, llama.cpp or Ollama server.
+in the suite runs against a real vLLM or Ollama server; llama.cpp's own
+llama-server runs in tests/test_llamacpp_real.py, and its stand-in here stays
+for what a real server cannot be made to do (429/503, hangs, dropped streams,
+TLS and proxies in front of it).
 
 * vLLM >= 0.24 OpenAI-compatible server (docs.vllm.ai "OpenAI-Compatible
   Server", "Custom Arguments" for ``vllm_xargs``): ``POST /v1/completions``

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import pytest_lsp
-from llama_tiny import FIRST_LINE, LlamaServer, require_binary, write_model
+from llama_tiny import FIRST_LINE, LlamaServer, generated_tokens, require_binary, write_model
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.uris import from_fs_path
@@ -63,7 +63,7 @@ def test_the_server_answers_the_model_as_designed(llama: LlamaServer) -> None:
     """A direct FIM call: what every other test relies on."""
     answer = llama.post("/infill", {"input_prefix": "def add(a, b):\n    ", "input_suffix": "\n", "n_predict": 12})
     assert answer["content"].startswith(FIRST_LINE + "\n    pass\n"), answer
-    assert llama.get("/props")["default_generation_settings"]["n_ctx"] == 2048
+    assert llama.get("/props")["default_generation_settings"]["n_ctx"] == 8192
 
 
 def test_fill_stops_at_the_line_break_and_drops_the_leading_space(llama: LlamaServer, tmp_path: Path) -> None:
@@ -72,15 +72,18 @@ def test_fill_stops_at_the_line_break_and_drops_the_leading_space(llama: LlamaSe
     after the indentation is dropped, and the record names streamed pieces."""
     proc = _diffill("fill", "--jsonl", "--backend", "llamacpp", "--url", llama.url, stdin=_jsonl(
         {"prefix": "def add(a, b):\n    ", "suffix": "\n", "max_new_tokens": 24, "id": "block"},
-        {"prefix": "def add(a, b):\n    ", "suffix": "\n", "max_new_tokens": 200, "single_line": True,
-         "id": "line"}))
+        # an indented blank line: no stop rule (a model may begin with line breaks); the stream is closed
+        {"prefix": "def add(a, b):\n    ", "suffix": "\n", "max_new_tokens": 200, "single_line": True},
+        # text on the cursor's line: llama.cpp is told to stop at the line break
+        {"prefix": "def add(a, b):\n    total = ", "suffix": "\n", "max_new_tokens": 200, "single_line": True}))
     assert proc.returncode == 0, proc.stderr
-    block, line = (json.loads(x) for x in proc.stdout.splitlines())
+    block, blank, line = (json.loads(x) for x in proc.stdout.splitlines())
     assert block["middle"].startswith(ANSWER + "\n    pass\n") and block["tokens"] == 24
-    assert line["middle"] == ANSWER and line["tokens"] <= 5  # return, a, +, b and the line break
-    assert "pieces" in line and "forwards" not in line
+    for one in (blank, line):
+        assert one["middle"] == ANSWER and one["tokens"] <= 5  # return, a, +, b and the line break
+        assert "pieces" in one and "forwards" not in one
     task = llama.last_task()
-    assert task["params"]["stop"] == ["\n"] and task["next_token"][0]["n_decoded"] <= 5
+    assert task["params"]["stop"] == ["\n"] and task["generated"] == FIRST_LINE  # the line break ended it
     # the one-off form, at an indented line of a file
     source = tmp_path / "m.py"
     source.write_text("def add(a, b):\n    \n")
@@ -93,7 +96,7 @@ def test_openai_kind_on_llama_server_is_named_and_every_prompt_fits(llama: Llama
     """Defects 4 and 6: llama-server's /v1/completions has no window of its own (a prompt over
     its context is HTTP 400) and ignores the suffix; diffill cuts the prompt to the served
     context and tells the user, once and by name, to use the llamacpp kind."""
-    prefix = "".join(f"x_{i} = {i}\n" for i in range(1500)) + "def add(a, b):\n    "  # ~14,000 tokens here
+    prefix = "".join(f"x_{i} = {i}\n" for i in range(1500)) + "def add(a, b):\n    "  # ~15,000 tokens here
     direct = llama.post("/v1/completions", {"prompt": prefix, "max_tokens": 4})
     assert direct.get("status") == 400 and "context" in str(direct["error"]), direct  # what was seen unwindowed
     proc = _diffill("fill", "--jsonl", "--backend", "openai", "--model", "tiny", "--url", llama.url, stdin=_jsonl(
@@ -105,7 +108,7 @@ def test_openai_kind_on_llama_server_is_named_and_every_prompt_fits(llama: Llama
     assert proc.stderr.count("ignores the suffix") == 1 and "llamacpp" in proc.stderr
     doctor = _diffill("doctor", "--backend", "openai", "--model", "tiny", "--url", llama.url, "--json")
     report = json.loads(doctor.stdout)
-    assert "ignores the suffix" in report["warning"] and report["served_context_tokens"] == "2048 (the server)"
+    assert "ignores the suffix" in report["warning"] and report["served_context_tokens"] == "8192 (the server)"
 
 
 @pytest_lsp.fixture(config=CONFIG)
@@ -133,8 +136,8 @@ async def test_serve_completes_fills_sends_context_and_cancels(client: LanguageC
         context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
     assert result is not None and [i.insert_text for i in result.items] == [ANSWER]
     task = llama.last_task()
-    assert "shop/util.py" in task["prompt"] and "def compute_total(prices, tax_rate):" in task["prompt"]
-    assert task["params"]["stop"] == ["\n"] and task["next_token"][0]["n_decoded"] <= 5
+    assert "<|file_sep|>shop/util.py\ndef compute_total(prices, tax_rate):" in task["prompt"], task["prompt"]
+    assert task["params"]["stop"] == ["\n"] and task["generated"] == FIRST_LINE
     # after a request the engine is loaded: diffill/context lists pieces within a real budget
     listed = await context_at(client, uri, line, character)
     assert listed["pieces"] and 0 < listed["tokensUsed"] <= listed["tokenBudget"], listed
@@ -157,7 +160,7 @@ async def test_serve_completes_fills_sends_context_and_cancels(client: LanguageC
     # cancellation: a long block, cancelled while llama.cpp generates it
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
         settings={"diffill": {"backend": "llamacpp", "url": llama.url, "debounceMs": 0, "drafts": True,
-                              "maxNewTokens": 1500, "multiline": "always", "contextEnabled": False}}))
+                              "maxNewTokens": 4000, "multiline": "always", "contextEnabled": False}}))
     client.on_draft = None  # type: ignore[attr-defined]
     first_draft = asyncio.Event()
     client.on_draft = first_draft.set  # type: ignore[attr-defined]
@@ -176,8 +179,8 @@ async def test_serve_completes_fills_sends_context_and_cancels(client: LanguageC
     while llama.last_task()["is_processing"] and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     stopped = llama.last_task()
-    assert not stopped["is_processing"] and stopped["params"]["n_predict"] == 1500
-    assert stopped["next_token"][0]["n_decoded"] < 1500, "llama.cpp generated the whole block after the cancel"
+    assert not stopped["is_processing"] and stopped["params"]["n_predict"] == 4000
+    assert generated_tokens(stopped["generated"]) < 3500, "llama.cpp generated the whole block after the cancel"
 
 
 async def _inline(client: LanguageClient, uri: str, line: int, character: int) -> list[str]:
@@ -192,12 +195,6 @@ async def restart_client(lsp_client: LanguageClient, llama_model: tuple[Path, Pa
     exe, model = llama_model
     server = LlamaServer(exe, model, tmp_path / "server.log").start()
     attach_recorders(lsp_client)
-    lsp_client.messages = []  # type: ignore[attr-defined]
-
-    @lsp_client.feature(types.WINDOW_SHOW_MESSAGE)
-    def _shown(params: types.ShowMessageParams) -> None:
-        lsp_client.messages.append(params.message)  # type: ignore[attr-defined]
-
     await lsp_client.initialize_session(types.InitializeParams(
         capabilities=capabilities(), initialization_options={
             "backend": "llamacpp", "url": server.url, "debounceMs": 0, "contextEnabled": False,
@@ -214,13 +211,27 @@ async def test_serve_survives_llama_server_killed_and_restarted(restart_client: 
     uri = "file:///tmp/diffill-real/m.py"
     client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
         uri=uri, language_id="python", version=1, text="def add(a, b):\n    ")))
-    assert await _inline(client, uri, 1, 4) == [ANSWER]
+    block = ANSWER + "\n    pass"  # an indented blank line: a block, up to where its scope ends
+    assert await _inline(client, uri, 1, 4) == [block]
     server.stop()
     assert await _inline(client, uri, 1, 4) == []
     for _ in range(100):
-        if client.messages:  # type: ignore[attr-defined]
+        if client.messages:  # pytest-lsp records window/showMessage
             break
         await asyncio.sleep(0.02)
-    assert any("cannot reach the server" in m for m in client.messages), client.messages  # type: ignore[attr-defined]
+    shown = [m.message for m in client.messages]
+    assert any("cannot reach the server" in m for m in shown), shown
     server.start()
-    assert await _inline(client, uri, 1, 4) == [ANSWER]
+    assert await _inline(client, uri, 1, 4) == [block]
+
+
+def test_bench_remote_fim_counts_the_tokens_each_side_generates(llama: LlamaServer, tmp_path: Path) -> None:
+    """`diffill bench remote-fim` (docs/BENCHMARKS.md) on two cases: diffill's single-line requests
+    generate the line (5 tokens), the direct FIM call without a stop rule its whole n_predict."""
+    out = tmp_path / "remote-fim.json"
+    proc = _diffill("bench", "remote-fim", "--backend", "llamacpp", "--url", llama.url, "--limit", "2",
+                    "--warmup", "1", "--no-progress", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["diffill"]["tokens_median"] == 5 and summary["direct"]["tokens_median"] == 32
+    assert summary["same_first_line"] == 2 and "diffill llamacpp, single line" in proc.stdout
