@@ -10,6 +10,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.errors import DeviceError
+
 GB = 1e9
 
 
@@ -61,9 +63,23 @@ def _gpus() -> tuple[Gpu, ...]:
         return ()
 
 
+#: "1" or "0": answer ``cpu_has_fast_bf16`` as told instead of reading the CPU's flags, so that
+#: one machine can run what the other kind of CPU runs (``DIFFILL_CPU_BF16=1`` on an AVX2-only
+#: machine makes ``auto`` pick bfloat16 there, only slower; ``0`` on a bf16 machine, float32)
+CPU_BF16_ENV = "DIFFILL_CPU_BF16"
+
+
 def cpu_has_fast_bf16() -> bool:
     """True where the CPU has native bf16 matrix instructions (AVX512-BF16 or AMX):
-    there bf16 inference is about twice as fast as float32; elsewhere it is slower."""
+    there bf16 inference is about twice as fast as float32; elsewhere it is slower.
+    ``DIFFILL_CPU_BF16`` (``CPU_BF16_ENV``) overrides the answer."""
+    forced = os.environ.get(CPU_BF16_ENV, "").strip().lower()
+    if forced in ("1", "true", "yes", "on"):
+        return True
+    if forced in ("0", "false", "no", "off"):
+        return False
+    if forced:
+        raise DeviceError(f"{CPU_BF16_ENV}={forced!r}: use 1 (bfloat16 as on an AVX512-BF16 CPU) or 0 (float32)")
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:

@@ -26,7 +26,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
     parser.add_argument("--tcp", type=int, metavar="PORT", default=None,
                         help="listen on 127.0.0.1:PORT instead of stdio")
-    from engine.cli.common import add_backend_options
+    from engine.arguments import add_backend_options
 
     add_backend_options(parser)
     parser.add_argument("--model", default=None, metavar="PATH_OR_ID",

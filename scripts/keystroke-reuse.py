@@ -90,13 +90,15 @@ def main() -> None:
                         help="context tokens that may differ from the base (keystroke_reuse.MAX_CHANGED)")
     parser.add_argument("--base-cancelled", action="store_true",
                         help="stop A after its first forward (the server's next keystroke does that)")
+    parser.add_argument("--dtype", default=None,
+                        help="float32 or bfloat16 (default: the engine's choice for this CPU)")
     parser.add_argument("--out", type=Path, default=Path("bench-results/keystroke-reuse.json"))
     args = parser.parse_args()
     if args.margin is not None:
         keystroke_reuse.MARGIN = args.margin
     if args.max_changed is not None:
         keystroke_reuse.MAX_CHANGED = args.max_changed
-    engine = load_engine(None, device="cpu")
+    engine = load_engine(None, device="cpu", dtype=args.dtype)
     cases = real_file_cases(args.files, args.count) if args.files else [
         (c.prefix, c.suffix, c.middle) for c in spread(load_subset(args.subset, subset_path(args.subset, None, None)),
                                                         args.limit)]
@@ -117,6 +119,7 @@ def main() -> None:
     both = ("today", "reused")
     summary = {
         "cases": n,
+        "dtype": str(engine.backend.model.dtype).removeprefix("torch."),
         "typed": args.typed,
         "margin": keystroke_reuse.MARGIN,
         "max_changed": keystroke_reuse.MAX_CHANGED,

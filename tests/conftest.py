@@ -28,9 +28,31 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_engine(tiny_model_dir: Path):
+    """The tiny model in float32 on every CPU (the engine's own choice is bfloat16 where the
+    CPU has bf16 units): a test's outcome must not depend on the machine it lands on."""
     from engine import load_engine
 
-    return load_engine(str(tiny_model_dir), device="cpu")
+    return load_engine(str(tiny_model_dir), device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def tiny_engine_bf16(tiny_model_dir: Path):
+    """The tiny model in bfloat16, forced (an AVX2-only CPU runs it too, only slower)."""
+    from engine import load_engine
+
+    return load_engine(str(tiny_model_dir), device="cpu", dtype="bfloat16")
+
+
+@pytest.fixture(scope="module", params=["float32", "bfloat16"])
+def dtype(request: pytest.FixtureRequest) -> str:
+    """Each dtype the engine runs in on a CPU, for numerics tests that check both."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def dtype_engine(request: pytest.FixtureRequest, dtype: str):
+    """The tiny model in ``dtype``."""
+    return request.getfixturevalue("tiny_engine" if dtype == "float32" else "tiny_engine_bf16")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -79,6 +79,9 @@ class StandinServer(ThreadingHTTPServer):
         self.closed_at: float | None = None
         #: milliseconds each POST took inside this server (see GET /_standin/timings)
         self.processing_ms: list[float] = []
+        #: POSTs whose handler has not yet recorded its time (guarded by ``posts_done``)
+        self.posts_in_flight = 0
+        self.posts_done = threading.Condition()
         self.stop_event = threading.Event()
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
@@ -106,7 +109,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def parse_request(self) -> bool:
         self._started = time.perf_counter()  # the request line has just been read
+        self._answered: float | None = None  # when the answer's last bytes went out
         return super().parse_request()
+
+    def _sent(self, data: bytes) -> None:
+        """Write and flush ``data``; the time the answer ends is taken here, before the
+        client can have read it (the handler's own bookkeeping comes later)."""
+        self.wfile.write(data)
+        self.wfile.flush()
+        self._answered = time.perf_counter()
 
     # --- helpers ---------------------------------------------------------------
 
@@ -118,7 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(data)
+        self._sent(data)
 
     def _error(self, status: int, message: str) -> None:
         if self.server.kind == "ollama":
@@ -128,8 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
                                           "code": status}})
 
     def _chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
+        self._sent(f"{len(data):x}\r\n".encode() + data + b"\r\n")
 
     def _wait_for_close(self) -> None:
         """Hold the connection; note when the client closes it."""
@@ -167,7 +177,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path == "/_standin/timings":
-            times, self.server.processing_ms = self.server.processing_ms, []
+            srv = self.server
+            # a client has read a whole answer a moment before its handler records the time
+            with srv.posts_done:
+                srv.posts_done.wait_for(lambda: srv.posts_in_flight == 0, timeout=5)
+                times, srv.processing_ms = srv.processing_ms, []
             self._json(200, {"processing_ms": times})
             return
         self.server.headers_seen.append(dict(self.headers))
@@ -183,12 +197,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, f"no route {self.path}")
 
     def do_POST(self) -> None:
+        srv = self.server
         self._timed = True
+        with srv.posts_done:
+            srv.posts_in_flight += 1
         try:
             self._post()
         finally:
-            if self._timed:  # completions only: a route the stand-in lacks is not work it did
-                self.server.processing_ms.append((time.perf_counter() - self._started) * 1000.0)
+            with srv.posts_done:
+                if self._timed:  # completions only: a route the stand-in lacks is not work it did
+                    srv.processing_ms.append(((self._answered or time.perf_counter()) - self._started) * 1000.0)
+                srv.posts_in_flight -= 1
+                srv.posts_done.notify_all()
 
     def _post(self) -> None:
         srv = self.server
@@ -260,12 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if srv.delay_s and i and srv.stop_event.wait(srv.delay_s):
                     return
                 self._chunk(event)
-            # timed before the body's last bytes go out: the client may read them and ask for the
-            # timings at once, and must find this request's among them
-            self._timed = False
-            srv.processing_ms.append((time.perf_counter() - self._started) * 1000.0)
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
+            self._sent(b"0\r\n\r\n")
             if srv.close_idle:
                 self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):

@@ -78,7 +78,7 @@ def test_a_small_run_measures_both_kinds_against_the_real_server(tiny_model_dir:
         (tmp_path / "src" / f"m{i}.py").parent.mkdir(exist_ok=True)
         (tmp_path / "src" / f"m{i}.py").write_text(CODE * 40)
     out = tmp_path / "real.json"
-    proc = subprocess.run([sys.executable, "-m", "engine.cli.main", "bench", "lsp", "--files", str(tmp_path / "src"),
+    proc = subprocess.run([sys.executable, "-m", "diffill", "bench", "lsp", "--files", str(tmp_path / "src"),
                            "--count", "2", "--warmup", "1", "--model", str(tiny_model_dir), "--device", "cpu",
                            "--typing-ms", "30", "--set", "maxNewTokens=8", "--quiet", "--out", str(out)],
                           capture_output=True, text=True, timeout=600)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli.main import build_parser
+from diffill.main import build_parser
 from lsp_server.bench.procstat import read_threads
 from lsp_server.bench.soak.verdict import THREAD_SLACK, verdict
 from lsp_server.bench.soak.workload import MirrorDoc

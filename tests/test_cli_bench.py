@@ -1,25 +1,14 @@
-"""`diffill bench` registers `bench lsp` from lsp_server.bench.lsp when that module exists."""
+"""`diffill bench`: its subcommands parse; `bench lsp`, `soak` and `context` are lsp_server.bench's."""
 from __future__ import annotations
 
-import argparse
-import sys
-import types
-
-import pytest
-
-from engine.cli.main import build_parser
+from diffill.main import build_parser
 
 
-def test_bench_lsp_is_registered_from_lsp_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = types.ModuleType("lsp_server.bench.lsp")
-
-    def register_bench(bench: argparse._SubParsersAction) -> None:
-        bench.add_parser("lsp").set_defaults(func=lambda args: 0, fake_lsp=True)
-
-    fake.register_bench = register_bench  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "lsp_server.bench.lsp", fake)
-    args = build_parser().parse_args(["bench", "lsp"])
-    assert args.fake_lsp is True
+def test_bench_lsp_soak_and_context_come_from_lsp_server() -> None:
+    parser = build_parser()
+    for name in ("lsp", "soak", "context"):
+        func = parser.parse_args(["bench", name]).func
+        assert func.__module__.startswith("lsp_server.bench."), (name, func.__module__)
 
 
 def test_bench_quality_and_speed_parse() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli.fill import split_at
+from diffill.fill import split_at
 
 #: starts processes or trains/loads models: left out of the quick loop (pytest -m 'not slow and not editor')
 pytestmark = pytest.mark.slow
@@ -23,7 +23,7 @@ def diffill(*args: str, stdin: str | bytes | None = None, timeout: float = 240,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the installed `diffill` script (or the module) with test-friendly settings (plus ``env``)."""
     script = Path(sys.executable).with_name("diffill")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "engine.cli.main"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "diffill"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            **(env or {})}
     data = stdin.encode() if isinstance(stdin, str) else stdin

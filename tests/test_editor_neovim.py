@@ -41,7 +41,7 @@ def find_nvim() -> str | None:
 
 def server_cmd(model_dir: Path) -> list[str]:
     exe = Path(sys.executable).parent / "diffill"
-    base = [str(exe)] if exe.exists() else [sys.executable, "-m", "engine.cli.main"]
+    base = [str(exe)] if exe.exists() else [sys.executable, "-m", "diffill"]
     return base + ["serve", "--model", str(model_dir)]
 
 

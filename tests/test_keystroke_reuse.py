@@ -72,15 +72,18 @@ def test_positions_to_recompute_are_the_changes_the_canvas_and_their_neighbours(
     assert got == [3, 4, 5, 6, 7] + list(range(38, 52))
 
 
-def test_rebuilt_keys_are_a_fresh_forward_s_where_tokens_are_shared(tiny_engine):
+def test_rebuilt_keys_are_a_fresh_forward_s_where_tokens_are_shared(dtype_engine, dtype):
     """A first layer's keys depend only on the token and its position: rebuilt from a
-    base whose window sat one token further on, they equal a fresh forward's keys."""
-    model = tiny_engine.backend.model
+    base whose window sat one token further on, they are a fresh forward's keys, bit
+    for bit, in float32 and in bfloat16 (rotated from the keys before rotation, not
+    rotated twice)."""
+    model = dtype_engine.backend.model
+    assert str(model.dtype) == f"torch.{dtype}"
     generator = torch.Generator().manual_seed(3)
     tokens = torch.randint(5, 500, (200,), generator=generator)
     old = torch.cat((tokens[:100], torch.zeros(8, dtype=torch.long), tokens[100:190]))
     new = torch.cat((tokens[1:100], torch.tensor([7]), torch.zeros(8, dtype=torch.long), tokens[100:190]))
-    base_stepper = CanvasStepper(model, 198, 198)
+    base_stepper = CanvasStepper(model, 198, 198, keep_raw_keys=True)
     base_stepper.full(old[None], 100, 108)
     base = Base(ids=old, kept=base_stepper.kept, start=100, stop=108, length=198)
     pairs = shared_positions(base, new, 100, 108, 198)
@@ -90,9 +93,20 @@ def test_rebuilt_keys_are_a_fresh_forward_s_where_tokens_are_shared(tiny_engine)
     fresh = CanvasStepper(model, 198, 198)
     fresh.full(new[None], 100, 108)
     at = torch.tensor([i for i, _ in pairs])
-    torch.testing.assert_close(kept[0].keys[:, :, at], fresh.kept[0].keys[:, :, at], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(kept[0].values[:, :, at], fresh.kept[0].values[:, :, at], rtol=1e-5, atol=1e-5)
+    assert torch.equal(kept[0].keys[:, :, at], fresh.kept[0].keys[:, :, at])
+    assert torch.equal(kept[0].values[:, :, at], fresh.kept[0].values[:, :, at])
     assert not torch.equal(base.kept[0].keys[:, :, at], kept[0].keys[:, :, at])  # they did move
+
+
+def test_a_base_without_keys_before_rotation_is_refused(tiny_engine):
+    """A stepper that kept only rotated keys cannot be a base (it would round twice)."""
+    model = tiny_engine.backend.model
+    ids = torch.randint(5, 500, (1, 64), generator=torch.Generator().manual_seed(4))
+    stepper = CanvasStepper(model, 64, 64)
+    stepper.full(ids, 30, 34)
+    base = Base(ids=ids[0], kept=stepper.kept, start=30, stop=34, length=64)
+    with pytest.raises(ValueError, match="before rotation"):
+        rebuilt_kept(CanvasStepper(model, 64, 64), base, shared_positions(base, ids[0], 30, 34, 64))
 
 
 REQUEST = dict(prefix="def add(a, b):\n    return a", suffix="\n\nprint(add(1, 2))\n", max_new_tokens=8)
@@ -119,12 +133,16 @@ def test_a_request_that_asks_starts_from_the_base_and_leaves_it_in_place(tiny_en
     assert not plain.timings["reused_previous"] and backend.previous is base
 
 
-def test_the_same_request_again_with_one_forward_gives_the_same_answer(tiny_engine, backend):
+def test_the_same_request_again_with_one_forward_gives_the_same_answer(dtype_engine):
     """With one forward per request the base holds the full forward of the very same
-    ids, so the reused first forward over the canvas is exact."""
+    ids, so the reused first forward over the canvas is exact, in either dtype."""
     one = dict(REQUEST, steps=1, threshold=1.0)
-    first = tiny_engine.infill(InfillRequest(**one, reuse_previous=True))
-    again = tiny_engine.infill(InfillRequest(**one, reuse_previous=True))
+    dtype_engine.backend.forget_previous()
+    try:
+        first = dtype_engine.infill(InfillRequest(**one, reuse_previous=True))
+        again = dtype_engine.infill(InfillRequest(**one, reuse_previous=True))
+    finally:
+        dtype_engine.backend.forget_previous()
     assert again.timings["reused_previous"]
     assert again.middle == first.middle
 

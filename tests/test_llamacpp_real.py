@@ -51,7 +51,7 @@ def llama(llama_model: tuple[Path, Path], tmp_path_factory: pytest.TempPathFacto
 
 
 def _diffill(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine.cli.main", *args], input=stdin, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "diffill", *args], input=stdin, capture_output=True,
                           text=True, cwd=ROOT, timeout=120)
 
 

@@ -11,7 +11,7 @@ import pytest
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from engine.cli.main import build_parser
+from diffill.main import build_parser
 
 #: starts processes or trains/loads models: left out of the quick loop (pytest -m 'not slow and not editor')
 pytestmark = pytest.mark.slow

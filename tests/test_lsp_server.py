@@ -151,12 +151,24 @@ async def test_capabilities_advertised(client: LanguageClient):
     assert caps.position_encoding in (types.PositionEncodingKind.Utf16, "utf-16")
 
 
+def without_busy(states: list[str]) -> list[str]:
+    """The statuses with each request's "busy" and the "ready" that ends it left out: a
+    request turns the status busy only after 100 ms in the engine (tests/test_lsp_faults.py),
+    which a quick request on a busy machine may take."""
+    kept: list[str] = []
+    for state in states:
+        if state == "ready" and kept[-1:] == ["busy"]:
+            kept.pop()
+        else:
+            kept.append(state)
+    return kept
+
+
 async def test_model_load_reports_progress_and_status(client: LanguageClient):
     open_doc(client)
     await client.text_document_inline_completion_async(inline_params(*CURSOR))
     states = [s["state"] for s in client.statuses]
-    # a quick request leaves the status at ready (busy only after 100 ms: tests/test_lsp_faults.py)
-    assert states == ["loading", "ready"], states
+    assert without_busy(states) == ["loading", "ready"], states
     kinds = [[v.kind for v in reports] for reports in client.progress_reports.values()]
     assert ["begin", "end"] in kinds, kinds
 
@@ -378,8 +390,8 @@ async def test_model_reload_on_settings_change_and_log_file(client: LanguageClie
         settings={"diffill": {"threads": 2, "logFile": str(log_file)}}))
     result = await client.text_document_inline_completion_async(inline_params(*CURSOR))
     states = [s["state"] for s in client.statuses]
-    # load, (a quick request: no busy), reload, request
-    assert states == ["loading", "ready", "loading", "ready"], states
+    # load, (a request), reload, request
+    assert without_busy(states) == ["loading", "ready", "loading", "ready"], states
     prefix, suffix = split_at(TEXT, *CURSOR)
     want = expected_middle(tiny_engine, prefix, suffix)
     assert [i.insert_text for i in result.items] == ([want] if want else [])

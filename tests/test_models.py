@@ -225,8 +225,8 @@ def test_too_little_disk_is_refused_before_anything_downloads(hub):
 
 @pytest.mark.slow  # loads models
 def test_list_pull_offline_use_and_rm(hub, monkeypatch, capsys):
+    from diffill.models import run_list, run_rm
     from engine import load_engine
-    from engine.cli.models import run_list, run_rm
     from engine.types import InfillRequest
 
     def listed() -> dict[str, dict]:

@@ -19,7 +19,7 @@ LINE = json.dumps({"prefix": "def add(a, b):\n    ", "suffix": "\n\nprint(add(1,
 
 
 def _diffill(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine.cli.main", *args], input=stdin, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "diffill", *args], input=stdin, capture_output=True,
                           text=True, cwd=ROOT, timeout=120)
 
 

@@ -15,8 +15,8 @@ import pytest
 from remote_standin import StandinServer
 
 from engine import InfillRequest
+from engine.arguments import add_backend_options, remote_options_from_args
 from engine.backends.remote.options import ClientOptions
-from engine.cli.common import add_backend_options, remote_options_from_args
 from engine.errors import RemoteError
 from lsp_server.cli import remote_settings
 from lsp_server.config import Settings, parse_settings
@@ -115,7 +115,7 @@ def test_fill_cli_timeout_and_retries_flags() -> None:
     line = json.dumps({"prefix": "x = ", "suffix": "\n"}) + "\n"
     with StandinServer("llamacpp") as srv:
         srv.hang = True
-        proc = subprocess.run([sys.executable, "-m", "engine.cli.main", "fill", "--jsonl", "--backend", "llamacpp",
+        proc = subprocess.run([sys.executable, "-m", "diffill", "fill", "--jsonl", "--backend", "llamacpp",
                                "--url", srv.url, "--timeout-read", "0.3", "--retries", "0"],
                               input=line, capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr

@@ -86,7 +86,7 @@ def test_a_request_looks_up_no_modules() -> None:
 def test_bench_lsp_reports_client_overhead(tmp_path: Path) -> None:
     out = tmp_path / "lsp.json"
     with StandinServer("llamacpp") as srv:
-        proc = subprocess.run([sys.executable, "-m", "engine.cli.main", "bench", "lsp", "--backend", "llamacpp",
+        proc = subprocess.run([sys.executable, "-m", "diffill", "bench", "lsp", "--backend", "llamacpp",
                                "--url", srv.url, "--requests", "8", "--warmup", "2", "--memory-requests", "4",
                                "--memory-warmup", "2", "--quiet", "--out", str(out)],
                               capture_output=True, text=True, cwd=ROOT, timeout=240)

@@ -21,6 +21,7 @@ from pathlib import Path
 from engine.backends.block_diffusion import MODEL_TYPE, BlockDiffusionBackend, BlockOptions, Mode
 from engine.backends.cpu_int8 import quantize_linear_int8
 from engine.errors import DeviceError, ModelLoadError, ModelNotFoundError, UnsupportedModelError
+from engine.extras import missing_extra_message
 
 FLOAT_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
                 "float16": "float16", "fp16": "float16"}
@@ -93,7 +94,8 @@ def _quantization_kwargs(dtype: str, device: str) -> dict:
         try:
             import bitsandbytes  # noqa: F401
         except ImportError:
-            raise DeviceError("int8 on CUDA needs bitsandbytes (not installed); use --dtype fp8 or bfloat16") from None
+            raise DeviceError(missing_extra_message("int8 on CUDA", "bitsandbytes", "quant")
+                              + "; or use --dtype fp8 or bfloat16") from None
         from transformers import BitsAndBytesConfig
 
         return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True)}

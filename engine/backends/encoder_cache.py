@@ -38,10 +38,17 @@ def supports(model) -> bool:
 
 @dataclass
 class Kept:
-    """One layer's keys and values for every position, (1, heads, L, head_dim)."""
+    """One layer's keys and values for every position, (1, heads, L, head_dim).
+
+    ``raw_keys``, kept only where a later request may start from them
+    (``engine.backends.keystroke_reuse``), are the keys before their rotary
+    rotation: rotated for other positions they give exactly what a fresh forward
+    computes from the same states, in any dtype (rotating the rotated keys once
+    more rounds twice, a bf16 step off)."""
 
     keys: torch.Tensor
     values: torch.Tensor
+    raw_keys: torch.Tensor | None = None
 
 
 class CanvasStepper:
@@ -52,14 +59,16 @@ class CanvasStepper:
     ``valid`` is the number of real (unpadded) positions: keys past it are masked.
     ``cancel`` is checked before every layer, so a cancelled request stops
     within a layer's time, not a whole forward's; ``keep=False`` keeps nothing
-    (every step a full forward).
+    (every step a full forward); ``keep_raw_keys`` also keeps the keys before
+    their rotation (``Kept.raw_keys``), for a later request to start from.
     """
 
     def __init__(self, model, length: int, valid: int, cancel: CancellationToken | None = None,
-                 keep: bool = True) -> None:
+                 keep: bool = True, keep_raw_keys: bool = False) -> None:
         self.model = model
         self.cancel = cancel
         self.keep = keep
+        self.keep_raw_keys = keep and keep_raw_keys
         self.encoder = model.model
         self.config = model.config
         self.length = length
@@ -78,15 +87,12 @@ class CanvasStepper:
         #: per layer kind: the attention mask of every position, (1, 1, L, L), made on first use
         self._masks: dict[str, torch.Tensor] = {}
 
-    def shifted_keys(self, keys: torch.Tensor, shift: int, kind: str) -> torch.Tensor:
-        """Kept ``keys`` (1, heads, n, head_dim) of a ``kind`` layer as they would be
-        ``shift`` positions further on (negative: back): rotary positions compose,
-        R(p + d) = R(d) R(p), so a rotation by the shift moves them."""
-        if not shift:
-            return keys
+    def rotated_keys(self, raw_keys: torch.Tensor, positions: torch.Tensor, kind: str) -> torch.Tensor:
+        """Keys before rotation ``raw_keys`` (1, heads, n, head_dim) of a ``kind`` layer
+        rotated for ``positions`` (n,) of this layout: the forward's own rotation, so the
+        same raw keys give the same keys bit for bit."""
         cos, sin = self._rotary[kind]
-        cos, sin = cos[:, :, abs(shift)][:, :, None], sin[:, :, abs(shift)][:, :, None]
-        return _rotate(keys, cos, sin if shift > 0 else -sin)
+        return _rotate(raw_keys, cos[:, :, positions], sin[:, :, positions])
 
     def _device(self) -> torch.device:
         return self.encoder.embeddings.tok_embeddings.weight.device
@@ -168,7 +174,7 @@ class CanvasStepper:
         q, k = _rotate(qkv[:2], cos, sin).unbind(0)
         v = qkv[2]
         if keep:
-            self.kept.append(Kept(k, v.contiguous()))
+            self.kept.append(Kept(k, v.contiguous(), qkv[1].contiguous() if self.keep_raw_keys else None))
             keys, values = k, v
         elif not self.kept:  # a plain full forward (nothing kept)
             keys, values = k, v
@@ -176,6 +182,8 @@ class CanvasStepper:
             kept = self.kept[index]
             kept.keys[:, :, positions] = k
             kept.values[:, :, positions] = v
+            if kept.raw_keys is not None:
+                kept.raw_keys[:, :, positions] = qkv[1]
             keys, values = kept.keys, kept.values
         out = self._attention(q, keys, values, how)
         return attn.Wo(out.transpose(1, 2).reshape(1, n, -1))

@@ -8,8 +8,9 @@ on, and a full window drops a token at its start.  So the first forward of a
 request runs, like a canvas step (``engine.backends.encoder_cache``), only on
 the positions whose tokens changed, the canvas and their sliding-window
 neighbours, and takes everyone else's keys and values from the base request:
-keys re-rotated by the position shift (rotary positions compose:
-R(p + d) = R(d) R(p)), values as they are.
+keys rotated for their new positions from the base's keys before rotation
+(``Kept.raw_keys``: exact in bfloat16 too, where rotating the rotated keys by
+the shift once more was a bf16 step off), values as they are.
 
 It is an approximation of the same kind as the canvas steps: states far from
 the cursor do not see the few changed tokens.  Measured on keystroke pairs
@@ -96,23 +97,23 @@ def worth_reusing(pairs: list[tuple[int, int]], start: int, stop: int, length: i
 
 def rebuilt_kept(stepper: CanvasStepper, base: Base, pairs: list[tuple[int, int]]) -> list[Kept]:
     """New keys and values for ``stepper``'s layout: the base's where a token is shared
-    (keys rotated by its shift), zeros elsewhere (recomputed, or padding that is
-    never attended to).  The base's own tensors are not changed."""
+    (keys rotated for the new position from the base's keys before rotation), zeros
+    elsewhere (recomputed, or padding that is never attended to).  The base's own
+    tensors are not changed."""
     device = base.kept[0].keys.device if base.kept else None
-    by_shift: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    for shift in sorted({i - j for i, j in pairs}):
-        chosen = [(i, j) for i, j in pairs if i - j == shift]
-        by_shift[shift] = (torch.tensor([i for i, _ in chosen], device=device),
-                           torch.tensor([j for _, j in chosen], device=device))
+    new_at = torch.tensor([i for i, _ in pairs], dtype=torch.long, device=device)
+    old_at = torch.tensor([j for _, j in pairs], dtype=torch.long, device=device)
     kept: list[Kept] = []
     for layer, old in zip(stepper.encoder.layers, base.kept, strict=True):
+        if old.raw_keys is None:
+            raise ValueError("a base keeps its keys before rotation (CanvasStepper keep_raw_keys)")
         batch, heads, _, dim = old.keys.shape
         keys = old.keys.new_zeros(batch, heads, stepper.length, dim)
         values = old.values.new_zeros(batch, heads, stepper.length, dim)
-        for shift, (new_at, old_at) in by_shift.items():
-            keys[:, :, new_at] = stepper.shifted_keys(old.keys[:, :, old_at], shift, layer.attention_type)
-            values[:, :, new_at] = old.values[:, :, old_at]
-        kept.append(Kept(keys, values))
+        raw = old.raw_keys[:, :, old_at]
+        keys[:, :, new_at] = stepper.rotated_keys(raw, new_at, layer.attention_type)
+        values[:, :, new_at] = old.values[:, :, old_at]
+        kept.append(Kept(keys, values))  # a request that reused is never a base: no raw keys
     return kept
 
 

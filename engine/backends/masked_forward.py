@@ -50,7 +50,8 @@ class StepForwards:
         self.start, self.stop = start, stop
         self.length = length
         self.refresh = max(1, refresh)
-        self.stepper = (encoder_cache.CanvasStepper(model, padded, length, cancel, keep=self.refresh > 1)
+        self.stepper = (encoder_cache.CanvasStepper(model, padded, length, cancel, keep=self.refresh > 1,
+                                                    keep_raw_keys=leaves_base)
                         if encoder_cache.supports(model) else None)
         keeps = self.stepper is not None and self.refresh > 1  # keys and values outlive a forward
         #: the earlier request whose keys and values the first forward may reuse
@@ -109,6 +110,7 @@ class StepForwards:
         anyway, since it recomputes its own canvas with ``keystroke_reuse.MARGIN``
         neighbours."""
         stepper = self.stepper
-        if stepper is None or not stepper.kept or self.reused or self._last_ids is None:
+        if (stepper is None or not stepper.kept or stepper.kept[0].raw_keys is None or self.reused
+                or self._last_ids is None):
             return None
         return Base(ids=self._last_ids[0], kept=stepper.kept, start=self.start, stop=self.stop, length=self.length)

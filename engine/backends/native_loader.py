@@ -18,6 +18,7 @@ from engine.backends.families import get as get_family
 from engine.backends.families.base import make_bidirectional, read_config
 from engine.backends.masked import MaskedDiffusionBackend, MaskedModelInfo
 from engine.errors import DeviceError, ModelLoadError, UnsupportedModelError
+from engine.extras import missing_extra_message
 
 #: prompt window for native families when nobody says otherwise: these models
 #: run on GPUs, and short windows cut most real prompts (DESIGN.md: use 1024+)
@@ -43,8 +44,7 @@ def quantization_kwargs(quantization: str | None, device: str) -> dict[str, Any]
     try:
         import bitsandbytes  # noqa: F401
     except ImportError:
-        raise DeviceError(f"{quantization} weights need the bitsandbytes package "
-                          "(pip install bitsandbytes)") from None
+        raise DeviceError(missing_extra_message(f"{quantization} weights", "bitsandbytes", "quant")) from None
     import torch
     from transformers import BitsAndBytesConfig
 

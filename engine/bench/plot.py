@@ -5,15 +5,25 @@ from pathlib import Path
 from typing import Any
 
 from engine.bench.speed import RUNS
+from engine.extras import MissingExtra, missing_extra_message
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot drawing to files (Agg); :class:`MissingExtra` naming the ``bench``
+    extra when matplotlib is not installed (``diffill bench speed`` asks before it runs)."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise MissingExtra(missing_extra_message("the `bench speed` figure", "matplotlib", "bench")) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def plot_speed(summary: dict[str, dict[str, Any]], path: Path, title: str = "") -> Path:
     """Write a PNG with two panels (tokens/forward; p50 latency with p95 whiskers)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     kinds = list(summary)
     width = 0.38
     fig, (ax_tpf, ax_ms) = plt.subplots(1, 2, figsize=(10, 4))

@@ -42,7 +42,7 @@ URI = "file:///diffill-bench/source.py"
 def register_bench(bench: argparse._SubParsersAction) -> None:
     p = bench.add_parser("lsp", help="language server latency, overhead and memory",
                          description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from engine.cli.common import add_backend_options
+    from engine.arguments import add_backend_options
 
     add_backend_options(p)
     p.add_argument("--model", default=None, metavar="PATH_OR_ID",

@@ -13,7 +13,8 @@ import time
 from importlib import metadata
 from typing import Any
 
-from engine.cli.common import add_model_options, load_engine_from_args, user_error
+from diffill.errors import user_error
+from engine.arguments import add_model_options, load_engine_from_args
 
 PACKAGES = ("torch", "transformers", "tokenizers", "pygls")
 #: the test fill: small enough to run in well under a second on a CPU

@@ -1,25 +1,20 @@
 """`diffill` command line: one subcommand per module, registered here.
 
 Each command module exposes ``register(subparsers)`` which adds its parser and
-sets ``func``; a command returns an exit code.  ``serve`` and ``bench lsp`` live
-in ``lsp_server`` (imported lazily) so that the engine never imports LSP code
-except at this single dispatch point.
+sets ``func``; a command returns an exit code.  ``serve`` lives in
+``lsp_server.cli`` (it is also ``python -m lsp_server``); this package sits above
+both ``engine`` and ``lsp_server`` and is the only place that composes them.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
+from diffill import __version__, bench, doctor, fill, models, train
+from lsp_server import cli as serve
+
 #: modules that define subcommands, in help order
-COMMAND_MODULES = [
-    "engine.cli.fill",
-    "lsp_server.cli",
-    "engine.cli.bench",
-    "engine.cli.doctor",
-    "engine.cli.models",
-    "engine.cli.train",
-]
+COMMAND_MODULES = [fill, serve, bench, doctor, models, train]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,14 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="diffill",
         description="Code infilling with bidirectional diffusion language models.",
     )
+    parser.add_argument("--version", action="version", version=f"diffill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a command whose module is not installed
-            if exc.name and name.startswith(exc.name):
-                continue
-            raise
+    for module in COMMAND_MODULES:
         module.register(sub)
     return parser
 

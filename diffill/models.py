@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from engine.cli.common import fail, user_error
+from diffill.errors import fail, user_error
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

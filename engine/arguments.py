@@ -1,8 +1,14 @@
-"""Options and error reporting shared by the commands that load a model."""
+"""The engine's command-line options: which model, where it runs, and how a remote backend is reached.
+
+They name ``load_engine``'s parameters one to one and check their values with the
+engine's own limits, so every front end that loads an engine from a command line
+(the ``diffill`` command's fill, doctor and bench, the server's ``serve`` and
+``bench lsp``) shares one definition.  Only the standard library's argparse is
+used: this is engine library code and imports nothing of the server or the command.
+"""
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 
 from engine.backends.remote.options import (
@@ -13,7 +19,7 @@ from engine.backends.remote.options import (
     check_retries,
     check_timeout,
 )
-from engine.errors import EngineError, RemoteError
+from engine.errors import RemoteError
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -116,16 +122,3 @@ def load_engine_from_args(args: argparse.Namespace, progress: bool = True):
         api_key_env=getattr(args, "api_key_env", None),
         remote_options=remote_options_from_args(args),
     )
-
-
-def fail(message: str, code: int = 1) -> int:
-    """Print a one-line error (no traceback) and return the exit code."""
-    print(f"diffill: error: {message}", file=sys.stderr)
-    return code
-
-
-def user_error(exc: BaseException) -> str | None:
-    """The one-line message for errors that are the user's, else None."""
-    if isinstance(exc, (EngineError, ValueError, TypeError, OSError, UnicodeDecodeError)):
-        return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-    return None

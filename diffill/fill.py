@@ -35,7 +35,8 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from engine.cli.common import add_model_options, fail, load_engine_from_args, user_error
+from diffill.errors import fail, user_error
+from engine.arguments import add_model_options, load_engine_from_args
 
 #: file extension -> language id passed to the engine
 LANGUAGES = {

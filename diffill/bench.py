@@ -5,20 +5,23 @@ processes), exact match and edit similarity per subset; ``--oracle`` adds the
 oracle-length run (fixed canvas of the true middle's token count) and the gap.
 ``bench speed`` compares parallel decoding with a one-token-per-step run of the
 same model (tokens per forward, latency p50/p95, exact match) and writes a JSON
-file and a PNG plot.  ``bench lsp`` and ``bench soak`` come from
-``lsp_server.bench.lsp`` and ``lsp_server.bench.soak`` when they are installed.
+file and a PNG plot.  ``bench lsp``, ``bench soak`` and ``bench context`` come from
+``lsp_server.bench.lsp``, ``lsp_server.bench.soak`` and ``lsp_server.bench.context``.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from engine.cli.common import add_model_options, fail, load_engine_from_args, user_error
-from engine.cli.fill import add_sampler_options
+from diffill.errors import fail, user_error
+from diffill.fill import add_sampler_options
+from engine.arguments import add_model_options, load_engine_from_args
+from lsp_server.bench import context as bench_context
+from lsp_server.bench import lsp as bench_lsp
+from lsp_server.bench import soak as bench_soak
 
 #: environment variable naming the HumanEval-Infilling directory (default for --data)
 DATA_ENV = "DIFFILL_HUMANEVAL_DIR"
@@ -33,9 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_quality(bench)
     _register_speed(bench)
     _register_remote_fim(bench)
-    _register_lsp(bench)
-    _register_lsp(bench, "lsp_server.bench.soak")
-    _register_lsp(bench, "lsp_server.bench.context")
+    bench_lsp.register_bench(bench)
+    bench_soak.register_bench(bench)
+    bench_context.register_bench(bench)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -93,17 +96,6 @@ def _register_remote_fim(bench: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_remote_fim, backend="llamacpp", max_new_tokens=32)
 
 
-def _register_lsp(bench: argparse._SubParsersAction, name: str = "lsp_server.bench.lsp") -> None:
-    """``bench lsp`` (and ``soak``) live in lsp_server.bench; registered only when the module exists."""
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name in ("lsp_server", "lsp_server.bench", name):
-            return
-        raise
-    module.register_bench(bench)
-
-
 # --- commands ----------------------------------------------------------------
 
 def run_quality(args: argparse.Namespace) -> int:
@@ -137,10 +129,15 @@ def run_quality(args: argparse.Namespace) -> int:
 
 
 def run_speed(args: argparse.Namespace) -> int:
-    from engine.bench.plot import plot_speed
+    from engine.bench.plot import plot_speed, pyplot
     from engine.bench.report import speed_table, write_json
     from engine.bench.speed import run_speed as run
+    from engine.extras import MissingExtra
 
+    try:
+        pyplot()  # before the run, not after it: the figure is part of the result
+    except MissingExtra as exc:
+        return fail(str(exc))
     try:
         cases = _speed_cases(args)
         settings = _settings(args)

@@ -1,0 +1,6 @@
+"""`python -m diffill` = the `diffill` command."""
+import sys
+
+from diffill.main import main
+
+sys.exit(main())
