@@ -66,6 +66,11 @@ def binary() -> Path | None:
 
 
 def require_binary() -> Path:
+    """The server, or a skip saying how to build it; a missing ``DIFFILL_LLAMA_SERVER`` is a
+    failure (CI names the one it built: its tests must not quietly skip)."""
+    named = os.environ.get(ENV_BINARY)
+    if named and not Path(named).is_file():
+        pytest.fail(f"{ENV_BINARY}={named} does not exist")
     found = binary()
     if found is None:
         pytest.skip(f"no llama-server: build it with `bash {INSTALLER.relative_to(ROOT)}` (CI does) or set "
