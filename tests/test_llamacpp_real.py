@@ -194,15 +194,17 @@ async def _inline(client: LanguageClient, uri: str, line: int, character: int) -
 async def restart_client(lsp_client: LanguageClient, llama_model: tuple[Path, Path], tmp_path: Path):
     exe, model = llama_model
     server = LlamaServer(exe, model, tmp_path / "server.log").start()
-    attach_recorders(lsp_client)
-    await lsp_client.initialize_session(types.InitializeParams(
-        capabilities=capabilities(), initialization_options={
-            "backend": "llamacpp", "url": server.url, "debounceMs": 0, "contextEnabled": False,
-            "remoteConnectTimeoutMs": 2000, "cacheSize": 0}))
-    lsp_client.llama = server  # type: ignore[attr-defined]
-    yield
-    await lsp_client.shutdown_session()
-    server.stop()
+    try:  # the server is stopped whatever happens here: it would outlive the test run
+        attach_recorders(lsp_client)
+        await lsp_client.initialize_session(types.InitializeParams(
+            capabilities=capabilities(), initialization_options={
+                "backend": "llamacpp", "url": server.url, "debounceMs": 0, "contextEnabled": False,
+                "remoteConnectTimeoutMs": 2000, "cacheSize": 0}))
+        lsp_client.llama = server  # type: ignore[attr-defined]
+        yield
+        await lsp_client.shutdown_session()
+    finally:
+        server.stop()
 
 
 async def test_serve_survives_llama_server_killed_and_restarted(restart_client: LanguageClient):
