@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
     _register_quality(bench)
     _register_speed(bench)
+    _register_remote_fim(bench)
     bench_lsp.register_bench(bench)
     bench_soak.register_bench(bench)
     bench_context.register_bench(bench)
@@ -81,6 +82,18 @@ def _register_speed(bench: argparse._SubParsersAction) -> None:
                    help="where speed.json and speed.png go (default bench-results)")
     _common(p)
     p.set_defaults(func=run_speed)
+
+
+def _register_remote_fim(bench: argparse._SubParsersAction) -> None:
+    p = bench.add_parser("remote-fim", help="single-line requests through diffill vs a direct FIM call",
+                         description="Single-line requests through diffill's remote llamacpp backend against a "
+                                     "direct FIM call (POST /infill, no stop rule) to the same llama-server, same "
+                                     "cases, interleaved: generated tokens per request and latency p50/p95.")
+    p.add_argument("--limit", type=int, default=40, metavar="N", help="held-out single-line cases (default 40)")
+    p.add_argument("--warmup", type=int, default=2, metavar="N", help="warm-up requests of each side (default 2)")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="write every case as JSON")
+    _common(p)
+    p.set_defaults(func=run_remote_fim, backend="llamacpp", max_new_tokens=32)
 
 
 # --- commands ----------------------------------------------------------------
@@ -139,6 +152,29 @@ def run_speed(args: argparse.Namespace) -> int:
     write_json(_header("speed", engine, settings, args) | result, out_json)
     plot_speed(result["summary"], out_png, title=f"diffill speed: {Path(engine.model_path).name}")
     print(f"wrote {out_json} and {out_png}")
+    return 0
+
+
+def run_remote_fim(args: argparse.Namespace) -> int:
+    from engine.bench.datasets import load_subset, spread, subset_path
+    from engine.bench.remote_fim import run_remote_fim as run
+    from engine.bench.remote_fim import table
+    from engine.bench.report import write_json
+
+    if args.backend != "llamacpp" or not args.url:
+        return fail("bench remote-fim compares with llama-server's /infill: give --backend llamacpp --url URL")
+    path = subset_path("heldout-single", args.data, args.heldout)
+    if path is None or not path.is_file():
+        return fail(f"no held-out single-line cases at {path}")
+    cases = spread(load_subset("heldout-single", path), args.limit)
+    engine = _load(args)
+    if engine is None:
+        return 1
+    result = run(engine, args.url, cases, args.max_new_tokens, warmup=args.warmup, progress=_progress(args))
+    print(table(result))
+    if args.out:
+        write_json({"benchmark": "remote-fim", "url": args.url, "engine": engine.describe(), **result}, args.out)
+        print(f"wrote {args.out}")
     return 0
 
 

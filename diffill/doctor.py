@@ -84,6 +84,20 @@ def _remote(args: argparse.Namespace) -> dict[str, Any]:
     mode = getattr(backend, "infill_mode", None)
     if mode is not None:
         out["vllm_infill"] = mode
+    out.update(_served(engine))
+    return out
+
+
+def _served(engine: Any) -> dict[str, Any]:
+    """The window every prompt is kept within, where it came from, and what the
+    user must know about the server (llama-server behind --backend openai ignores the suffix)."""
+    backend = engine.backend
+    said = backend.server.context_tokens if getattr(backend, "server", None) else None
+    source = ("--context-tokens" if backend.configured_context else
+              "the server" if said else "default: the server does not say")
+    out: dict[str, Any] = {"served_context_tokens": f"{backend.context_tokens} ({source})"}
+    for i, note in enumerate(engine.notes()):
+        out["warning" if i == 0 else f"warning_{i + 1}"] = note
     return out
 
 

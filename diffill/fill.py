@@ -12,10 +12,15 @@ record instead).
 
 JSONL (``--jsonl``): every non-blank stdin line is a JSON object
 ``{"prefix": str, "suffix"?: str, "max_new_tokens"?: int, "steps"?: int,
-"language"?: str, "id"?: any}``; for each, one line
+"language"?: str, "single_line"?: bool, "id"?: any}``; for each, one line
 ``{"middle": str, "ms": float, "forwards": int, "tokens": int}`` (plus the
-``id`` if given; ASCII JSON) is written to stdout and flushed, in input order.  A bad line
+``id`` if given; ASCII JSON) is written to stdout and flushed, in input order.
+With a remote ``--backend`` the record has ``"pieces"`` (streamed pieces the
+server sent) instead of ``"forwards"`` (the model's forward passes here).  A bad line
 gets ``{"error": "..."}`` and processing continues.  Blank lines are skipped.
+
+``--single-line`` (or ``"single_line": true``) asks for one line: a remote
+server is told to stop at the line break and the answer ends there.
 
 Input problems (missing file, not UTF-8, position outside the file, unknown or
 broken model) print one ``diffill: error: ...`` line on stderr, nothing on
@@ -53,6 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--jsonl", action="store_true", help="read JSON requests from stdin, one per line")
     parser.add_argument("--json", action="store_true", help="one-off: print a JSON record instead of the middle")
     parser.add_argument("--language", default=None, help="language id (default: from the file extension)")
+    parser.add_argument("--single-line", action="store_true",
+                        help="one line is wanted: a remote server stops at the line break (as the editor's "
+                             "single-line suggestions do)")
     add_sampler_options(parser)
     add_model_options(parser)
     parser.set_defaults(func=run)
@@ -93,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         result = engine.infill(request)
     except Exception as exc:  # noqa: BLE001 - report one line, never a traceback
         return fail(user_error(exc) or f"internal error: {exc.__class__.__name__}: {exc}")
+    finally:
+        warn_notes(engine, set())
     if args.json:
         print(json.dumps(_record(result)))
     else:
@@ -142,7 +152,8 @@ def _request(args: argparse.Namespace, prefix: str, suffix: str, language: str |
              overrides: dict[str, Any] | None = None):
     from engine.types import InfillRequest
 
-    settings = {"max_new_tokens": args.max_new_tokens, "steps": args.steps, "language": language}
+    settings = {"max_new_tokens": args.max_new_tokens, "steps": args.steps, "language": language,
+                "single_line": bool(getattr(args, "single_line", False))}
     settings.update(overrides or {})
     return InfillRequest(prefix=prefix, suffix=suffix, sampler=args.sampler,
                          threshold=args.threshold, seed=args.seed, refresh=args.refresh, **settings)
@@ -158,8 +169,19 @@ def _load(args: argparse.Namespace):
 
 
 def _record(result) -> dict[str, Any]:
-    return {"middle": result.middle, "ms": round(result.ms, 3), "forwards": result.forwards,
-            "tokens": result.tokens}
+    """What one fill cost: the model's forward passes in this process, or for a
+    remote server the pieces it streamed (its forward passes are its own)."""
+    counted = {"forwards": result.forwards} if result.pieces is None else {"pieces": result.pieces}
+    return {"middle": result.middle, "ms": round(result.ms, 3), **counted, "tokens": result.tokens}
+
+
+def warn_notes(engine: Any, shown: set[str]) -> None:
+    """Print once on stderr what the backend found the user must know (``Engine.notes``:
+    a remote server that ignores the suffix, ...)."""
+    for note in engine.notes():
+        if note not in shown:
+            shown.add(note)
+            print(f"diffill: warning: {note}", file=sys.stderr, flush=True)
 
 
 # --- JSONL -----------------------------------------------------------------
@@ -167,6 +189,7 @@ def _record(result) -> dict[str, Any]:
 #: optional request fields and their types (bool is rejected where int is wanted)
 _FIELDS: dict[str, tuple[type, ...]] = {
     "suffix": (str,), "max_new_tokens": (int,), "steps": (int, type(None)), "language": (str, type(None)),
+    "single_line": (bool,),
 }
 
 
@@ -174,12 +197,14 @@ def _run_jsonl(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[str]) -> i
     engine = _load(args)
     if engine is None:
         return 1
+    shown: set[str] = set()
     try:
         for raw in iter(stdin.readline, b""):
             if not raw.strip():
                 continue
             stdout.write(json.dumps(_answer(engine, args, raw)) + "\n")  # ASCII: safe in any locale
             stdout.flush()
+            warn_notes(engine, shown)
     except BrokenPipeError:  # the reader went away: stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, stdout.fileno())
@@ -221,7 +246,7 @@ def _fields(obj: dict[str, Any]) -> dict[str, Any]:
     for name, types in _FIELDS.items():
         if name in obj:
             value = obj[name]
-            if isinstance(value, bool) or not isinstance(value, types):
+            if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
                 raise ValueError(f"{name!r} must be {' or '.join(_name(t) for t in types)}, got {_type(value)}")
             fields[name] = value
     return fields

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from engine.types import ContextPiece, InfillRequest
-from engine.window import CHARS_PER_TOKEN, context_room
+from engine.window import context_room
 
 HEADER = "# file: {path}\n"
 
@@ -74,18 +74,3 @@ def prompt_context(request: InfillRequest, count: Callable[[str], int], window_t
     if not request.context:
         return ""
     return fit_context(request.context, request.path, count, context_room(window_tokens, canvas))
-
-
-def extra_files(request: InfillRequest, count: Callable[[str], int], window_tokens: int,
-                canvas: int) -> list[dict[str, str]]:
-    """The same pieces for a server that formats them itself (llama.cpp's
-    ``input_extra``): ``{"filename", "text"}`` each, most relevant last."""
-    if not request.context:
-        return []
-    kept = fit_pieces(request.context, request.path, count, context_room(window_tokens, canvas))
-    return [{"filename": path, "text": text.rstrip("\n") + "\n"} for path, text in kept]
-
-
-def estimate_tokens(text: str) -> int:
-    """Tokens by the shared characters-per-token estimate (no tokenizer at hand)."""
-    return -(-len(text) // CHARS_PER_TOKEN)

@@ -59,6 +59,11 @@ class Engine:
         make = getattr(self.backend, "token_counter", None)
         return make() if make is not None else None
 
+    def notes(self) -> list[str]:
+        """What the user must be told once about the backend (a remote server that
+        ignores the suffix, ...); empty for the in-process models."""
+        return list(getattr(self.backend, "notes", ()))
+
     def describe(self) -> dict[str, str | int]:
         """What is loaded, for `diffill doctor` and server status messages."""
         return {
@@ -159,7 +164,8 @@ def load_engine(
     if backend != "local":
         from engine.backends.remote import load_remote
 
-        return Engine(load_remote(backend, url, model, api_key_env=api_key_env, options=remote_options))
+        return Engine(load_remote(backend, url, model, api_key_env=api_key_env, options=remote_options,
+                                  context_tokens=context_tokens))
     if url:
         from engine.errors import InputError
 

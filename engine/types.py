@@ -39,6 +39,11 @@ class InfillRequest:
     the same flag computed over a window that is mostly the same text (the
     keystroke before: ``engine.backends.keystroke_reuse``); off, every request is
     computed from scratch (benchmarks of independent cases).
+    ``single_line`` says the caller keeps only the middle's first line (after
+    any leading line breaks): a backend may stop there.  A remote server is
+    sent the stop rule and the stream is closed once that line is complete
+    (``engine.backends.remote.backend``); the in-process models fill their
+    canvas either way.
     """
 
     prefix: str
@@ -55,6 +60,7 @@ class InfillRequest:
     path: str | None = None
     refresh: int | None = None
     reuse_previous: bool = False
+    single_line: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.prefix, str) or not isinstance(self.suffix, str):
@@ -91,13 +97,18 @@ class Draft:
 
 @dataclass(frozen=True)
 class InfillResult:
-    """The final middle and what it cost."""
+    """The final middle and what it cost.
+
+    ``forwards`` counts the model's forward passes in this process (0 for a
+    remote server: its passes are its own); ``pieces`` counts the streamed
+    pieces a remote server sent (None in-process)."""
 
     middle: str
     forwards: int
     tokens: int
     timings: dict[str, float] = field(default_factory=dict)
     confidence: list[float] = field(default_factory=list)
+    pieces: int | None = None
 
     @property
     def ms(self) -> float:

@@ -18,11 +18,16 @@ Every character budget here and in the server comes from one estimate,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
-class Tokenizer(Protocol):
-    def encode(self, text: str, add_special_tokens: bool = ...) -> list[int]: ...
+class Tokenizer(Protocol[T]):
+    """What windowing needs of a tokenizer: a model's (token ids), or
+    :class:`CharChunks` where the model's tokenizer is on another machine."""
+
+    def encode(self, text: str, add_special_tokens: bool = ...) -> list[T]: ...
 
 
 #: Characters per token of source code: the one estimate every character budget
@@ -41,9 +46,9 @@ DEFAULT_SUFFIX_CHARS = 6_000
 
 
 @dataclass(frozen=True)
-class Window:
-    prefix_ids: list[int]
-    suffix_ids: list[int]
+class Window(Generic[T]):
+    prefix_ids: list[T]
+    suffix_ids: list[T]
     prefix_cut: bool  # lines were dropped on the left
     suffix_cut: bool  # lines were dropped on the right
 
@@ -77,11 +82,11 @@ def split_budget(context_tokens: int, canvas: int, prefix_share: float = 0.75) -
     return prefix_budget, room - prefix_budget
 
 
-def _encode(tok: Tokenizer, text: str) -> list[int]:
+def _encode(tok: Tokenizer[T], text: str) -> list[T]:
     return list(tok.encode(text, add_special_tokens=False)) if text else []
 
 
-def _keep_tail_lines(tok: Tokenizer, text: str, budget: int) -> tuple[list[int], bool]:
+def _keep_tail_lines(tok: Tokenizer[T], text: str, budget: int) -> tuple[list[T], bool]:
     """The longest run of whole lines at the end of ``text`` fitting ``budget`` tokens."""
     if budget <= 0:
         return [], bool(text)
@@ -105,7 +110,7 @@ def _keep_tail_lines(tok: Tokenizer, text: str, budget: int) -> tuple[list[int],
     return ids[-budget:], len(kept) < len(lines) or len(ids) > budget
 
 
-def _keep_head_lines(tok: Tokenizer, text: str, budget: int) -> tuple[list[int], bool]:
+def _keep_head_lines(tok: Tokenizer[T], text: str, budget: int) -> tuple[list[T], bool]:
     """The longest run of whole lines at the start of ``text`` fitting ``budget`` tokens."""
     if budget <= 0:
         return [], bool(text)
@@ -129,7 +134,7 @@ def _keep_head_lines(tok: Tokenizer, text: str, budget: int) -> tuple[list[int],
     return ids[:budget], len(kept) < len(lines) or len(ids) > budget
 
 
-def build_window(tok: Tokenizer, prefix: str, suffix: str, context_tokens: int, canvas: int) -> Window:
+def build_window(tok: Tokenizer[T], prefix: str, suffix: str, context_tokens: int, canvas: int) -> Window[T]:
     """Fit ``prefix`` and ``suffix`` around a canvas of ``canvas`` tokens in ``context_tokens``.
 
     Budget not used by one side goes to the other.
@@ -151,3 +156,27 @@ def build_window(tok: Tokenizer, prefix: str, suffix: str, context_tokens: int, 
     prefix_ids, prefix_cut = _keep_tail_lines(tok, prefix, prefix_budget)
     suffix_ids, suffix_cut = _keep_head_lines(tok, suffix, suffix_budget)
     return Window(prefix_ids, suffix_ids, prefix_cut, suffix_cut)
+
+
+class CharChunks:
+    """A tokenizer stand-in for a model served elsewhere: text in pieces of a
+    fixed number of characters, each counted as one token.  With the pieces'
+    length at or below the served tokenizer's characters per token (measured
+    on the text by the server where it can, ``engine.backends.remote.window``),
+    ``build_window`` cuts at the same line boundaries as for a local model and
+    the joined pieces are the text that fits."""
+
+    def __init__(self, chars_per_token: int) -> None:
+        self.step = min(max(1, chars_per_token), MAX_CHARS_PER_TOKEN)
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[str]:
+        step = self.step
+        return [text[i:i + step] for i in range(0, len(text), step)]
+
+
+def window_text(prefix: str, suffix: str, context_tokens: int, canvas: int,
+                chars_per_token: int) -> tuple[str, str, bool, bool]:
+    """``build_window`` on text (prefix, suffix, prefix cut, suffix cut), counting
+    ``chars_per_token`` characters as one token (see :class:`CharChunks`)."""
+    window = build_window(CharChunks(chars_per_token), prefix, suffix, context_tokens, canvas)
+    return "".join(window.prefix_ids), "".join(window.suffix_ids), window.prefix_cut, window.suffix_cut

@@ -115,7 +115,9 @@ class Settings:
         None, "int", "Most denoising forward passes per infill (null: the backend's default).",
         cache=True, low=1, high=4096, nullable=True, shown_default="backend default")
     context_tokens: int | None = setting(
-        None, "int", "Context window around the cursor in tokens (null: the model's default).",
+        None, "int", "Context window around the cursor in tokens (null: the model's default); with a remote "
+        "backend, the window the server serves (null: what the server says, else 2048), which every prompt is "
+        "kept within.",
         reload=True, cache=True, low=16, nullable=True, shown_default="model default")
     threads: int | None = setting(
         None, "int", "CPU threads for the model (null: all usable cores, fewer while other processes keep cores busy).",

@@ -111,9 +111,10 @@ class EngineHost:
 
     async def _load(self, settings: Settings, key: tuple) -> Engine:
         server = self.server
-        name = settings.model or "bundled model"
-        server.send_status("loading", f"loading {name}")
-        progress = await server.progress_begin(f"diffill: loading {name}")
+        name = load_label(settings)
+        server.send_status("loading", f"loading {name}" if settings.backend == "local" else f"connecting to {name}")
+        progress = await server.progress_begin(f"diffill: loading {name}" if settings.backend == "local"
+                                               else f"diffill: connecting to {name}")
         try:
             # checked on the worker thread as the load begins: a load that waited
             # there (behind a request) while the settings changed again is skipped
@@ -139,17 +140,37 @@ class EngineHost:
             log.warning("%s", note)
             server.show_message(f"diffill: {note}", types.MessageType.Warning)
         self.engine = loaded.engine
-        server.progress_end(progress, f"loaded on {loaded.engine.describe().get('device')}")
+        server.progress_end(progress, f"loaded on {loaded.engine.describe().get('device')}"
+                            if settings.backend == "local" else f"using {name}")
         self.send_ready()
         return loaded.engine
 
     def send_ready(self) -> None:
-        """``diffill/status`` ready, naming the loaded model (after a load or a request)."""
+        """``diffill/status`` ready, naming the loaded model (after a load or a request),
+        and, once, what the backend found the user must know (a remote server that
+        ignores the suffix, ``Engine.notes``)."""
         if self.engine is None:
             return
         info = self.engine.describe()
-        self.server.send_status("ready", f"{info.get('model')} on {info.get('device')} ({info.get('dtype')})",
-                                model=str(info.get("model")), device=str(info.get("device")))
+        if info.get("dtype") == "remote":  # an inference server: its kind and URL say what is used
+            message = f"{info.get('backend')} server at {info.get('device')}"
+        else:
+            message = f"{info.get('model')} on {info.get('device')} ({info.get('dtype')})"
+        self.server.send_status("ready", message, model=str(info.get("model")), device=str(info.get("device")))
+        for note in self.engine.notes():
+            self.server.notices.show_once(("engine-note", note), f"diffill: {note}", types.MessageType.Warning)
+
+
+def load_label(settings: Settings) -> str:
+    """What a load is about, for the user: the local model (bundled when none is
+    set), or the remote server by kind and URL, with the served model's name only
+    where the kind sends one (llama-server's /infill serves what it loaded)."""
+    if settings.backend == "local":
+        return settings.model or "bundled model"
+    label = f"{settings.backend} server at {settings.url or '(no url set)'}"
+    if settings.model and settings.backend != "llamacpp":
+        label += f" (model {settings.model})"
+    return label
 
 
 def load_with_fallbacks(settings: Settings, wanted: Callable[[], bool] | None = None) -> Loaded:

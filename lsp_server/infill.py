@@ -42,6 +42,7 @@ from lsp_server.methods import DRAFT
 from lsp_server.notices import Notices
 from lsp_server.postprocess import undecodable
 from lsp_server.postprocess.context import FilterContext
+from lsp_server.postprocess.line_mode import wants_multiline
 from lsp_server.postprocess.pipeline import postprocess
 from lsp_server.stats import Stats, Timing
 from lsp_server.type_through import TypeThrough
@@ -338,6 +339,8 @@ class InfillPipeline:
                 path=plan.context.path if plan.context else None,
                 # keystrokes: start from what the last request computed over (mostly) the same window
                 reuse_previous=True,
+                # one line will be shown: a remote server stops there (the local engine fills its canvas)
+                single_line=not wants_multiline(FilterContext(ctx.prefix, ctx.suffix, plan.mode, ctx.language)),
             )
             engine_started = True
             stats.engine_started += 1

@@ -2,7 +2,10 @@
 
 These are NOT the engines: each follows the engine's documented HTTP API as
 read on the date below, and tests that use one name what it follows.  Nothing
-in the suite runs against a real vLLM, llama.cpp or Ollama server.
+in the suite runs against a real vLLM or Ollama server; llama.cpp's own
+llama-server runs in tests/test_llamacpp_real.py, and its stand-in here stays
+for what a real server cannot be made to do (429/503, hangs, dropped streams,
+TLS and proxies in front of it).
 
 * vLLM >= 0.24 OpenAI-compatible server (docs.vllm.ai "OpenAI-Compatible
   Server", "Custom Arguments" for ``vllm_xargs``): ``POST /v1/completions``
@@ -31,13 +34,14 @@ its request line is read to the last byte written, and hands the times out
 in arrival order: ``diffill bench lsp`` subtracts them to get the client's
 own overhead.  Real engines have no such route.
 
+The answer is ``pieces`` (default ``MIDDLE_PIECES``), one event each.
 Faults, set on the server: ``statuses`` (answered in turn before a normal
-answer, e.g. [429]), ``api_key`` (401 without ``Bearer <key>``), ``hang``
-(read the request, never answer), ``delay_s`` between stream events,
+answer to a POST, e.g. [429]), ``api_key`` (401 without ``Bearer <key>``), ``hang``
+(read a POST, never answer), ``delay_s`` between stream events,
 ``drop_after`` (close the connection mid-stream after N events),
 ``close_idle`` (close each connection right after its answer, without saying
 so in a header, as a server whose keep-alive timeout ran out does).  The server
-records every request body and when a client closed a connection it was
+records every completion request's body and when a client closed a connection it was
 holding open (``closed_at``), so tests can check cancellation server-side.
 """
 from __future__ import annotations
@@ -68,6 +72,8 @@ class StandinServer(ThreadingHTTPServer):
         self.delay_s = 0.0
         self.drop_after: int | None = None
         self.close_idle = False
+        #: the answer's text, one streamed event per piece
+        self.pieces: list[str] = list(MIDDLE_PIECES)
         self.requests: list[dict[str, Any]] = []
         self.headers_seen: list[dict[str, str]] = []
         self.closed_at: float | None = None
@@ -150,18 +156,19 @@ class _Handler(BaseHTTPRequestHandler):
                     self.server.closed_at = time.perf_counter()
                     return
 
-    def _gate(self) -> bool:
-        """Faults that answer before the real handler; True if one did."""
+    def _gate(self, post: bool = True) -> bool:
+        """Faults that answer before the real handler; True if one did (``statuses``
+        and ``hang`` hit completions only: a busy or stuck server is one that generates)."""
         srv = self.server
         if srv.api_key is not None and self.headers.get("Authorization") != f"Bearer {srv.api_key}":
             self._error(401, "Invalid API key")
             return True
-        if srv.statuses:
+        if srv.statuses and post:
             status = srv.statuses.pop(0)
             self._json(status, {"error": {"message": "server busy", "code": status}} if srv.kind != "ollama"
                        else {"error": "server busy"}, {"Retry-After": "0"})
             return True
-        if srv.hang:
+        if srv.hang and post:
             self._wait_for_close()
             self.close_connection = True
             return True
@@ -179,7 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"processing_ms": times})
             return
         self.server.headers_seen.append(dict(self.headers))
-        if self._gate():
+        if self._gate(post=False):
             return
         kind = self.server.kind
         if kind == "ollama" and self.path == "/api/tags":
@@ -192,13 +199,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         srv = self.server
+        self._timed = True
         with srv.posts_done:
             srv.posts_in_flight += 1
         try:
             self._post()
         finally:
             with srv.posts_done:
-                srv.processing_ms.append(((self._answered or time.perf_counter()) - self._started) * 1000.0)
+                if self._timed:  # completions only: a route the stand-in lacks is not work it did
+                    srv.processing_ms.append(((self._answered or time.perf_counter()) - self._started) * 1000.0)
                 srv.posts_in_flight -= 1
                 srv.posts_done.notify_all()
 
@@ -206,14 +215,15 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server
         length = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(length) or b"{}")
-        srv.requests.append(body)
         srv.headers_seen.append(dict(self.headers))
-        if self._gate():
-            return
         routes = {"vllm": "/v1/completions", "openai": "/v1/completions", "llamacpp": "/infill",
                   "ollama": "/api/generate"}
-        if self.path != routes[srv.kind]:
+        if self.path != routes[srv.kind]:  # e.g. /tokenize, which no stand-in has: the client estimates
+            self._timed = False
             self._error(404, f"no route {self.path}")
+            return
+        srv.requests.append(body)
+        if self._gate():
             return
         if srv.kind == "vllm":
             if body.get("suffix") is not None:
@@ -231,8 +241,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _events(self) -> list[bytes]:
         kind = self.server.kind
         out = []
-        n = len(MIDDLE_PIECES)
-        for i, piece in enumerate(MIDDLE_PIECES):
+        pieces = self.server.pieces
+        n = len(pieces)
+        for i, piece in enumerate(pieces):
             last = i == n - 1
             if kind in ("vllm", "openai"):
                 obj: dict[str, Any] = {"id": "cmpl-standin", "object": "text_completion", "model": "standin-model",

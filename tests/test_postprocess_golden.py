@@ -46,5 +46,5 @@ def test_golden_case(path: Path):
     case = tomllib.loads(path.read_text())
     assert case["document"].count(CURSOR) == 1, f"{path.name}: mark the cursor exactly once"
     prefix, suffix = case["document"].split(CURSOR)
-    ctx = FilterContext(prefix, suffix, case.get("multiline", "auto"))
+    ctx = FilterContext(prefix, suffix, case.get("multiline", "auto"), case.get("language"))
     assert FILTERS[case["filter"]](case["middle"], ctx) == case["expected"]

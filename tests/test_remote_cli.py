@@ -37,6 +37,8 @@ def test_fill_jsonl_answers_through_each_kind(kind: str, model: str | None, pref
         assert proc.returncode == 0, proc.stderr
         record = json.loads(proc.stdout)
         assert record["middle"] == "return a + b" and record["id"] == 7
+        # issue 26: what is counted is named: streamed pieces, not the model's forward passes
+        assert record["pieces"] == 3 and "forwards" not in record
         body = srv.requests[0]
         assert body[prefix_field].endswith("def add(a, b):\n    ")
         if kind == "vllm":
@@ -60,6 +62,7 @@ def test_doctor_remote_reports_models_and_round_trip() -> None:
     assert report["reachable"].startswith("ok") and report["served_models"] == "standin-model (8192 tokens)"
     assert report["fill"] == "ok" and report["fill_round_trip_ms"] > 0
     assert report["vllm_infill"].startswith("prompt carrying the suffix")
+    assert report["served_context_tokens"] == "8192 (the server)"  # vLLM's max_model_len: every prompt fits it
 
 
 def test_doctor_remote_unreachable_fails_in_one_line() -> None:

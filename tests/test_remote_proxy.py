@@ -111,16 +111,16 @@ def test_http_proxy_carries_the_request(servers, monkeypatch) -> None:
     monkeypatch.setenv("DIFFILL_TEST_KEY", "k-123")
     url = f"http://{HOST}:8080"
     assert _engine(url, api_key_env="DIFFILL_TEST_KEY").infill(REQUEST).middle == "return a + b"
-    assert proxy.seen == [("POST", f"{url}/infill")]
+    assert proxy.seen == [("GET", f"{url}/props"), ("POST", f"{url}/infill")]  # the served context, then the fill
     assert srv.requests[0]["input_prefix"] == REQUEST.prefix
-    assert srv.headers_seen[0]["Authorization"] == "Bearer k-123"
+    assert all(headers["Authorization"] == "Bearer k-123" for headers in srv.headers_seen)
 
 
 def test_proxy_credentials_go_to_the_proxy_only(servers, monkeypatch) -> None:
     srv, proxy = servers
     monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("http://", "http://alice:s%40cret@"))
     assert _engine(f"http://{HOST}:8080").infill(REQUEST).middle == "return a + b"
-    assert proxy.proxy_auth == ["Basic YWxpY2U6c0BjcmV0"]  # base64 of alice:s@cret
+    assert set(proxy.proxy_auth) == {"Basic YWxpY2U6c0BjcmV0"}  # base64 of alice:s@cret (probe and fill)
     assert "Proxy-Authorization" not in srv.headers_seen[0]
 
 
@@ -171,7 +171,7 @@ def test_netrc_credentials_are_not_read(servers, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     _engine(f"http://{HOST}:8080").infill(REQUEST)
     _engine(srv.url).infill(REQUEST)
-    assert len(srv.headers_seen) == 2
+    assert len(srv.headers_seen) == 4  # each engine: GET /props, POST /infill
     assert all("Authorization" not in headers for headers in srv.headers_seen)
 
 

@@ -20,8 +20,12 @@ class Backend(Protocol):
     name: str
     device: str
     dtype: str
-    context_tokens: int
     model_path: str
+
+    @property
+    def context_tokens(self) -> int:
+        """The model's window in tokens (a remote server's once it said)."""
+        ...
 
     def run(self, request: InfillRequest, cancel: CancellationToken) -> DraftGenerator:
         """Denoise the middle for ``request``, yielding drafts."""

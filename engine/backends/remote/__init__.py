@@ -35,8 +35,9 @@ def api_key_from(env_var: str | None) -> str | None:
 
 
 def load_remote(kind: str, url: str | None, model: str | None, *, api_key_env: str | None = None,
-                options: ClientOptions | None = None) -> RemoteBackend:
-    """A backend for the server at ``url``; nothing is sent until the first request."""
+                options: ClientOptions | None = None, context_tokens: int | None = None) -> RemoteBackend:
+    """A backend for the server at ``url``; nothing is sent until the first request.
+    ``context_tokens`` (the setting) is the served window, where the server's own word is not wanted."""
     from engine.backends.remote.http import HttpClient
     from engine.backends.remote.llamacpp import LlamaCppBackend
     from engine.backends.remote.ollama import OllamaBackend
@@ -54,6 +55,6 @@ def load_remote(kind: str, url: str | None, model: str | None, *, api_key_env: s
         base, path = split_endpoint(url)
         client = HttpClient(base, api_key=key, options=options)
         cls = VllmBackend if kind == "vllm" else OpenAICompletionsBackend
-        return cls(client, model, path=path)
+        return cls(client, model, context_tokens or 0, path=path)
     client = HttpClient(url, api_key=key, options=options)
-    return (LlamaCppBackend if kind == "llamacpp" else OllamaBackend)(client, model)
+    return (LlamaCppBackend if kind == "llamacpp" else OllamaBackend)(client, model, context_tokens or 0)

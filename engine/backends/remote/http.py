@@ -19,7 +19,7 @@ import json
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -82,7 +82,7 @@ class HttpClient:
         return f"HttpClient({self.base_url!r})"
 
     def events(self, method: str, path: str, body: dict[str, Any] | None, framing: Framing,
-               cancel: CancellationToken | None = None) -> Iterator[Any]:
+               cancel: CancellationToken | None = None) -> Generator[Any, None, None]:
         """Yield the response's JSON documents as they arrive (one for ``json``).
 
         Raises ``Cancelled`` promptly after ``cancel.cancel()`` (the connection is

@@ -6,15 +6,24 @@ prefix, "suffix": suffix, "raw": false, "stream": true, "options":
 model's own template is what places the suffix (FIM tokens); a raw prompt would
 drop it.  The stream is one JSON object per line, ``{"response": str, "done":
 bool}``, the last with ``"done": true`` and ``eval_count``.
+
+Ollama serves ``num_ctx`` tokens (its default, or the server's
+``OLLAMA_CONTEXT_LENGTH``) and silently drops the start of a longer prompt:
+the window is the setting contextTokens, sent as ``num_ctx``, else Ollama's
+long-standing default of 2048, which every version serves at least.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from engine.backends.remote.backend import Piece, RemoteBackend
+from engine.backends.remote.backend import Piece, RemoteBackend, ServerInfo, predict_tokens, stops_at_newline
+from engine.backends.remote.window import Fitted
 from engine.cancellation import CancellationToken
 from engine.errors import RemoteError
 from engine.types import InfillRequest
+
+#: what every Ollama version serves at least when num_ctx is not sent
+OLLAMA_DEFAULT_CONTEXT = 2048
 
 
 class OllamaBackend(RemoteBackend):
@@ -22,12 +31,19 @@ class OllamaBackend(RemoteBackend):
     path = "/api/generate"
     framing = "ndjson"
 
-    def body(self, request: InfillRequest) -> dict[str, Any]:
-        options: dict[str, Any] = {"num_predict": request.max_new_tokens, "temperature": 0.0}
+    def server_info(self, cancel: CancellationToken | None) -> ServerInfo:
+        return ServerInfo(OLLAMA_DEFAULT_CONTEXT)
+
+    def body(self, request: InfillRequest, fitted: Fitted) -> dict[str, Any]:
+        options: dict[str, Any] = {"num_predict": predict_tokens(request), "temperature": 0.0}
+        if self.configured_context:
+            options["num_ctx"] = self.configured_context
+        if stops_at_newline(request):
+            options["stop"] = ["\n"]
         if request.seed is not None:
             options["seed"] = request.seed
-        return {"model": self.model_name, "prompt": self.prompt_prefix(request), "suffix": request.suffix, "raw": False,
-                "stream": True, "options": options}
+        return {"model": self.model_name, "prompt": self.prompt_prefix(request, fitted), "suffix": fitted.suffix,
+                "raw": False, "stream": True, "options": options}
 
     def piece(self, event: Any) -> Piece:
         if not isinstance(event, dict):

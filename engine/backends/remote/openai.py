@@ -6,12 +6,28 @@ Request (OpenAI legacy completions API): ``{"model", "prompt": prefix,
 "suffix": suffix, "max_tokens", "temperature", "stream": true}``; the stream
 is server-sent events, ``data: {"choices": [{"text", "finish_reason"}]}``,
 ending with ``data: [DONE]``.
+
+The served context comes from the model list (``/v1/models``: vLLM's
+``max_model_len``, llama-server's ``meta.n_ctx``).  llama.cpp's llama-server
+answers ``/v1/completions`` too, but ignores ``suffix`` there (HTTP 200, the
+prefix alone is evaluated): it is recognised by its model list
+(``owned_by: llamacpp``) and the user is told, once, to use the ``llamacpp``
+kind (``/infill``), which sends the suffix.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from engine.backends.remote.backend import Piece, RemoteBackend
+from engine.backends.remote.backend import (
+    Piece,
+    RemoteBackend,
+    ServerInfo,
+    predict_tokens,
+    served_context,
+    stops_at_newline,
+)
+from engine.backends.remote.window import Fitted
+from engine.cancellation import CancellationToken
 from engine.errors import RemoteError
 from engine.types import InfillRequest
 
@@ -42,17 +58,45 @@ class OpenAICompletionsBackend(RemoteBackend):
         super().__init__(*args, **kwargs)
         self.path = path
 
+    @property
+    def models_path(self) -> str:
+        """The model list beside the completions endpoint (``/v1/models`` for ``/v1/completions``)."""
+        return self.path.rsplit("/completions", 1)[0] + "/models"
+
+    def server_info(self, cancel: CancellationToken | None) -> ServerInfo:
+        data = self.client.get_json(self.models_path, cancel)
+        items = [i for i in data.get("data", []) if isinstance(i, dict)] if isinstance(data, dict) else []
+        mine = [i for i in items if i.get("id") == self.model_name] or items[:1]
+        llama = any(i.get("owned_by") == "llamacpp" for i in items)
+        return ServerInfo(served_context(mine[0]) if mine else None, llama_cpp=llama)
+
+    def check_server(self, info: ServerInfo) -> None:
+        if info.llama_cpp and self.kind == "openai":
+            self.notes.append(
+                f"the server at {self.client.base_url} is llama.cpp's llama-server, whose /v1/completions "
+                "ignores the suffix (the code after the cursor never reaches the model): use the backend "
+                "llamacpp (--backend llamacpp, setting backend), which sends it to /infill")
+
+    def count_tokens(self, text: str, cancel: CancellationToken | None = None) -> int | None:
+        if self.server is not None and self.server.llama_cpp:
+            from engine.backends.remote.llamacpp import llama_tokenize
+
+            return llama_tokenize(self, text, cancel)
+        return None
+
     def common(self, request: InfillRequest) -> dict[str, Any]:
-        """Fields every OpenAI-style completion request carries."""
-        body: dict[str, Any] = {"max_tokens": request.max_new_tokens, "temperature": 0.0, "stream": True}
+        """Fields every OpenAI-style completion request carries: the stop rules by mode."""
+        body: dict[str, Any] = {"max_tokens": predict_tokens(request), "temperature": 0.0, "stream": True}
+        if stops_at_newline(request):
+            body["stop"] = ["\n"]
         if self.model_name:
             body["model"] = self.model_name
         if request.seed is not None:
             body["seed"] = request.seed
         return body
 
-    def body(self, request: InfillRequest) -> dict[str, Any]:
-        return {**self.common(request), "prompt": self.prompt_prefix(request), "suffix": request.suffix}
+    def body(self, request: InfillRequest, fitted: Fitted) -> dict[str, Any]:
+        return {**self.common(request), "prompt": self.prompt_prefix(request, fitted), "suffix": fitted.suffix}
 
     def piece(self, event: Any) -> Piece:
         return completion_piece(event, self.client.base_url)

@@ -24,9 +24,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from engine.backends.remote.openai import OpenAICompletionsBackend
-from engine.context_format import estimate_tokens, fit_pieces, format_context
+from engine.backends.remote.window import Fitted
+from engine.cancellation import CancellationToken
+from engine.context_format import format_context
 from engine.types import InfillRequest
-from engine.window import context_room
 
 #: where the suffix goes in the prompt (a pseudo file name)
 SUFFIX_LABEL = "(code after the cursor)"
@@ -46,7 +47,13 @@ class VllmBackend(OpenAICompletionsBackend):
     #: how the suffix reaches the model (``diffill doctor`` shows it)
     infill_mode = "prompt carrying the suffix (pinned canvases are not used: docs/PROTOCOL.md)"
 
-    def body(self, request: InfillRequest) -> dict[str, Any]:
-        pieces = fit_pieces(request.context, CURSOR_LABEL, estimate_tokens,
-                            context_room(self.window_tokens, request.max_new_tokens))
-        return {**self.common(request), "prompt": suffix_prompt(request.prefix, request.suffix, pieces)}
+    def count_tokens(self, text: str, cancel: CancellationToken | None = None) -> int | None:
+        """vLLM's ``POST /tokenize`` (``{"count"}``)."""
+        body: dict[str, Any] = {"prompt": text, "add_special_tokens": False}
+        if self.model_name:
+            body["model"] = self.model_name
+        return self.ask_tokenizer("/tokenize", body, lambda data: data.get("count") if isinstance(data, dict)
+                                  else None, cancel)
+
+    def body(self, request: InfillRequest, fitted: Fitted) -> dict[str, Any]:
+        return {**self.common(request), "prompt": suffix_prompt(fitted.prefix, fitted.suffix, fitted.pieces)}
