@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import screenshot_tools as shots
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,3 +70,21 @@ def test_captions_say_what_the_model_is_and_quote_what_it_wrote():
     assert vs["fill"].strip() in VSCODE_README
     for quoted in (nv["inline_ghost"], vs["inline_ghost"], nv["completion_items"][0], nv["fill"], vs["fill"]):
         assert f"`{quoted}`" in GALLERY, quoted
+
+
+def test_the_guards_refuse_another_model_and_replacement_characters(tmp_path, monkeypatch):
+    """What tests/test_screenshots.py asserts before it writes a picture."""
+    other = tmp_path / "tiny-model"
+    other.mkdir()
+    (other / "model.safetensors").write_bytes(b"random weights")
+    with pytest.raises(AssertionError, match="not the bundled model"):
+        shots.assert_bundled(str(other))
+    with pytest.raises(AssertionError, match="did not report"):
+        shots.assert_bundled(None)
+    shots.assert_bundled(str(shots.BUNDLED_DIR))
+    monkeypatch.setattr(shots, "BUNDLED_WEIGHTS_SHA256", "0" * 64)  # as after retraining
+    with pytest.raises(AssertionError, match="weights changed"):
+        shots.assert_bundled(str(shots.BUNDLED_DIR))
+    with pytest.raises(AssertionError, match="U\\+FFFD"):
+        shots.assert_no_replacement("result = \ufffd\ufffd", "ghost text")
+    shots.assert_no_replacement("result = 0", "ghost text")
