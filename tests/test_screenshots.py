@@ -254,8 +254,32 @@ class Tmux:
                              capture_output=True, text=True, check=True).stdout.split()
         return int(out[0]), int(out[1])
 
+    def pane_pid(self) -> int | None:
+        out = subprocess.run([*self.base, "display-message", "-p", "#{pane_pid}"], capture_output=True, text=True)
+        return int(out.stdout) if out.returncode == 0 and out.stdout.strip().isdigit() else None
+
     def kill(self) -> None:
+        """End the session and everything it started (asciinema, Neovim, the server): a failed
+        run must leave nothing behind, and asciinema outlives a killed tmux."""
+        import psutil
+
+        pid = self.pane_pid()
+        procs = []
+        if pid is not None:
+            try:
+                root = psutil.Process(pid)
+                procs = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
         subprocess.run([*self.base, "kill-server"], capture_output=True)
+        for proc in procs:
+            try:
+                proc.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(procs, timeout=5)
+        for proc in alive:
+            proc.kill()
 
 
 def _nvim() -> str:
