@@ -20,6 +20,11 @@ log() { printf '[install-editors] %s\n' "$*" >&2; }
 need_apt=()
 command -v emacs >/dev/null || need_apt+=(emacs-nox elpa-eglot)
 [ -d /usr/share/emacs/site-lisp/elpa-src ] && ls /usr/share/emacs/site-lisp/elpa-src | grep -q '^eglot' || need_apt+=(elpa-eglot)
+# package-lint for diffill.el (tests/test_editor_emacs_package.py)
+[ -d /usr/share/emacs/site-lisp/elpa-src ] && ls /usr/share/emacs/site-lisp/elpa-src | grep -q '^package-lint' \
+  || need_apt+=(elpa-package-lint)
+# tmux renders Neovim's screen for the README pictures (scripts/screenshots.sh)
+command -v tmux >/dev/null || need_apt+=(tmux)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v rg >/dev/null || need_apt+=(ripgrep)
 dpkg -s libkrb5-dev >/dev/null 2>&1 || need_apt+=(libkrb5-dev)

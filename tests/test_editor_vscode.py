@@ -61,7 +61,8 @@ def _server_cmd(model_dir: Path) -> list[str]:
 def build_vsix() -> Path:
     """`npm ci && npm run package` unless the .vsix is newer than every source file."""
     vsix = EXT / "diffill.vsix"
-    sources = [EXT / "package.json", EXT / "package-lock.json", EXT / "esbuild.mjs", *(EXT / "src").glob("*.ts")]
+    sources = [EXT / "package.json", EXT / "package-lock.json", EXT / "esbuild.mjs", EXT / "README.md",
+               EXT / "CHANGELOG.md", EXT / "LICENSE.txt", *(EXT / "src").glob("*.ts")]
     if vsix.exists() and vsix.stat().st_mtime > max(p.stat().st_mtime for p in sources):
         return vsix
     npm = shutil.which("npm")

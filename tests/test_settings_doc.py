@@ -20,7 +20,7 @@ def test_every_setting_has_a_spec_with_a_description():
         assert spec.description.endswith(".") and spec.description[0].isupper(), f.name
 
 
-@pytest.mark.parametrize("place", ["PROTOCOL", "PACKAGE_JSON", "SERVER_KEYS_TS", "NEOVIM_README"])
+@pytest.mark.parametrize("place", ["PROTOCOL", "PACKAGE_JSON", "SERVER_KEYS_TS", "NEOVIM_README", "NEOVIM_HELP"])
 def test_drift_in_any_place_is_reported(tmp_path, monkeypatch, place):
     original = getattr(settings_doc, place)
     copy = tmp_path / original.name

@@ -1,8 +1,15 @@
-;;; diffill.el --- diffill language server through eglot  -*- lexical-binding: t; -*-
+;;; diffill.el --- Diffusion-model code infilling through eglot  -*- lexical-binding: t; -*-
 
+;; Copyright (C) 2026 diffill contributors
+
+;; Author: diffill contributors
+;; URL: https://github.com/diffill/diffill
 ;; Version: 0.1.0
-;; Package-Requires: ((emacs "28.1") (eglot "1.9"))
+;; Package-Requires: ((emacs "27.1") (eglot "1.9"))
 ;; Keywords: tools, languages, convenience
+;; SPDX-License-Identifier: Apache-2.0
+
+;; This file is not part of GNU Emacs.
 
 ;;; Commentary:
 
@@ -14,11 +21,13 @@
 ;;    the server applies the edit;
 ;;  - `diffill/status' notifications go to `diffill-status' (for the mode line).
 ;;
-;; Setup:
-;;   (add-to-list 'load-path "/path/to/diffill/editors/emacs")
-;;   (require 'diffill)
+;; Setup (after installing it, e.g. with Emacs 29's
+;;   (package-vc-install '(diffill :url "https://github.com/diffill/diffill"
+;;                                 :lisp-dir "editors/emacs"))
+;; or `package-install-file' on this file, or `load-path'):
 ;;   (diffill-eglot-setup '(python-mode python-ts-mode))  ; registers the server
 ;;   (add-hook 'python-mode-hook #'eglot-ensure)
+;;   (add-hook 'python-mode-hook #'diffill-mode)
 ;;
 ;; eglot runs one server per major mode: registering diffill for a mode
 ;; replaces another server (pyright, pylsp) there.
@@ -39,6 +48,8 @@
 (require 'eglot)
 (require 'jsonrpc)
 (require 'cl-lib)
+(require 'project)
+(eval-when-compile (require 'subr-x))
 
 (defgroup diffill nil "Diffusion code infilling." :group 'tools :prefix "diffill-")
 
@@ -47,10 +58,10 @@
   :type '(repeat string))
 
 (defcustom diffill-settings nil
-  "Server settings (plist, camelCase keys as in docs/PROTOCOL.md),
-sent as initializationOptions, e.g. (:model \"/path/to/model\" :device \"cpu\").
-A directory-local value only adds to the global one, and never sets
-`diffill-user-only-keys'."
+  "Server settings: a plist with the camelCase keys of docs/PROTOCOL.md.
+They are sent as initializationOptions, e.g. (:model \"/path/to/model\"
+:device \"cpu\").  A directory-local value only adds to the global one, and
+never sets `diffill-user-only-keys'."
   :type 'plist)
 
 (defcustom diffill-fill-timeout 120
@@ -67,12 +78,12 @@ A directory-local value only adds to the global one, and never sets
   '(:device :dtype :threads :maxNewTokens :steps :contextTokens :debounceMs
     :adaptiveDebounce :multiline :drafts :languages :cacheSize :fallbackToCpu
     :fallbackToBundled :maxDocumentBytes :maxRequestsPerSecond)
-  "Server settings a project may set without asking: none of them chooses
-code to run, a file to write or where text goes.")
+  "Server settings a project may set without asking.
+None of them chooses code to run, a file to write or where text goes.")
 
 (defconst diffill-user-only-keys '(:trustRemoteCode :logFile :backend :url :apiKeyEnv)
-  "Server settings taken only from the global value of `diffill-settings',
-never from a project, even one whose risky local variables you accepted.")
+  "Server settings taken only from the global value of `diffill-settings'.
+Never from a project, even one whose risky local variables you accepted.")
 
 (defvar diffill-ignored-project-settings nil
   "Project settings diffill dropped: a list of (ROOT SOURCE KEYS).")
@@ -84,6 +95,7 @@ never from a project, even one whose risky local variables you accepted.")
         ((proper-list-p value) (cl-every #'diffill--plain-value-p value))))
 
 (defun diffill--settings-plist-p (value)
+  "Non-nil if VALUE is a plist with keyword keys."
   (and (proper-list-p value) (cl-evenp (length value))
        (cl-loop for key in value by #'cddr always (keywordp key))))
 
@@ -120,8 +132,9 @@ the log file, or (without your answer to Emacs's prompt) the model; set them in 
                  (mapconcat #'symbol-name keys " ") source root))))))
 
 (defun diffill--settings ()
-  "initializationOptions: the global `diffill-settings' overlaid by a
-directory-local value without `diffill-user-only-keys'."
+  "Return the initializationOptions for the server.
+That is the global `diffill-settings' overlaid by a directory-local value
+without `diffill-user-only-keys'."
   (let ((settings (copy-sequence (default-value 'diffill-settings))))
     (when (and (local-variable-p 'diffill-settings) (diffill--settings-plist-p diffill-settings))
       (let ((split (diffill--split-settings
@@ -160,14 +173,15 @@ asking."
 (defvar-local diffill--draft-overlay nil)
 
 (cl-defmethod eglot-initialization-options ((_server diffill-server))
+  "Send `diffill-settings' (see `diffill--settings') as initializationOptions."
   (or (diffill--settings) eglot--{}))
 
 (defun diffill--start-server ()
   "Start the global `diffill-server-command' in the home directory.
 eglot would start it in the project's root, where `python -m lsp_server'
 imports the project's own modules first.  Directory-local values of the
-command, `process-environment' and `exec-path' are never used: they would
-let a project choose the program and its environment."
+command, `process-environment' and variable `exec-path' are never used:
+they would let a project choose the program and its environment."
   (let ((default-directory (concat (or (file-remote-p default-directory) "") "~/"))
         (process-environment (default-value 'process-environment))
         (exec-path (default-value 'exec-path)))
@@ -188,27 +202,32 @@ let a project choose the program and its environment."
 
 ;; eglot renamed some helpers over time (1.9 in Debian bookworm, newer in Emacs 29+)
 (defun diffill--path-to-uri (path)
+  "Return the file URI of PATH."
   (if (fboundp 'eglot-path-to-uri) (eglot-path-to-uri path) (eglot--path-to-uri path)))
 
 (defun diffill--uri-to-path (uri)
+  "Return the file name of URI."
   (if (fboundp 'eglot-uri-to-path) (eglot-uri-to-path uri) (eglot--uri-to-path uri)))
 
 (defun diffill--mode-line ()
+  "Return the mode line text: the server's state from `diffill-status'."
   (if diffill-status (format " diffill:%s" (plist-get diffill-status :state)) ""))
 
 (cl-defmethod eglot-handle-notification
   (_server (_method (eql diffill/status)) &rest params &key state message &allow-other-keys)
-  "Record diffill/status."
+  "Record a diffill/status notification: PARAMS, with STATE and MESSAGE."
   (setq diffill-status params)
   (when (equal state "error")
     (message "[diffill] error: %s" message))
   (force-mode-line-update t))
 
 (defun diffill--buffer-for-uri (uri)
+  "Return the buffer visiting the file of URI, or nil."
   (let ((path (diffill--uri-to-path uri)))
     (and path (find-buffer-visiting path))))
 
 (defun diffill--clear-draft ()
+  "Remove the draft overlay of the current buffer."
   (when (overlayp diffill--draft-overlay)
     (delete-overlay diffill--draft-overlay))
   (setq diffill--draft-overlay nil))
@@ -216,7 +235,10 @@ let a project choose the program and its environment."
 (cl-defmethod eglot-handle-notification
   (_server (_method (eql diffill/draft)) &rest draft
            &key uri version range text step steps &allow-other-keys)
-  "Show a diffill/draft as a faded overlay at the range it will replace."
+  "Show a diffill/draft notification DRAFT as a faded overlay.
+The overlay is in the buffer of URI, if that buffer is still at VERSION;
+it covers RANGE (what the fill will replace) and shows TEXT with STEP of
+STEPS."
   (let ((buf (diffill--buffer-for-uri uri)))
     (when (and buf (buffer-live-p buf))
       (with-current-buffer buf
@@ -263,7 +285,8 @@ let a project choose the program and its environment."
 (defvar diffill-mode-map
   (let ((map (make-sparse-keymap)))
     (define-key map (kbd "C-c C-f") #'diffill-fill)
-    map))
+    map)
+  "Keymap of `diffill-mode'.")
 
 ;;;###autoload
 (define-minor-mode diffill-mode
