@@ -107,7 +107,9 @@ class Settings:
         reload=True, nullable=True, shown_default="bundled")
     device: Device = setting("auto", "choice", "Device the model runs on.", reload=True, choices=DEVICES)
     dtype: str | None = setting(
-        None, "text", "Model dtype (float32, bfloat16, float16); null: per device.",
+        None, "text", "Model dtype (float32, bfloat16, float16); null: bfloat16 on a GPU and on CPUs with bf16 units "
+        "(AVX512-BF16, AMX), float32 on other CPUs and for DiffusionGemma on any CPU (environment "
+        "DIFFILL_CPU_BF16=1/0 overrides the CPU check).",
         reload=True, nullable=True, shown_default="per device")
     max_new_tokens: int = setting(
         32, "int", "Most tokens one infill may produce (the canvas size).", cache=True, low=1, high=4096)
