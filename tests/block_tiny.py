@@ -3,7 +3,8 @@
 It has the real architecture (causal encoder + bidirectional MoE decoder with
 sliding and full attention layers, self-conditioning) at toy size, saved with a
 byte-level BPE tokenizer so that ``load`` runs on real files.  Import the
-fixtures (``model_dir``, ``backend``, ``fresh``) into a test module to use them.
+fixtures (``model_dir``, ``backend``, ``fresh``) into a test module to use them;
+``backend`` and ``fresh`` follow ``--device`` (tests/conftest.py).
 """
 from __future__ import annotations
 
@@ -75,10 +76,11 @@ def model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def backend(model_dir):
+def backend(model_dir, device):
+    """The tiny model on ``device`` (``--device``), in float32 there too (CUDA's default is bf16)."""
     from engine.backends.block_loading import load_block as load
 
-    b = load(str(model_dir), device="cpu", dtype=None, allow_download=False, context_tokens=None,
+    b = load(str(model_dir), device=device, dtype="float32", allow_download=False, context_tokens=None,
              progress=False)
     b.options.sampler = SETTINGS
     return b

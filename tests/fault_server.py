@@ -8,6 +8,10 @@ here, at the boundary where the real failure would surface.
   fail_forwards   [i, ...] 1-based model-forward calls that raise, counted over
                   the process (a failure in the middle of a request)
   fail_kind       "runtime" (a bug / driver error) or "oom" (torch.OutOfMemoryError)
+  fill_gpu_at_forward  n: just before the n-th model forward (1-based, over the
+                  process), release the allocator's cached blocks and allocate
+                  every free byte of the CUDA GPU (kept), so that forward meets
+                  CUDA's own out-of-memory (a real GPU: pytest --device cuda)
   simulated_gpu   device "cuda" loads on the CPU but the engine reports
                   "cuda:0", so the server's out-of-GPU-memory path can run on
                   a machine without a GPU
@@ -100,6 +104,30 @@ def install(faults: dict) -> None:
 
         MaskedDiffusionBackend._forward_for = faulty_forward_for
 
+    fill_at = int(faults.get("fill_gpu_at_forward", 0))
+    if fill_at:
+        real_forward_for_fill = MaskedDiffusionBackend._forward_for
+        fill_lock = threading.Lock()
+        forwards = [0]
+
+        def filling_forward_for(self, *args, **kwargs):
+            forward = real_forward_for_fill(self, *args, **kwargs)
+            real_call = type(forward).__call__
+
+            class Filling(type(forward)):
+                def __call__(self, input_ids, step):
+                    with fill_lock:
+                        forwards[0] += 1
+                        n = forwards[0]
+                    if n == fill_at:
+                        BALLAST.extend(fill_gpu(input_ids.device))
+                    return real_call(self, input_ids, step)
+
+            forward.__class__ = Filling
+            return forward
+
+        MaskedDiffusionBackend._forward_for = filling_forward_for
+
     if faults.get("simulated_gpu"):
         real_pick = loading.pick_device
         loading.pick_device = lambda device: "cpu" if device == "cuda" else real_pick(device)
@@ -120,6 +148,29 @@ def install(faults: dict) -> None:
         host.load_engine = load_engine
         real_empty = torch.cuda.empty_cache
         torch.cuda.empty_cache = lambda: None if not torch.cuda.is_available() else real_empty()
+
+
+#: the tensors that hold the GPU full (kept for the life of the process)
+BALLAST: list = []
+
+
+def fill_gpu(device) -> list:
+    """Allocate every free byte of ``device`` in real CUDA allocations: halving chunk
+    sizes down to 4 KiB, after the caching allocator gave its cached blocks back (else
+    the next forward would find room in them)."""
+    import torch
+
+    torch.cuda.synchronize(device)
+    torch.cuda.empty_cache()
+    held = []
+    size = torch.cuda.mem_get_info(device)[0]
+    while size >= 4096:
+        try:
+            held.append(torch.empty(size, dtype=torch.uint8, device=device))
+        except torch.OutOfMemoryError:
+            size //= 2
+    print(f"fault_server: GPU filled, {torch.cuda.mem_get_info(device)[0]} bytes left free", file=sys.stderr)
+    return held
 
 
 def main() -> int:

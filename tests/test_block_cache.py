@@ -29,21 +29,21 @@ def _doc(seed: int, n: int = 120) -> list[int]:
 def test_an_edit_near_the_top_replaces_its_own_entry(backend):
     cache = _cache(backend, 2)
     a, b = _doc(0), _doc(1)
-    cache.encode(b, "cpu")
-    cache.encode(a, "cpu")
+    cache.encode(b, backend.device)
+    cache.encode(a, backend.device)
     edited = a[:3] + [a[3] + 1] + a[4:]  # the user changed an import at the top of A
-    cache.encode(edited, "cpu")
-    _, stats = cache.encode(b, "cpu")  # B was not pushed out by A's newer self
+    cache.encode(edited, backend.device)
+    _, stats = cache.encode(b, backend.device)  # B was not pushed out by A's newer self
     assert stats.reused_tokens == len(b) and stats.encoded_tokens == 0
 
 
 def test_a_moved_window_start_replaces_its_own_entry(backend):
     cache = _cache(backend, 2)
     a, b = _doc(0, 200), _doc(1)
-    cache.encode(b, "cpu")
-    cache.encode(a, "cpu")
-    cache.encode([2] + a[1 + 50:] + [9, 9, 9], "cpu")  # 50 tokens left the window, 3 were typed
-    _, stats = cache.encode(b, "cpu")
+    cache.encode(b, backend.device)
+    cache.encode(a, backend.device)
+    cache.encode([2] + a[1 + 50:] + [9, 9, 9], backend.device)  # 50 tokens left the window, 3 were typed
+    _, stats = cache.encode(b, backend.device)
     assert stats.reused_tokens == len(b)
 
 
@@ -51,11 +51,11 @@ def test_documents_with_a_common_header_keep_their_own_entries(backend):
     cache = _cache(backend, 4)
     header = _doc(5, 40)
     a, b = header + _doc(0)[1:], header + _doc(1)[1:]
-    cache.encode(a, "cpu")
-    _, stats = cache.encode(b, "cpu")
+    cache.encode(a, backend.device)
+    _, stats = cache.encode(b, backend.device)
     assert stats.reused_tokens == len(header)
     for doc in (a, b):  # neither replaced the other
-        _, again = cache.encode(doc, "cpu")
+        _, again = cache.encode(doc, backend.device)
         assert again.reused_tokens == len(doc)
 
 

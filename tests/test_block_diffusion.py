@@ -1,4 +1,5 @@
-"""DiffusionGemma block-diffusion backend on a tiny randomly initialised model (CPU).
+"""DiffusionGemma block-diffusion backend on a tiny randomly initialised model
+(CPU; the tests on ``backend``/``fresh`` also on CUDA with ``--device cuda``).
 
 The model has the real architecture (causal encoder + bidirectional MoE decoder
 with sliding and full attention layers, self-conditioning) at toy size, saved
@@ -20,9 +21,9 @@ from engine.types import InfillRequest
 
 # -- loading -------------------------------------------------------------------
 
-def test_load_describes_itself(backend):
+def test_load_describes_itself(backend, device):
     assert backend.name == "block-diffusion"
-    assert backend.device == "cpu" and backend.dtype == "float32"
+    assert backend.device == device and backend.dtype == "float32"
     assert backend.context_tokens > CANVAS
     assert backend.model.config.model_type == "diffusion_gemma"
 
@@ -114,11 +115,12 @@ def test_pinned_suffix_never_changes(fresh):
     from engine.backends.block_window import build_window
 
     win = build_window(fresh.tokenizer, PREFIX, SUFFIX, prompt_budget=256, canvas=CANVAS, bos_id=fresh.bos_id)
-    kv, _ = fresh.cache.encode(win.ids, "cpu")
+    kv, _ = fresh.cache.encode(win.ids, fresh.device)
     lengths = [4, 8, 16]
-    layout = build_layout(lengths, win.suffix_ids, CANVAS, end_ids=[fresh.eos_id], device="cpu")
-    gen = torch.Generator().manual_seed(3)
-    canvas = layout.pins.apply_to_canvas(torch.randint(0, fresh.vocab, (3, CANVAS), generator=gen))
+    layout = build_layout(lengths, win.suffix_ids, CANVAS, end_ids=[fresh.eos_id], device=fresh.device)
+    gen = torch.Generator(device=fresh.device).manual_seed(3)
+    canvas = layout.pins.apply_to_canvas(torch.randint(0, fresh.vocab, (3, CANVAS), generator=gen,
+                                                       device=fresh.device))
     pins = layout.pins
     steps = 0
     for state in fresh.denoise(kv, canvas, steps=6, pins=pins, span=layout.span, generator=gen):
@@ -166,15 +168,15 @@ def test_seeded_requests_are_reproducible(fresh):
 def test_two_documents_keep_their_own_cache_entries(fresh):
     a = [fresh.bos_id] + list(range(10, 90))
     b = [fresh.bos_id] + list(range(100, 180))
-    fresh.cache.encode(a, "cpu")
-    fresh.cache.encode(b, "cpu")
-    _, again = fresh.cache.encode(a + [5], "cpu")
+    fresh.cache.encode(a, fresh.device)
+    fresh.cache.encode(b, fresh.device)
+    _, again = fresh.cache.encode(a + [5], fresh.device)
     assert again.reused_tokens == len(a) and again.encoded_tokens == 1
 
 
 def _decoder_logits(backend, kv, canvas):
     view = build_view(kv, backend.text_config, batch=canvas.shape[0])
-    pos = torch.arange(len(kv), len(kv) + CANVAS, dtype=torch.int32).unsqueeze(0)
+    pos = torch.arange(len(kv), len(kv) + CANVAS, dtype=torch.int32, device=canvas.device).unsqueeze(0)
     with torch.no_grad():
         return backend.model(decoder_input_ids=canvas, decoder_position_ids=pos,
                              **{cache_kwarg(backend.model): view}).logits
@@ -186,19 +188,19 @@ def test_incremental_cache_matches_fresh_encode(fresh):
     text = "import json\n\ndef load(path):\n    with open(path) as f:\n        return json.load(f)\n" * 2
     ids = [fresh.bos_id] + tok(text, add_special_tokens=False)["input_ids"]
     assert len(ids) > 20  # longer than the sliding window (8): exercises window trimming
-    canvas = torch.randint(0, fresh.vocab, (2, CANVAS), generator=torch.Generator().manual_seed(0))
+    canvas = torch.randint(0, fresh.vocab, (2, CANVAS), generator=torch.Generator().manual_seed(0)).to(fresh.device)
 
     cache = fresh.cache
-    cache.encode(ids[:10], "cpu")
-    kv_inc, stats = cache.encode(ids, "cpu")  # extend
+    cache.encode(ids[:10], fresh.device)
+    kv_inc, stats = cache.encode(ids, fresh.device)  # extend
     assert stats.reused_tokens == 10 and stats.encoded_tokens == len(ids) - 10
     edited = ids[:15] + [ids[15] + 1] + ids[16:]
-    kv_cut, stats_cut = cache.encode(edited, "cpu")  # cut back at the edit
+    kv_cut, stats_cut = cache.encode(edited, fresh.device)  # cut back at the edit
     assert stats_cut.reused_tokens == 15
 
     ref = PromptCache(fresh.model.model.encoder, fresh.text_config)
-    kv_ref, _ = ref.encode(ids, "cpu")
-    kv_ref_cut, _ = ref.encode(edited, "cpu")
+    kv_ref, _ = ref.encode(ids, fresh.device)
+    kv_ref_cut, _ = ref.encode(edited, fresh.device)
     for a, b in zip(kv_inc.layers, kv_ref.layers):
         torch.testing.assert_close(a[0], b[0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(_decoder_logits(fresh, kv_inc, canvas), _decoder_logits(fresh, kv_ref, canvas),
@@ -212,10 +214,11 @@ def test_cache_matches_transformers_encoder(fresh):
     from transformers import DynamicCache
 
     ids = list(range(4, 40))
-    kv, _ = fresh.cache.encode(ids, "cpu")
+    kv, _ = fresh.cache.encode(ids, fresh.device)
     hf = DynamicCache(config=fresh.model.config)
     with torch.no_grad():
-        fresh.model.model.encoder(input_ids=torch.tensor([ids]), **{cache_kwarg(fresh.model.model.encoder): hf})
+        fresh.model.model.encoder(input_ids=torch.tensor([ids], device=fresh.device),
+                                  **{cache_kwarg(fresh.model.model.encoder): hf})
     view = build_view(kv, fresh.text_config, batch=1)
     for mine, theirs in zip(view.layers, hf.layers):
         assert mine.keys.shape == theirs.keys.shape
@@ -228,11 +231,11 @@ def test_fixed_shape_view_matches_plain_view(fresh, prompt_len):
     """Padded prompt KV + explicit masks (for compiled steps) = the plain view."""
     from engine.backends.block_fixed import build_fixed_view
 
-    kv, _ = fresh.cache.encode(list(range(4, 4 + prompt_len)), "cpu")
-    canvas = torch.randint(0, fresh.vocab, (3, CANVAS), generator=torch.Generator().manual_seed(1))
+    kv, _ = fresh.cache.encode(list(range(4, 4 + prompt_len)), fresh.device)
+    canvas = torch.randint(0, fresh.vocab, (3, CANVAS), generator=torch.Generator().manual_seed(1)).to(fresh.device)
     view, masks = build_fixed_view(kv, fresh.text_config, 3, CANVAS, torch.float32, bucket=16)
     assert view.layers[-1].keys.shape[2] == -(-prompt_len // 16) * 16
-    pos = torch.arange(prompt_len, prompt_len + CANVAS, dtype=torch.int32).unsqueeze(0)
+    pos = torch.arange(prompt_len, prompt_len + CANVAS, dtype=torch.int32, device=fresh.device).unsqueeze(0)
     with torch.no_grad():
         fixed = fresh.model(decoder_input_ids=canvas, decoder_position_ids=pos, **{cache_kwarg(fresh.model): view},
                             decoder_attention_mask=masks).logits
@@ -321,7 +324,7 @@ def test_finishes_within_step_budget_and_fixed_length(fresh, steps):
 def test_engine_contract(fresh):
     eng = Engine(fresh)
     desc = eng.describe()
-    assert desc["backend"] == "block-diffusion" and desc["device"] == "cpu"
+    assert desc["backend"] == "block-diffusion" and desc["device"] == fresh.device
     req = InfillRequest(prefix=PREFIX, suffix=SUFFIX, language="python", max_new_tokens=8, steps=4, seed=2)
     drafts = list(eng.stream(req))
     result = eng.infill(req)

@@ -4,7 +4,8 @@
 There is no GPU here, so the device is simulated: a fake event completes only
 when the simulated device has got ``lag`` steps further.  The reader must then
 never wait for the newest step, and the backend driven through such a reader
-must give exactly what it gives with immediate reads.
+must give exactly what it gives with immediate reads.  With ``--device cuda``
+the backend's own reads are CUDA's asynchronous copies, and one test checks them directly.
 """
 from __future__ import annotations
 
@@ -76,6 +77,23 @@ def test_a_fast_device_is_never_waited_for():
         reader.push(step, torch.tensor([step]))
         reader.ready()
     assert reader.fake.waits == []
+
+
+def test_on_cuda_copies_arrive_in_pinned_host_memory_in_order(device):
+    """The real asynchronous path (``--device cuda``): every step's copy lands in pinned
+    host memory, in order, with the value the device computed."""
+    if device != "cuda":
+        pytest.skip("needs --device cuda")
+    reader = HostReader(device, depth=2)
+    assert reader.asynchronous
+    arrived = []
+    for step in range(1, 9):
+        reader.push(step, torch.full((4,), step, device=device) * 2)
+        arrived += reader.ready()
+    arrived += reader.drain()
+    assert [s for s, _ in arrived] == list(range(1, 9))
+    assert all(host.device.type == "cpu" and host.is_pinned() and host.tolist() == [2 * s] * 4
+               for s, host in arrived)
 
 
 def test_on_the_cpu_every_step_is_read_at_once():

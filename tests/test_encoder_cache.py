@@ -49,12 +49,14 @@ def assert_matches_transformers(got: torch.Tensor, expected: torch.Tensor, dtype
         assert_as_accurate(got, expected, truth())
 
 
-def _layout(length: int = 128, valid: int = 120, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def _layout(length: int = 128, valid: int = 120, seed: int = 0,
+            device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Random ids (the same on every device) and their attention mask, on ``device``."""
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, 500, (1, length), generator=generator)
     mask = torch.ones(1, length, dtype=torch.long)
     mask[0, valid:] = 0
-    return ids, mask
+    return ids.to(device), mask.to(device)
 
 
 def test_the_tiny_model_is_supported(backend):
@@ -63,7 +65,7 @@ def test_the_tiny_model_is_supported(backend):
 
 
 def test_a_full_forward_matches_transformers_with_padding(backend, dtype, truth_model):
-    ids, mask = _layout()
+    ids, mask = _layout(device=backend.device)
     expected = backend.canvas_logits(ids, 40, 72, mask)
     got = CanvasStepper(backend.model, 128, 120).full(ids, 40, 72)
     assert_matches_transformers(got, expected, dtype, lambda: CanvasStepper(truth_model, 128, 120).full(ids, 40, 72))
@@ -75,7 +77,7 @@ def test_a_long_window_matches_transformers_with_and_without_padding(backend, dt
     and with no padding (the full layers then run unmasked): the full forward is still
     transformers' own, and steps over one stretch or several on unchanged input give
     the full forward's logits."""
-    ids, mask = _layout(length=256, valid=valid, seed=1)
+    ids, mask = _layout(length=256, valid=valid, seed=1, device=backend.device)
     expected = backend.canvas_logits(ids, 60, 190, mask)
     stepper = CanvasStepper(backend.model, 256, valid)
     full = stepper.full(ids, 60, 190)
@@ -95,8 +97,9 @@ def test_banded_attention_is_the_masked_attention(backend, dtype, valid, kind, r
     stepper = CanvasStepper(backend.model, 256, valid)
     generator = torch.Generator().manual_seed(2)
     n = rows.stop - rows.start
-    q = torch.randn(1, stepper.heads, n, stepper.head_dim, generator=generator).to(backend.model.dtype)
-    k, v = (torch.randn(1, stepper.heads, 256, stepper.head_dim, generator=generator).to(backend.model.dtype)
+    q = torch.randn(1, stepper.heads, n, stepper.head_dim, generator=generator).to(backend.device, backend.model.dtype)
+    k, v = (torch.randn(1, stepper.heads, 256, stepper.head_dim, generator=generator).to(backend.device,
+                                                                                           backend.model.dtype)
             for _ in range(2))
     mask = stepper._mask(kind)[:, :, rows]
     expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=stepper.head_dim ** -0.5)
@@ -109,7 +112,7 @@ def test_banded_attention_is_the_masked_attention(backend, dtype, valid, kind, r
 
 
 def test_a_step_on_unchanged_input_equals_the_full_forward(backend, dtype):
-    ids, _ = _layout()
+    ids, _ = _layout(device=backend.device)
     stepper = CanvasStepper(backend.model, 128, 120)
     full = stepper.full(ids, 40, 72)
     assert_same_computation(stepper.step(ids, 24, 88, 40, 72), full, dtype)
@@ -119,7 +122,7 @@ def test_a_step_recomputes_the_changed_canvas(backend):
     """The first layer's keys depend only on the tokens: after a step they must be
     exactly those of a fresh full forward over the changed input, and the
     canvas logits must follow the new tokens."""
-    ids, _ = _layout()
+    ids, _ = _layout(device=backend.device)
     stepper = CanvasStepper(backend.model, 128, 120)
     before = stepper.full(ids, 40, 72)
     changed = ids.clone()
@@ -134,7 +137,7 @@ def test_a_step_recomputes_the_changed_canvas(backend):
 
 
 def test_step_before_full_is_refused(backend):
-    ids, _ = _layout()
+    ids, _ = _layout(device=backend.device)
     with pytest.raises(RuntimeError):
         CanvasStepper(backend.model, 128, 120).step(ids, 0, 10, 0, 10)
 
@@ -165,7 +168,7 @@ def test_a_cancelled_request_stops_between_layers(backend):
     runs stops the forward before the second."""
     from engine.errors import Cancelled
 
-    ids, _ = _layout()
+    ids, _ = _layout(device=backend.device)
     token = CancellationToken()
     ran: list[int] = []
     layers = backend.model.model.layers

@@ -5,7 +5,8 @@ random checkpoint in the family's own layout and the logits / greedy tokens the
 upstream code computed from it.  Here diffill loads the same files with
 transformers' own classes and must agree: max |logit difference| <= 1e-4 in
 float32 and the same greedy tokens at the masked positions.  DreamOn also
-matches the upstream expand/delete generation token for token.
+matches the upstream expand/delete generation token for token.  With ``--device cuda``
+the same checks run on the GPU (float32 there too).
 """
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
-def loaded(request):
+def loaded(request, device):
     name = request.param
-    backend = load_native(str(FIXTURES / name), CASES[name], device="cpu", torch_dtype=torch.float32)
+    backend = load_native(str(FIXTURES / name), CASES[name], device=device, torch_dtype=torch.float32)
     reference = load_file(str(FIXTURES / name / "reference.safetensors"))
     meta = json.loads((FIXTURES / name / "reference.json").read_text())
     return name, backend, reference, meta
@@ -45,7 +46,7 @@ def _raw_network(backend):
 def test_logits_match_the_reference(loaded):
     name, backend, reference, _ = loaded
     with torch.inference_mode():
-        logits = _raw_network(backend)(input_ids=reference["input_ids"]).logits.float()
+        logits = _raw_network(backend)(input_ids=reference["input_ids"].to(backend.device)).logits.float().cpu()
     assert logits.shape == reference["logits"].shape
     diff = (logits - reference["logits"]).abs().max().item()
     assert diff <= TOLERANCE, f"{name}: max |logit difference| {diff:.3g}"
@@ -55,7 +56,7 @@ def test_greedy_tokens_match_the_reference(loaded):
     """What the reference sampler would commit at each mask: its own shift convention
     (Dream-style shifted, LLaDA not) must be what diffill's aligned logits give."""
     name, backend, reference, meta = loaded
-    ids = reference["input_ids"]
+    ids = reference["input_ids"].to(backend.device)
     with torch.inference_mode():
         aligned = backend.model(input_ids=ids).logits
     greedy = aligned[ids == backend.info.mask_id].argmax(-1).tolist()
@@ -65,7 +66,7 @@ def test_greedy_tokens_match_the_reference(loaded):
 def test_attention_is_bidirectional(loaded):
     """Changing the last token changes the first position's logits (a causal network would not)."""
     _, backend, reference, _ = loaded
-    ids = reference["input_ids"].clone()
+    ids = reference["input_ids"].to(backend.device)
     other = ids.clone()
     other[0, -1] = (other[0, -1] + 1) % 256
     net = _raw_network(backend)
@@ -77,7 +78,7 @@ def test_attention_is_bidirectional(loaded):
 
 def test_shifted_families_predict_position_i_from_logits_at_i_minus_1(loaded):
     name, backend, reference, meta = loaded
-    ids = reference["input_ids"]
+    ids = reference["input_ids"].to(backend.device)
     with torch.inference_mode():
         raw = _raw_network(backend)(input_ids=ids).logits
         aligned = backend.model(input_ids=ids).logits
@@ -87,9 +88,9 @@ def test_shifted_families_predict_position_i_from_logits_at_i_minus_1(loaded):
         assert torch.equal(aligned, raw), name
 
 
-def test_dreamon_expand_and_delete_match_the_reference_generation():
+def test_dreamon_expand_and_delete_match_the_reference_generation(device):
     ref = json.loads((FIXTURES / "dreamon" / "reference_generation.json").read_text())
-    backend = load_native(str(FIXTURES / "dreamon"), "dreamon", device="cpu", torch_dtype=torch.float32)
+    backend = load_native(str(FIXTURES / "dreamon"), "dreamon", device=device, torch_dtype=torch.float32)
     backend.top_p = 1.0  # the reference run used no nucleus (top_p=None)
     bos, eos = backend.info.document_start, backend.info.document_end
     lengths, state = [], None
@@ -111,11 +112,11 @@ def test_directories_are_recognised_without_remote_code(name, family):
     assert detect(FIXTURES / name) == family
 
 
-def test_dreamon_fixed_length_requests_keep_the_canvas_size():
+def test_dreamon_fixed_length_requests_keep_the_canvas_size(device):
     """``fixed_length``: exactly ``max_new_tokens`` tokens, neither <|expand|> nor <|delete|> committed."""
     from engine.types import InfillRequest
 
-    backend = load_native(str(FIXTURES / "dreamon"), "dreamon", device="cpu", torch_dtype=torch.float32)
+    backend = load_native(str(FIXTURES / "dreamon"), "dreamon", device=device, torch_dtype=torch.float32)
     request = InfillRequest(prefix="def f(x):\n    return ", suffix="\n", max_new_tokens=6, fixed_length=True)
     runner = backend.run(request, CancellationToken())
     try:

@@ -84,14 +84,14 @@ def test_rebuilt_keys_are_a_fresh_forward_s_where_tokens_are_shared(dtype_engine
     old = torch.cat((tokens[:100], torch.zeros(8, dtype=torch.long), tokens[100:190]))
     new = torch.cat((tokens[1:100], torch.tensor([7]), torch.zeros(8, dtype=torch.long), tokens[100:190]))
     base_stepper = CanvasStepper(model, 198, 198, keep_raw_keys=True)
-    base_stepper.full(old[None], 100, 108)
+    base_stepper.full(old[None].to(model.device), 100, 108)
     base = Base(ids=old, kept=base_stepper.kept, start=100, stop=108, length=198)
     pairs = shared_positions(base, new, 100, 108, 198)
     assert len(pairs) == 99 + 90
     stepper = CanvasStepper(model, 198, 198)
     kept = rebuilt_kept(stepper, base, pairs)
     fresh = CanvasStepper(model, 198, 198)
-    fresh.full(new[None], 100, 108)
+    fresh.full(new[None].to(model.device), 100, 108)
     at = torch.tensor([i for i, _ in pairs])
     assert torch.equal(kept[0].keys[:, :, at], fresh.kept[0].keys[:, :, at])
     assert torch.equal(kept[0].values[:, :, at], fresh.kept[0].values[:, :, at])
@@ -103,7 +103,7 @@ def test_a_base_without_keys_before_rotation_is_refused(tiny_engine):
     model = tiny_engine.backend.model
     ids = torch.randint(5, 500, (1, 64), generator=torch.Generator().manual_seed(4))
     stepper = CanvasStepper(model, 64, 64)
-    stepper.full(ids, 30, 34)
+    stepper.full(ids.to(model.device), 30, 34)
     base = Base(ids=ids[0], kept=stepper.kept, start=30, stop=34, length=64)
     with pytest.raises(ValueError, match="before rotation"):
         rebuilt_kept(CanvasStepper(model, 64, 64), base, shared_positions(base, ids[0], 30, 34, 64))

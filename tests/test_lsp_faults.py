@@ -210,6 +210,26 @@ async def test_out_of_gpu_memory_moves_to_the_cpu(tiny_model_dir: Path) -> None:
         assert not popups(client, types.MessageType.Error)
 
 
+async def test_a_full_gpu_moves_the_server_to_the_cpu(tiny_model_dir: Path, device: str) -> None:
+    """A real GPU (``--device cuda``): the GPU is allocated full just before the second
+    request's forward, which meets CUDA's own out-of-memory; the server moves to the CPU,
+    says so once, and answers from there."""
+    if device != "cuda":
+        pytest.skip("needs a real GPU: pytest --device cuda")
+    async with server({"model": str(tiny_model_dir), "device": "cuda", "cacheSize": 0, "steps": 1},
+                      {"fill_gpu_at_forward": 2}) as client:
+        open_doc(client)
+        assert await answered(client)  # forward 1: on the GPU
+        assert str(client.statuses[-1]["device"]).startswith("cuda")
+        assert await complete(client) == []  # forward 2: the GPU is full
+        await until(lambda: states(client).count("loading") == 2 and states(client)[-1] == "ready")
+        warnings = popups(client, types.MessageType.Warning)
+        assert len(warnings) == 1 and "out of memory" in warnings[0] and "CPU" in warnings[0], warnings
+        assert await answered(client)
+        assert client.statuses[-1]["device"] == "cpu"
+        assert not popups(client, types.MessageType.Error)
+
+
 async def test_slow_model_load_keeps_the_server_responsive(tiny_model_dir: Path) -> None:
     async with server({"model": str(tiny_model_dir)}, {"load_delay_s": 4}) as client:
         open_doc(client)

@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
-# Download, here, the wheels a device job needs beyond the device image
-# (transformers 5.17 there; DiffusionGemma needs >= 5.23) into .whl/, which
-# git ignores and `run` carries (docs/DEVICE.md).
+# Put, here, the wheels the device jobs need beyond the device image into .whl/
+# (git-ignored, carried by `run`): scripts/device/pack_wheels.py packs the
+# pure-Python ones from this environment's installed packages (transformers
+# trimmed to the families diffill loads) and downloads the compiled ones for the
+# device's Python 3.12 (docs/DEVICE.md). Options go to pack_wheels.py.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
-version=$("$PY" -c "import transformers; print(transformers.__version__)")
-mkdir -p .whl
-"$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl "transformers==$version"
-ls -la .whl
+exec "$PY" scripts/device/pack_wheels.py --out .whl "$@"
