@@ -66,6 +66,9 @@ def _register_quality(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per executed program (default 10)")
     p.add_argument("--memory-mb", type=int, default=1024, help="memory limit per executed program (default 1024)")
     p.add_argument("--jobs", type=int, default=1, help="programs executed in parallel (default 1)")
+    p.add_argument("--alternatives", type=int, default=1, metavar="N",
+                   help="middles per case, the primary included (engine.branching); >1 also reports pass@any "
+                        "and exact_match@any: any of the middles correct (default 1)")
     _common(p)
     p.set_defaults(func=run_quality)
 
@@ -187,8 +190,11 @@ def _settings(args: argparse.Namespace):
         value = getattr(args, name)
         if value is not None and not 1 <= value <= 4096:
             raise ValueError(f"--{name.replace('_', '-')} must be in 1..4096, got {value}")
+    alternatives = getattr(args, "alternatives", 1)
+    if not 1 <= alternatives <= 8:
+        raise ValueError(f"--alternatives must be in 1..8, got {alternatives}")
     return RunSettings(max_new_tokens=args.max_new_tokens, steps=args.steps, sampler=args.sampler,
-                       threshold=args.threshold, seed=args.seed, refresh=args.refresh)
+                       threshold=args.threshold, seed=args.seed, refresh=args.refresh, alternatives=alternatives)
 
 
 def _load_subsets(names: list[str], args: argparse.Namespace, explicit: bool, limit: int | None):

@@ -24,9 +24,10 @@ from engine.errors import (
     OutOfMemory,
     UnsupportedModelError,
 )
-from engine.types import ContextPiece, Draft, InfillRequest, InfillResult
+from engine.types import Alternative, ContextPiece, Draft, InfillRequest, InfillResult
 
 __all__ = [
+    "Alternative",
     "CancellationToken",
     "Cancelled",
     "ContextPiece",

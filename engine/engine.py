@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
@@ -76,16 +76,16 @@ class Engine:
 
     def stream(
         self, request: InfillRequest, cancel: CancellationToken | None = None
-    ) -> Iterator[Draft]:
-        """Yield a draft after every denoising step; the last one has ``done=True``.
+    ) -> Generator[Draft, None, InfillResult]:
+        """Yield a draft after every denoising step; the last one has ``done=True``, and
+        the generator returns the ``InfillResult`` (``StopIteration.value``).
 
         Raises ``Cancelled`` within one step of ``cancel.cancel()``.
         """
         _check_input(request)
         token = cancel or CancellationToken()
         with self._turn(), self._out_of_memory_as_error():
-            gen = self.backend.run(request, token)
-            yield from gen
+            return (yield from self.backend.run(request, token))
 
     def infill(
         self, request: InfillRequest, cancel: CancellationToken | None = None

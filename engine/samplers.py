@@ -32,13 +32,21 @@ NEG_INF = float("-inf")
 
 @dataclass
 class CanvasState:
-    """Committed tokens of the canvas; ``ids[i] == mask_id`` where undecided."""
+    """Committed tokens of the canvas; ``ids[i] == mask_id`` where undecided.
+
+    ``other_ids``/``other_confidence`` keep, per position ``grow`` decided, the
+    model's best choice that was *not* taken there (the runner-up token, the
+    filler that would have ended the middle there, or at the end the token that
+    would have continued it): the decisions an alternative suggestion may take
+    instead (``engine.branching``)."""
 
     ids: torch.Tensor  # (N,) long
     committed: torch.Tensor  # (N,) bool
     confidence: torch.Tensor  # (N,) float: probability at commit time
     mask_id: int
     filler_id: int | None
+    other_ids: torch.Tensor | None = None  # (N,) long: the best choice not taken (mask_id: none)
+    other_confidence: torch.Tensor | None = None  # (N,) float: its probability
 
     @classmethod
     def empty(cls, n: int, mask_id: int, filler_id: int | None, device: torch.device | str = "cpu") -> CanvasState:
@@ -48,7 +56,16 @@ class CanvasState:
             confidence=torch.zeros(n, dtype=torch.float32, device=device),
             mask_id=mask_id,
             filler_id=filler_id,
+            other_ids=torch.full((n,), mask_id, dtype=torch.long, device=device),
+            other_confidence=torch.zeros(n, dtype=torch.float32, device=device),
         )
+
+    def clone(self) -> CanvasState:
+        """An independent copy (a branch starts from the primary's state)."""
+        def copy(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.clone()
+        return CanvasState(self.ids.clone(), self.committed.clone(), self.confidence.clone(), self.mask_id,
+                           self.filler_id, copy(self.other_ids), copy(self.other_confidence))
 
     def end(self) -> int:
         """Index of the first committed filler (the middle's end), or N."""
@@ -192,8 +209,10 @@ def grow(
     probs = torch.softmax(logits.float(), dim=-1)
     real = probs.clone()
     real[:, state.filler_id] = 0.0
-    conf, tokens = real.max(dim=-1)
-    filler_first = probs[:, state.filler_id] >= conf
+    top = real.topk(2, dim=-1)
+    conf, tokens = top.values[:, 0], top.indices[:, 0]
+    filler_prob = probs[:, state.filler_id]
+    filler_first = filler_prob >= conf
     k = max(commit_count(n - start, steps_left), min_commit)
     decided = 0
     for pos in range(start, n):
@@ -201,8 +220,9 @@ def grow(
             continue
         if pos >= min_length and bool(filler_first[pos]):
             state.ids[pos:] = state.filler_id
-            state.confidence[pos] = probs[pos, state.filler_id]
+            state.confidence[pos] = filler_prob[pos]
             state.committed[pos:] = True
+            _note_other(state, pos, tokens[pos], conf[pos])  # continuing the middle instead
             return decided + 1
         sure = sampler == "threshold" and float(conf[pos]) >= threshold
         if decided >= k and not sure:
@@ -210,5 +230,16 @@ def grow(
         state.ids[pos] = tokens[pos]
         state.confidence[pos] = conf[pos]
         state.committed[pos] = True
+        runner_up, runner_up_prob = top.indices[pos, 1], top.values[pos, 1]
+        if pos >= min_length and bool(filler_prob[pos] > runner_up_prob):  # ending the middle here instead
+            runner_up, runner_up_prob = torch.tensor(state.filler_id), filler_prob[pos]
+        _note_other(state, pos, runner_up, runner_up_prob)
         decided += 1
     return decided
+
+
+def _note_other(state: CanvasState, pos: int, token: torch.Tensor, probability: torch.Tensor) -> None:
+    """Remember the best choice not taken at ``pos`` (see ``CanvasState``)."""
+    if state.other_ids is not None and state.other_confidence is not None:
+        state.other_ids[pos] = token
+        state.other_confidence[pos] = probability

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Sampler = Literal["threshold", "remask"]
+#: the most middles one request may ask for (``InfillRequest.alternatives``)
+MAX_ALTERNATIVES = 8
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,11 @@ class InfillRequest:
     sent the stop rule and the stream is closed once that line is complete
     (``engine.backends.remote.backend``); the in-process models fill their
     canvas either way.
+    ``alternatives`` asks for up to that many distinct middles in all, the
+    primary included (``InfillResult.alternatives`` holds the others): the
+    masked backend branches its canvas where the model's second choice was
+    likeliest (``engine.branching``), a remote server asks for ``n`` where it
+    can; other backends give the primary alone.
     """
 
     prefix: str
@@ -61,6 +68,7 @@ class InfillRequest:
     refresh: int | None = None
     reuse_previous: bool = False
     single_line: bool = False
+    alternatives: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.prefix, str) or not isinstance(self.suffix, str):
@@ -77,6 +85,8 @@ class InfillRequest:
             raise ValueError(f"refresh must be in 1..4096, got {self.refresh}")
         if self.context_tokens is not None and int(self.context_tokens) < 16:
             raise ValueError(f"context_tokens must be >= 16, got {self.context_tokens}")
+        if not 1 <= int(self.alternatives) <= MAX_ALTERNATIVES:
+            raise ValueError(f"alternatives must be in 1..{MAX_ALTERNATIVES}, got {self.alternatives}")
 
 
 @dataclass(frozen=True)
@@ -96,12 +106,27 @@ class Draft:
 
 
 @dataclass(frozen=True)
+class Alternative:
+    """Another middle for the same request (``InfillRequest.alternatives``), with one
+    probability per token and where each token ends in ``middle`` (characters)."""
+
+    middle: str
+    confidence: list[float] = field(default_factory=list)
+    token_ends: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class InfillResult:
     """The final middle and what it cost.
 
     ``forwards`` counts the model's forward passes in this process (0 for a
     remote server: its passes are its own); ``pieces`` counts the streamed
-    pieces a remote server sent (None in-process)."""
+    pieces a remote server sent (None in-process).  ``confidence`` has one
+    probability per token of ``middle`` and ``token_ends`` where each of those
+    tokens ends in it (characters; empty where the backend cannot tell), so a
+    caller that shows only part of the middle can tell how sure the model was
+    of that part.  ``alternatives``: the other middles asked for, best first,
+    none equal to ``middle`` or to each other."""
 
     middle: str
     forwards: int
@@ -109,6 +134,8 @@ class InfillResult:
     timings: dict[str, float] = field(default_factory=dict)
     confidence: list[float] = field(default_factory=list)
     pieces: int | None = None
+    token_ends: list[int] = field(default_factory=list)
+    alternatives: list[Alternative] = field(default_factory=list)
 
     @property
     def ms(self) -> float:

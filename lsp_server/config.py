@@ -31,7 +31,7 @@ MULTILINE_MODES: tuple[Multiline, ...] = ("auto", "always", "never")
 DEVICES: tuple[Device, ...] = ("auto", "cpu", "cuda")
 
 #: how a value is checked and documented
-Kind = Literal["text", "choice", "int", "bool", "names", "flags", "drafts", "globs"]
+Kind = Literal["text", "choice", "int", "fraction", "bool", "names", "flags", "drafts", "globs"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ class SettingSpec:
 
 #: the debounce for remote backends when ``debounceMs`` is null
 REMOTE_DEBOUNCE_MS = 100
+#: the default ``minConfidence``, chosen from the measured curve (docs/BENCHMARKS.md, issue 28)
+MIN_CONFIDENCE = 0.0
 
 
 def setting(default: Any, kind: Kind, description: str, **spec: Any) -> Any:
@@ -134,6 +136,13 @@ class Settings:
         True, "bool", "Adapt that wait to the typing rhythm (between half and three times debounceMs).")
     multiline: Multiline = setting(
         "auto", "choice", "Whether suggestions may span several lines.", cache=True, choices=MULTILINE_MODES)
+    min_confidence: float = setting(
+        MIN_CONFIDENCE, "fraction", "Automatic completions are shown only when the model's confidence in the "
+        "suggestion (the geometric mean of its shown tokens' probabilities) is at least this (0: show every "
+        "suggestion); a completion the user asks for always answers, with its confidence.")
+    alternatives: int = setting(
+        3, "int", "Suggestions a completion the user asks for (invoked, or cycling in the editor) returns, best "
+        "first, the first included (1: one); automatic completions always return one.", low=1, high=8)
     drafts: DraftSettings = setting(
         DraftSettings, "drafts", "Which requests stream diffill/draft notifications (one bool sets both).")
     languages: dict[str, bool] = setting(
@@ -254,6 +263,10 @@ def check_value(spec: SettingSpec, value: Any) -> Any:
             return value
         bounds = f">= {spec.low}" if spec.high is None else f"in {spec.low}..{spec.high}"
         raise ValueError(f"expected an integer {bounds}{' or null' if spec.nullable else ''}")
+    if spec.kind == "fraction":
+        if (_is_int(value) or isinstance(value, float)) and 0.0 <= value <= 1.0:
+            return float(value)
+        raise ValueError("expected a number from 0 to 1")
     if spec.kind == "bool":
         if isinstance(value, bool):
             return value

@@ -15,12 +15,12 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from lsprotocol import types
 
-from engine import Cancelled, Draft, Engine, InfillRequest, InputError, OutOfMemory
+from engine import Cancelled, Draft, Engine, InfillRequest, InfillResult, InputError, OutOfMemory
 from engine.types import ContextPiece
 from engine.window import char_budgets
 from lsp_server.cache import LruCache
@@ -45,8 +45,9 @@ from lsp_server.postprocess.context import FilterContext
 from lsp_server.postprocess.line_mode import wants_multiline
 from lsp_server.postprocess.pipeline import postprocess
 from lsp_server.stats import Stats, Timing
+from lsp_server.suggestion import Suggestion, shown
 from lsp_server.type_through import TypeThrough
-from lsp_server.worker import EngineWorker, run_infill
+from lsp_server.worker import EngineRun, EngineWorker, run_infill
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,31 @@ BUSY_AFTER_S = 0.1
 
 @dataclass(frozen=True)
 class Outcome:
-    """A post-processed middle ("" = nothing worth showing)."""
+    """A post-processed suggestion (text "" = nothing worth showing) and the other
+    suggestions asked for (``alternatives`` > 1), best first, all distinct."""
 
-    text: str
+    suggestion: Suggestion
     cached: bool
     request_id: str
+    alternatives: tuple[Suggestion, ...] = ()
+    #: an automatic suggestion held back because its confidence was under ``minConfidence``
+    gated: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.suggestion.text
+
+    def suggestions(self) -> tuple[Suggestion, ...]:
+        """The suggestion and the alternatives, best first (none when there is nothing to show)."""
+        return (self.suggestion, *self.alternatives) if self.suggestion.text else ()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the cache keeps: the suggestions of one request and how many were asked for."""
+
+    suggestions: tuple[Suggestion, ...]
+    asked: int
 
 
 @dataclass(frozen=True)
@@ -123,7 +144,7 @@ class InfillPipeline:
 
     def __init__(self, parts: PipelineParts) -> None:
         self.parts = parts
-        self.cache: LruCache[str] = LruCache(parts.settings().cache_size)
+        self.cache: LruCache[Answer] = LruCache(parts.settings().cache_size)
         self.shown = TypeThrough()
 
     async def complete(
@@ -134,8 +155,14 @@ class InfillPipeline:
         debounce: bool,
         drafts: bool,
         multiline: Multiline | None = None,
+        alternatives: int = 1,
+        gate: bool = False,
     ) -> Outcome | None:
         """The middle for ``hole``, or None if cancelled, disabled or failed.
+
+        ``alternatives`` > 1 asks for that many suggestions in all (an invoked
+        completion); ``gate`` holds back a suggestion whose confidence is under
+        ``minConfidence`` (automatic completions: ``Outcome.gated``, text "").
 
         Settings are read twice: on arrival (limits, cache) and again when the
         debounce is over, so a request uses the settings current when its engine
@@ -160,11 +187,11 @@ class InfillPipeline:
             plan = self._plan(hole, parts.settings(), multiline, timing)
             if plan is None:
                 return None
-            hit = (self._typed_through(plan, doc, kind, timing, drafts_out, request_id)
-                   or self._from_cache(plan, doc, kind, timing, drafts_out, request_id))
+            hit = ((self._typed_through(plan, doc, kind, timing, drafts_out, request_id) if alternatives == 1
+                    else None)
+                   or self._from_cache(plan, doc, kind, timing, drafts_out, request_id, alternatives))
             if hit is not None:
-                self._remember(plan, doc, kind, hit.text)
-                return hit
+                return self._shown(plan, doc, kind, hit, gate, timing, drafts_out)
             handle = parts.inflight.begin(inflight_key)
             if drafts_out:
                 drafts_out.handle = handle
@@ -175,27 +202,24 @@ class InfillPipeline:
                 plan = self._plan(hole, settings, multiline, timing)
                 if plan is None:
                     return None
-                hit = self._from_cache(plan, doc, kind, timing, drafts_out, request_id)
+                hit = self._from_cache(plan, doc, kind, timing, drafts_out, request_id, alternatives)
                 if hit is not None:
-                    self._remember(plan, doc, kind, hit.text)
-                    return hit
+                    return self._shown(plan, doc, kind, hit, gate, timing, drafts_out)
             while True:
                 try:
-                    middle = await self._run_engine(plan, handle, drafts_out, timing)
+                    run = await self._run_engine(plan, handle, drafts_out, timing, alternatives)
                     break
                 except Superseded:  # the load it waited for was skipped: the settings changed again
                     plan = self._plan(hole, parts.settings(), multiline, timing)
                     if plan is None:
                         return None
-            if middle is None:
+            if run is None:
                 return None
-            ctx = plan.ctx
-            text = postprocess(middle, FilterContext(ctx.prefix, ctx.suffix, plan.mode, doc.language_id))
-            self.cache.put(plan.key, text)
-            self._remember(plan, doc, kind, text)
-            if drafts_out:
-                drafts_out.final(text)
-            return Outcome(text, False, request_id)
+            suggestions = self._suggestions(plan, doc.language_id, run.result)
+            self.cache.put(plan.key, Answer(suggestions, alternatives))
+            first, *others = suggestions or (Suggestion(""),)
+            outcome = Outcome(first, False, request_id, tuple(others))
+            return self._shown(plan, doc, kind, outcome, gate, timing, drafts_out)
         finally:
             if handle is not None:
                 parts.inflight.end(inflight_key, handle)
@@ -230,9 +254,36 @@ class InfillPipeline:
             log.exception("repository context failed")
             return None
 
-    def _remember(self, plan: Plan, doc: Document, kind: RequestKind, text: str) -> None:
+    def _suggestions(self, plan: Plan, language: str | None, result: InfillResult) -> tuple[Suggestion, ...]:
+        """The post-processed suggestions of ``result``, best first, without repeats or empties."""
+        ctx = plan.ctx
+        filters = FilterContext(ctx.prefix, ctx.suffix, plan.mode, language)
+        out: list[Suggestion] = []
+        for middle, confidence, ends in [(result.middle, result.confidence, result.token_ends),
+                                         *((a.middle, a.confidence, a.token_ends) for a in result.alternatives)]:
+            text = postprocess(middle, filters)
+            if text and all(text != s.text for s in out):
+                out.append(shown(middle, text, confidence, ends))
+        return tuple(out)
+
+    def _shown(self, plan: Plan, doc: Document, kind: RequestKind, outcome: Outcome, gate: bool,
+               timing: Timing, drafts_out: DraftSender | None) -> Outcome:
+        """The outcome as the editor gets it: held back when gated, remembered for typing
+        through when shown, and the final draft sent."""
+        confidence = outcome.suggestion.confidence
+        floor = plan.settings.min_confidence
+        if gate and outcome.text and floor > 0 and confidence is not None and confidence < floor:
+            self.parts.stats.gated += 1
+            timing.outcome = "gated"
+            outcome = replace(outcome, suggestion=Suggestion(""), alternatives=(), gated=True)
+        self._remember(plan, doc, kind, outcome.suggestion)
+        if drafts_out:
+            drafts_out.final(outcome.text)
+        return outcome
+
+    def _remember(self, plan: Plan, doc: Document, kind: RequestKind, suggestion: Suggestion) -> None:
         if kind != "command":
-            self.shown.remember((doc.uri, kind), plan.ctx.prefix, plan.ctx.suffix, _shown_key(plan), text)
+            self.shown.remember((doc.uri, kind), plan.ctx.prefix, plan.ctx.suffix, _shown_key(plan), suggestion)
 
     def _typed_through(self, plan: Plan, doc: Document, kind: RequestKind, timing: Timing,
                        drafts_out: DraftSender | None, request_id: str) -> Outcome | None:
@@ -244,25 +295,24 @@ class InfillPipeline:
         if rest is None:
             return None
         self.parts.stats.typed_through += 1
-        return self._answer(rest, doc, kind, timing, drafts_out, request_id)
+        return self._answer((rest,), doc, kind, timing, request_id)
 
     def _from_cache(self, plan: Plan, doc: Document, kind: RequestKind, timing: Timing,
-                    drafts_out: DraftSender | None, request_id: str) -> Outcome | None:
+                    drafts_out: DraftSender | None, request_id: str, alternatives: int) -> Outcome | None:
         cached = self.cache.get(plan.key)
-        if cached is None:
+        if cached is None or cached.asked < alternatives:  # fewer suggestions than asked for: compute
             return None
         self.parts.stats.cache_hits += 1
-        return self._answer(cached, doc, kind, timing, drafts_out, request_id)
+        return self._answer(cached.suggestions[:alternatives], doc, kind, timing, request_id)
 
-    def _answer(self, text: str, doc: Document, kind: RequestKind, timing: Timing,
-                drafts_out: DraftSender | None, request_id: str) -> Outcome:
+    def _answer(self, suggestions: tuple[Suggestion, ...], doc: Document, kind: RequestKind, timing: Timing,
+                request_id: str) -> Outcome:
         """An answer without the engine (cache or typing through)."""
         if kind != "command":  # still cancel-previous: an older request for this document is stale now
             self.parts.inflight.cancel_matching(lambda k: k == (doc.uri, kind))
         timing.cached = True
-        if drafts_out:
-            drafts_out.final(text)
-        return Outcome(text, True, request_id)
+        first, *others = suggestions or (Suggestion(""),)
+        return Outcome(first, True, request_id, tuple(others))
 
     async def _debounce(self, handle: RequestHandle, uri: str, debounce: bool, timing: Timing) -> bool:
         """Wait out the debounce; False (counted as cancelled) if superseded meanwhile."""
@@ -319,7 +369,8 @@ class InfillPipeline:
         handle: RequestHandle,
         drafts_out: DraftSender | None,
         timing: Timing,
-    ) -> str | None:
+        alternatives: int = 1,
+    ) -> EngineRun | None:
         """Run the engine for ``plan``: its settings are the current ones (see ``complete``)."""
         parts = self.parts
         settings = plan.settings
@@ -339,6 +390,7 @@ class InfillPipeline:
                 path=plan.context.path if plan.context else None,
                 # keystrokes: start from what the last request computed over (mostly) the same window
                 reuse_previous=True,
+                alternatives=alternatives,
                 # one line will be shown: a remote server stops there (the local engine fills its canvas)
                 single_line=not wants_multiline(FilterContext(ctx.prefix, ctx.suffix, plan.mode, ctx.language)),
             )
@@ -357,7 +409,7 @@ class InfillPipeline:
             stats.completed += 1
             timing.engine_ms = run.engine_ms
             timing.queue_ms = run.queue_ms
-            return run.middle
+            return run
         except Superseded:
             raise
         except Cancelled:

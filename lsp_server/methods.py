@@ -6,3 +6,6 @@ STATUS = "diffill/status"
 STATS = "diffill/stats"
 CONTEXT = "diffill/context"
 FILL_COMMAND = "diffill.fillInTheMiddle"
+#: run by the editor when the user accepts a suggestion (set as each item's ``command``): counted
+#: in ``diffill/stats``; its argument carries the suggestion's confidence for the editor to show
+ACCEPTED_COMMAND = "diffill.accepted"

@@ -51,7 +51,7 @@ def _type_text(spec: SettingSpec) -> str:
     if spec.kind == "int":
         bounds = f"{spec.low}..{spec.high}" if spec.high is not None else f">= {spec.low}"
         return f"int ({bounds})" + (" or null" if spec.nullable else "")
-    return {"text": "string" + (" or null" if spec.nullable else ""), "bool": "bool",
+    return {"text": "string" + (" or null" if spec.nullable else ""), "bool": "bool", "fraction": "number (0..1)",
             "names": "list of strings", "globs": "list of patterns", "flags": "object: string -> bool",
             "drafts": '`{"completion": bool, "command": bool}` or bool'}[spec.kind]
 
@@ -113,6 +113,8 @@ def vscode_entry(spec: SettingSpec, default: Any) -> dict[str, Any]:
             entry["minimum"] = spec.low
         if spec.high is not None:
             entry["maximum"] = spec.high
+    elif spec.kind == "fraction":
+        entry["type"], entry["minimum"], entry["maximum"] = "number", 0, 1
     elif spec.kind == "bool":
         entry["type"] = "boolean"
     elif spec.kind in ("names", "globs"):

@@ -54,6 +54,10 @@ class Stats:
     cache_hits: int = 0
     #: answered with the rest of the last suggestion the user was typing (lsp_server.type_through)
     typed_through: int = 0
+    #: automatic suggestions held back for a confidence under ``minConfidence``
+    gated: int = 0
+    #: suggestions the editor reported accepted (the items' ``diffill.accepted`` command)
+    accepted: int = 0
     errors: int = 0
     #: fill edits sent with workspace/applyEdit, by the editor's answer (a late
     #: answer moves one from ``unanswered``, so the record agrees with the document)
@@ -82,6 +86,8 @@ class Stats:
             "engineCancelled": self.engine_cancelled,
             "cacheHits": self.cache_hits,
             "typedThrough": self.typed_through,
+            "gated": self.gated,
+            "accepted": self.accepted,
             "errors": self.errors,
             "last": self.recent[-1].to_json() if self.recent else None,
             "fillEdits": {"applied": self.edits_applied, "refused": self.edits_refused,
@@ -94,5 +100,6 @@ class Stats:
     def reset(self) -> None:
         self.requests = self.engine_started = self.completed = 0
         self.cancelled = self.engine_cancelled = self.cache_hits = self.typed_through = self.errors = 0
+        self.gated = self.accepted = 0
         self.edits_applied = self.edits_refused = self.edits_unanswered = 0
         self.recent.clear()

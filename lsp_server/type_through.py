@@ -13,6 +13,8 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 
+from lsp_server.suggestion import Suggestion
+
 #: characters of prefix / suffix compared (the window may shift as the user types)
 TAIL = 256
 #: documents remembered (one suggestion each per request kind)
@@ -26,7 +28,7 @@ class Shown:
     prefix_tail: str
     suffix_head: str
     settings: Hashable
-    text: str
+    suggestion: Suggestion
 
 
 class TypeThrough:
@@ -37,23 +39,24 @@ class TypeThrough:
         self._shown: OrderedDict[Hashable, Shown] = OrderedDict()
         self.hits = 0
 
-    def remember(self, key: Hashable, prefix: str, suffix: str, settings: Hashable, text: str) -> None:
-        """``text`` was suggested at the cursor between ``prefix`` and ``suffix``."""
+    def remember(self, key: Hashable, prefix: str, suffix: str, settings: Hashable, suggestion: Suggestion) -> None:
+        """``suggestion`` was shown at the cursor between ``prefix`` and ``suffix``."""
         self._shown.pop(key, None)
-        if text:
-            self._shown[key] = Shown(prefix[-TAIL:], suffix[:TAIL], settings, text)
+        if suggestion.text:
+            self._shown[key] = Shown(prefix[-TAIL:], suffix[:TAIL], settings, suggestion)
             while len(self._shown) > self.size:
                 self._shown.popitem(last=False)
 
-    def rest(self, key: Hashable, prefix: str, suffix: str, settings: Hashable) -> str | None:
+    def rest(self, key: Hashable, prefix: str, suffix: str, settings: Hashable) -> Suggestion | None:
         """What is left of the last suggestion if the user typed its beginning, else None."""
         shown = self._shown.get(key)
         if shown is None or shown.settings != settings or suffix[:TAIL] != shown.suffix_head:
             return None
-        for typed in range(1, len(shown.text)):
-            if prefix.endswith(shown.prefix_tail + shown.text[:typed]):
+        text = shown.suggestion.text
+        for typed in range(1, len(text)):
+            if prefix.endswith(shown.prefix_tail + text[:typed]):
                 self.hits += 1
-                return shown.text[typed:]
+                return shown.suggestion.rest(typed)
         return None
 
     def forget(self, uri: str) -> None:

@@ -16,19 +16,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from engine import CancellationToken, Cancelled, Draft, Engine, InfillRequest
+from engine import CancellationToken, Cancelled, Draft, Engine, InfillRequest, InfillResult
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class EngineRun:
-    """The raw middle of one engine call and the time spent inside the engine."""
+    """The result of one engine call (the raw middle, its tokens' probabilities and
+    positions, the alternatives) and the time spent inside the engine."""
 
-    middle: str
+    result: InfillResult
     engine_ms: float
     queue_ms: float
     steps: int
+
+    @property
+    def middle(self) -> str:
+        return self.result.middle
 
 
 class EngineWorker:
@@ -80,16 +85,18 @@ def run_infill(
     """
     started = time.perf_counter()
     token.raise_if_cancelled()
-    steps = 0
     if on_draft is None:
         result = engine.infill(request, token)
-        middle = result.middle
         steps = result.forwards
     else:
-        middle = ""
-        for draft in engine.stream(request, token):
+        drafts, steps = engine.stream(request, token), 0
+        while True:
+            try:
+                draft = next(drafts)
+            except StopIteration as stop:
+                result = stop.value
+                break
             steps = draft.step + 1
-            middle = draft.text
             on_draft(draft)
     done = time.perf_counter()
-    return EngineRun(middle, (done - started) * 1000.0, (started - submitted) * 1000.0, steps)
+    return EngineRun(result, (done - started) * 1000.0, (started - submitted) * 1000.0, steps)

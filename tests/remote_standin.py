@@ -238,18 +238,22 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._stream(body)
 
-    def _events(self) -> list[bytes]:
+    def _events(self, body: dict[str, Any]) -> list[bytes]:
         kind = self.server.kind
         out = []
         pieces = self.server.pieces
         n = len(pieces)
+        # OpenAI's ``n``: choice 0 is the usual answer, choice i ends in " #i" (as vLLM, one event per choice)
+        choices = body.get("n", 1) if kind in ("vllm", "openai") and isinstance(body.get("n"), int) else 1
         for i, piece in enumerate(pieces):
             last = i == n - 1
             if kind in ("vllm", "openai"):
-                obj: dict[str, Any] = {"id": "cmpl-standin", "object": "text_completion", "model": "standin-model",
-                                       "choices": [{"index": 0, "text": piece, "logprobs": None,
-                                                    "finish_reason": "stop" if last else None}]}
-                out.append(b"data: " + json.dumps(obj).encode() + b"\n\n")
+                for index in range(choices):
+                    text = piece + (f" #{index}" if last and index else "")
+                    obj: dict[str, Any] = {"id": "cmpl-standin", "object": "text_completion", "model": "standin-model",
+                                           "choices": [{"index": index, "text": text, "logprobs": None,
+                                                        "finish_reason": "stop" if last else None}]}
+                    out.append(b"data: " + json.dumps(obj).encode() + b"\n\n")
             elif kind == "llamacpp":
                 out.append(b"data: " + json.dumps({"content": piece, "stop": False}).encode() + b"\n\n")
             else:
@@ -272,7 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         try:
-            for i, event in enumerate(self._events()):
+            for i, event in enumerate(self._events(body)):
                 if srv.drop_after is not None and i >= srv.drop_after:
                     self.wfile.flush()
                     self.connection.shutdown(socket.SHUT_RDWR)

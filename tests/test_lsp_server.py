@@ -77,8 +77,9 @@ async def start(client: LanguageClient, options: dict, encodings: list[str] | No
 
 
 def base_options(model_dir) -> dict:
-    return {"model": str(model_dir), "device": "cpu", "maxNewTokens": MAX_NEW, "debounceMs": 0,
-            "multiline": "always", "threads": 1}
+    # float32 as the tiny_engine fixture the answers are compared with, whatever the CPU
+    return {"model": str(model_dir), "device": "cpu", "dtype": "float32", "maxNewTokens": MAX_NEW,
+            "debounceMs": 0, "multiline": "always", "threads": 1}
 
 
 @pytest_lsp.fixture(config=CONFIG)
@@ -179,7 +180,11 @@ async def test_inline_completion_returns_infill(client: LanguageClient, tiny_eng
     prefix, suffix = split_at(TEXT, *CURSOR)
     want = expected_middle(tiny_engine, prefix, suffix)
     got = [item.insert_text for item in result.items]
-    assert got == ([want] if want else [])
+    # asked for (invoked): the engine's middle first, then up to two distinct alternatives
+    assert got[:1] == ([want] if want else []) and len(got) <= 3 and len(set(got)) == len(got)
+    for item in result.items:
+        assert item.command is not None and item.command.command == "diffill.accepted"
+        assert 0.0 < item.command.arguments[0]["confidence"] <= 1.0
     if want:
         assert result.items[0].range == types.Range(start=types.Position(*CURSOR), end=types.Position(*CURSOR))
     # the same document state again is served from the cache
@@ -202,10 +207,16 @@ async def test_completion_returns_infill_item(client: LanguageClient, tiny_engin
     if not want:
         assert list(result.items) == []
         return
-    (item,) = result.items
+    item, *others = result.items  # asked for: the engine's middle first, then distinct alternatives
     assert item.text_edit.new_text == "ret" + want
     assert item.filter_text == "ret" + want
     assert item.text_edit.range == types.Range(start=types.Position(line, 4), end=types.Position(line, 7))
+    assert item.preselect and len(others) <= 2
+    assert len({i.text_edit.new_text for i in result.items}) == len(result.items)
+    for index, i in enumerate(result.items):
+        sure = f"{round(100 * i.data['confidence'])}%"
+        assert i.detail == f"diffill, {sure} sure" and i.label_details.description == f"diffill {sure}"
+        assert i.sort_text == str(index) and i.command.command == "diffill.accepted"
 
 
 @pytest.mark.parametrize("invoked", [False, True], ids=["debounced", "engine-level"])
@@ -394,7 +405,7 @@ async def test_model_reload_on_settings_change_and_log_file(client: LanguageClie
     assert without_busy(states) == ["loading", "ready", "loading", "ready"], states
     prefix, suffix = split_at(TEXT, *CURSOR)
     want = expected_middle(tiny_engine, prefix, suffix)
-    assert [i.insert_text for i in result.items] == ([want] if want else [])
+    assert [i.insert_text for i in result.items][:1] == ([want] if want else [])
     s = await stats(client)
     assert s["completed"] == 2  # the cache was cleared with the reload
     assert log_file.exists() and "model" in log_file.read_text()
@@ -485,3 +496,27 @@ async def test_cancelled_fill_command_applies_nothing(client: LanguageClient):
     assert s["completed"] == 0 and s["engineCancelled"] == 1, s
     with pytest.raises(JsonRpcException):
         await client.workspace_execute_command_async(types.ExecuteCommandParams(command="nope"))
+
+
+async def test_automatic_suggestions_under_min_confidence_are_held_back(client: LanguageClient):
+    """The gate: typing gets nothing the model is not sure enough of; asking always answers."""
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"diffill": {"minConfidence": 1.0}}))
+    open_doc(client)
+    await stats(client, reset=True)
+    typed = await client.text_document_inline_completion_async(inline_params(*CURSOR, invoked=False))
+    asked = await client.text_document_inline_completion_async(inline_params(*CURSOR))
+    s = await stats(client)
+    assert list(typed.items) == [] and s["gated"] == 1
+    if asked.items:  # the random model may write nothing printable
+        assert asked.items[0].command.arguments[0]["confidence"] < 1.0  # shown although under the gate
+
+
+async def test_an_accepted_suggestion_is_counted(client: LanguageClient):
+    open_doc(client)
+    result = await client.text_document_inline_completion_async(inline_params(*CURSOR))
+    command = result.items[0].command if result.items else types.Command(
+        "diffill", "diffill.accepted", [{"requestId": "r", "index": 0, "confidence": None, "spans": []}])
+    await client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command=command.command, arguments=command.arguments))
+    assert (await stats(client))["accepted"] == 1

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from engine import Cancelled, Draft, EngineError, InfillRequest
+from engine import Alternative, Cancelled, Draft, EngineError, InfillRequest, InfillResult
 from lsp_server.config import Settings
 from lsp_server.debounce import Debouncer
 from lsp_server.documents import Document
@@ -30,37 +30,43 @@ from lsp_server.worker import EngineWorker
 CURSOR = "<|cursor|>"
 
 
-@dataclass
-class Result:
-    middle: str
-    forwards: int = 1
-
-
 class FakeEngine:
-    """Answers with a scripted middle; can wait until released, or fail."""
+    """Answers with a scripted middle (each character one token of probability
+    ``confidence``, and any ``alternatives``); can wait until released, or fail."""
 
-    def __init__(self, middle: str = "x", fail: Exception | None = None) -> None:
+    def __init__(self, middle: str = "x", fail: Exception | None = None, confidence: float = 0.5,
+                 alternatives: tuple[str, ...] = ()) -> None:
         self.middle = middle
         self.fail = fail
+        self.confidence = confidence
+        self.alternatives = alternatives
         self.device = "cpu"
         self.requests: list[InfillRequest] = []
         self.release = threading.Event()
         self.release.set()
 
-    def infill(self, request: InfillRequest, token: Any) -> Result:
+    def infill(self, request: InfillRequest, token: Any) -> InfillResult:
         self.requests.append(request)
         if self.fail:
             raise self.fail
         while not self.release.wait(0.01):
             token.raise_if_cancelled()
         token.raise_if_cancelled()
-        return Result(self.middle)
+        return self._result(request)
+
+    def _result(self, request: InfillRequest) -> InfillResult:
+        def per_char(text: str) -> dict[str, Any]:
+            return {"confidence": [self.confidence] * len(text), "token_ends": list(range(1, len(text) + 1))}
+        others = [Alternative(a, **per_char(a)) for a in self.alternatives[:request.alternatives - 1]]
+        return InfillResult(self.middle, forwards=1, tokens=len(self.middle), alternatives=others,
+                            **per_char(self.middle))
 
     def stream(self, request: InfillRequest, token: Any):
         self.requests.append(request)
         for step in range(1, 3):
             token.raise_if_cancelled()
             yield Draft(step=step, steps=2, text=self.middle[: step], confidence=[0.5] * step, done=step == 2)
+        return self._result(request)
 
 
 @dataclass
@@ -241,3 +247,49 @@ async def test_typing_the_suggestion_is_answered_with_its_rest_without_the_engin
     assert other is not None and len(host.engine.requests) == 2
     await pipeline.complete(hole(f"def area(r):\n    retu{CURSOR}\n"), kind="command", debounce=False, drafts=False)
     assert len(host.engine.requests) == 3
+
+
+# -- confidence gate and alternatives (issue 28) ---------------------------------------
+
+async def test_an_automatic_suggestion_under_min_confidence_is_held_back():
+    pipeline, _host, client, stats = make(FakeEngine("value", confidence=0.3), min_confidence=0.5)
+    h = hole(f"x = {CURSOR}\n")
+    gated = await pipeline.complete(h, kind="inline", debounce=False, drafts=True, gate=True)
+    assert gated is not None and gated.gated and gated.text == "" and gated.suggestions() == ()
+    assert stats.gated == 1
+    assert [p["text"] for m, p in client.sent if m == DRAFT and p["final"]] == [""]  # nothing shown
+    asked = await pipeline.complete(h, kind="inline", debounce=False, drafts=False)  # invoked: always answers
+    assert asked is not None and not asked.gated and asked.text == "value"
+    assert asked.suggestion.confidence == pytest.approx(0.3)
+
+
+async def test_a_sure_suggestion_passes_the_gate_and_zero_turns_it_off():
+    pipeline, _host, _client, _stats = make(FakeEngine("value", confidence=0.8), min_confidence=0.5)
+    sure = await pipeline.complete(hole(f"x = {CURSOR}\n"), kind="inline", debounce=False, drafts=False, gate=True)
+    assert sure is not None and sure.text == "value" and not sure.gated
+    pipeline, _host, _client, _stats = make(FakeEngine("value", confidence=0.01), min_confidence=0.0)
+    off = await pipeline.complete(hole(f"x = {CURSOR}\n"), kind="inline", debounce=False, drafts=False, gate=True)
+    assert off is not None and off.text == "value"
+
+
+async def test_alternatives_are_post_processed_and_distinct_best_first():
+    engine = FakeEngine("a, b)\nrest", alternatives=("a, b", "c)", "a, c\nmore"))
+    pipeline, host, _client, _stats = make(engine)
+    out = await pipeline.complete(hole(f"f({CURSOR})\n"), kind="inline", debounce=False, drafts=False,
+                                  alternatives=4)
+    assert out is not None and host.engine.requests[-1].alternatives == 4
+    assert [s.text for s in out.suggestions()] == ["a, b", "c", "a, c"]  # "a, b" again is dropped
+
+
+async def test_a_cached_answer_with_fewer_suggestions_than_asked_for_is_computed_again():
+    engine = FakeEngine("1", alternatives=("2", "3"))
+    pipeline, host, _client, stats = make(engine)
+    h = hole(f"x = {CURSOR}\n")
+    one = await pipeline.complete(h, kind="inline", debounce=False, drafts=False)
+    three = await pipeline.complete(h, kind="inline", debounce=False, drafts=False, alternatives=3)
+    again = await pipeline.complete(h, kind="inline", debounce=False, drafts=False, alternatives=2)
+    assert one is not None and three is not None and again is not None
+    assert [s.text for s in one.suggestions()] == ["1"]
+    assert [s.text for s in three.suggestions()] == ["1", "2", "3"] and not three.cached
+    assert [s.text for s in again.suggestions()] == ["1", "2"] and again.cached
+    assert len(host.engine.requests) == 2 and stats.cache_hits == 1

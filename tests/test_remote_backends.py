@@ -82,6 +82,27 @@ def test_each_kind_sends_prefix_and_suffix_and_streams_drafts(kind: str, prefix_
         assert body["raw"] is False and body["options"]["num_predict"] == 16
 
 
+@pytest.mark.parametrize("kind", ["openai", "vllm"])
+def test_openai_style_servers_give_alternatives_in_one_request(kind: str) -> None:
+    """OpenAI's completions API ``n`` (vLLM's too): the primary streamed greedily as always,
+    then one request with ``n`` sampled answers; repeats of the primary are dropped."""
+    with StandinServer(kind) as srv:
+        eng = _engine(kind, srv.url)
+        result = eng.infill(InfillRequest(prefix=PREFIX, suffix=SUFFIX, max_new_tokens=16, alternatives=3))
+        assert result.middle == "return a + b"
+        assert [a.middle for a in result.alternatives] == ["return a + b #1", "return a + b #2"]
+        primary, asked = srv.requests
+        assert "n" not in primary and primary["temperature"] == 0.0
+        assert asked["n"] == 3 and asked["temperature"] > 0
+
+
+@pytest.mark.parametrize("kind", ["llamacpp", "ollama"])
+def test_other_servers_give_the_primary_alone(kind: str) -> None:
+    with StandinServer(kind) as srv:
+        result = _engine(kind, srv.url).infill(InfillRequest(prefix=PREFIX, suffix=SUFFIX, alternatives=3))
+        assert result.middle == "return a + b" and result.alternatives == [] and len(srv.requests) == 1
+
+
 def test_endpoint_paths() -> None:
     assert split_endpoint("http://h:8000") == ("http://h:8000", "/v1/completions")
     assert split_endpoint("https://api.x.com/beta/v1/") == ("https://api.x.com", "/beta/v1/completions")

@@ -14,7 +14,9 @@
 ;;; Commentary:
 
 ;; Code infilling with diffusion language models via `diffill serve' and eglot:
-;;  - completion: eglot's `completion-at-point' (the infill is one candidate);
+;;  - completion: eglot's `completion-at-point': the infill, and when asked
+;;    for (invoked) its alternatives, best first, each annotated with how sure
+;;    the model was (the item's detail, e.g. "diffill, 62% sure");
 ;;  - `diffill-fill' (C-c C-f in `diffill-mode'): workspace/executeCommand
 ;;    diffill.fillInTheMiddle at point, or over the active region; the model's
 ;;    drafts (`diffill/draft' notifications) are shown as a faded overlay until
@@ -267,6 +269,9 @@ STEPS."
                                              :end (eglot--pos-to-lsp-position end)))
                         (list :position (eglot--pos-to-lsp-position))))))
     (deactivate-mark)
+    ;; send what was typed since the last sync first: the fill is made for the buffer as it is
+    ;; now (eglot only flushes before its deferred requests; the server refuses a stale edit)
+    (eglot--signal-textDocument/didChange)
     (jsonrpc-async-request
      server :workspace/executeCommand
      (list :command "diffill.fillInTheMiddle" :arguments (vector arg))

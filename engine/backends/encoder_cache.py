@@ -137,6 +137,17 @@ class CanvasStepper:
             raise RuntimeError("step before full: nothing kept")
         return self._logits(self._run(input_ids[:, positions], positions, keep=False))
 
+    @torch.inference_mode()
+    def step_branches(self, input_ids: torch.Tensor, lo: int, hi: int, start: int, stop: int) -> torch.Tensor:
+        """Logits (B, stop-start, vocab) of ``B`` layouts that differ only within ``lo:hi``
+        (alternative canvases, ``engine.branching``), in one batched pass: each recomputes
+        ``lo:hi`` and attends to the kept keys and values elsewhere, which stay as they are."""
+        if not self.kept:
+            raise RuntimeError("step before full: nothing kept")
+        positions = torch.arange(lo, hi, device=input_ids.device)
+        hidden = self._run(input_ids[:, positions], positions, keep=False, shared=True)
+        return self._logits(hidden[:, start - lo:stop - lo])
+
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """The masked-LM head.  A float decoder runs as ``weight @ hidden.T``: with
         a few rows and an 8k vocabulary that reads the weight about twice as fast
@@ -145,10 +156,15 @@ class CanvasStepper:
         decoder = self.model.decoder
         if type(decoder) is not torch.nn.Linear:  # e.g. a quantized head
             return decoder(hidden)
-        logits = (decoder.weight @ hidden[0].T).T[None]
+        batch, rows, width = hidden.shape
+        logits = (decoder.weight @ hidden.reshape(batch * rows, width).T).T.reshape(batch, rows, -1)
         return logits if decoder.bias is None else logits + decoder.bias
 
-    def _run(self, ids: torch.Tensor, positions: torch.Tensor, *, keep: bool) -> torch.Tensor:
+    def _run(self, ids: torch.Tensor, positions: torch.Tensor, *, keep: bool, shared: bool = False) -> torch.Tensor:
+        """Hidden states of ``positions`` for each row of ``ids`` (B, len(positions)):
+        ``keep`` keeps every layer's keys and values (a full forward); else the kept
+        ones are updated at ``positions``, or with ``shared`` only read (each row sees
+        its own keys and values at ``positions`` and the kept ones elsewhere)."""
         hidden = self.encoder.embeddings(input_ids=ids)
         rows = _rows(positions)
         # per layer kind, once per forward (not per layer): rotary tables and mask rows of these positions
@@ -160,17 +176,17 @@ class CanvasStepper:
             kind = layer.attention_type
             cos, sin, mask = tables[kind]
             attention = self._attend(layer, layer.attn_norm(hidden), index, positions, cos, sin,
-                                     _Attention(kind, rows, mask), keep)
+                                     _Attention(kind, rows, mask), keep, shared)
             hidden = hidden + attention
             hidden = hidden + layer.mlp(layer.mlp_norm(hidden))
         return self.encoder.final_norm(hidden)
 
     def _attend(self, layer, x: torch.Tensor, index: int, positions: torch.Tensor, cos: torch.Tensor,
-                sin: torch.Tensor, how: _Attention, keep: bool) -> torch.Tensor:
+                sin: torch.Tensor, how: _Attention, keep: bool, shared: bool = False) -> torch.Tensor:
         attn = layer.attn
-        n = positions.numel()
-        # (3, 1, heads, n, head_dim) views: queries and keys are rotated together
-        qkv = attn.Wqkv(x).view(1, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        batch, n = x.shape[0], positions.numel()
+        # (3, B, heads, n, head_dim) views: queries and keys are rotated together
+        qkv = attn.Wqkv(x).view(batch, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k = _rotate(qkv[:2], cos, sin).unbind(0)
         v = qkv[2]
         if keep:
@@ -178,6 +194,12 @@ class CanvasStepper:
             keys, values = k, v
         elif not self.kept:  # a plain full forward (nothing kept)
             keys, values = k, v
+        elif shared:  # each row: its own states at ``positions``, the kept ones elsewhere
+            kept = self.kept[index]
+            keys = kept.keys.expand(batch, -1, -1, -1).clone()
+            values = kept.values.expand(batch, -1, -1, -1).clone()
+            keys[:, :, positions] = k
+            values[:, :, positions] = v
         else:
             kept = self.kept[index]
             kept.keys[:, :, positions] = k
@@ -186,7 +208,7 @@ class CanvasStepper:
                 kept.raw_keys[:, :, positions] = qkv[1]
             keys, values = kept.keys, kept.values
         out = self._attention(q, keys, values, how)
-        return attn.Wo(out.transpose(1, 2).reshape(1, n, -1))
+        return attn.Wo(out.transpose(1, 2).reshape(batch, n, -1))
 
     def _attention(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, how: _Attention) -> torch.Tensor:
         """Scaled dot-product attention of ``q`` over the keys its mask allows.

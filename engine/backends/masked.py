@@ -18,10 +18,11 @@ import torch
 from engine.backends.base import DraftGenerator
 from engine.backends.keystroke_reuse import Base
 from engine.backends.masked_forward import StepForwards
+from engine.branching import denoise_branches
 from engine.cancellation import CancellationToken
 from engine.context_format import prompt_context
 from engine.samplers import CanvasState, choose, forbid_tokens, grow
-from engine.types import Draft, InfillRequest, InfillResult
+from engine.types import Alternative, Draft, InfillRequest, InfillResult
 from engine.window import Window, build_window
 
 #: tokens committed per step that the default step budget aims at, for fixed-length canvases
@@ -106,7 +107,7 @@ class MaskedDiffusionBackend:
     def canvas_logits(self, input_ids: torch.Tensor, start: int, stop: int,
                       attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (batch, stop-start, vocab) for the canvas slice of ``input_ids``."""
-        kwargs = {} if attention_mask is None else {"attention_mask": attention_mask}
+        kwargs = {} if attention_mask is None else {"attention_mask": attention_mask.expand(input_ids.shape[0], -1)}
         if self._split_head:
             hidden = self.model.model(input_ids=input_ids, **kwargs).last_hidden_state[:, start:stop]
             return self.model.decoder(self.model.head(hidden))
@@ -213,11 +214,24 @@ class MaskedDiffusionBackend:
         if request.reuse_previous:
             self._base = forward.new_base() or self._base
         ids = state.middle_ids()
-        middle = self._decode(ids)
+        middle, ends = self._decode_with_ends(ids)
+        alternatives: list[Alternative] = []
+        branch_forwards = 0
+        if request.alternatives > 1 and filler is not None:
+            def layouts(states: list[CanvasState]) -> torch.Tensor:
+                return torch.stack([torch.cat([prefix, st.ids, suffix, padding]) for st in states])
+
+            def decide(rows: torch.Tensor, st: CanvasState, steps_left: int) -> None:
+                grow(forbid_tokens(rows.float(), forbidden), st, steps_left, request.sampler, request.threshold,
+                     min_commit=pace)
+
+            branched, branch_forwards = denoise_branches(state, request.alternatives - 1, forward.branches,
+                                                         layouts, decide, steps, cancel)
+            alternatives = self._distinct(middle, branched)
         total_ms = (time.perf_counter() - t0) * 1000
         result = InfillResult(
             middle=middle,
-            forwards=forwards,
+            forwards=forwards + branch_forwards,
             tokens=len(ids),
             timings={
                 "total_ms": total_ms,
@@ -226,8 +240,11 @@ class MaskedDiffusionBackend:
                 "prompt_tokens": float(len(prefix_ids) + len(suffix_ids)),
                 "context_tokens": float(len(head)),
                 "reused_previous": float(forward.reused),
+                "branch_forwards": float(branch_forwards),
             },
             confidence=state.middle_confidence(),
+            token_ends=ends,
+            alternatives=alternatives,
         )
         yield Draft(step=forwards, steps=steps, text=middle, confidence=result.confidence, done=True)
         return result
@@ -240,6 +257,22 @@ class MaskedDiffusionBackend:
                             length=length, padded=length + pad, start=start, stop=stop, refresh=refresh,
                             cancel=cancel, base=self._base if request.reuse_previous else None,
                             leaves_base=request.reuse_previous)
+
+    def _distinct(self, primary: str, branched: list[CanvasState]) -> list[Alternative]:
+        """The branches' middles, best first, without repeats or the primary."""
+        seen, out = {primary}, []
+        for st in branched:
+            text, ends = self._decode_with_ends(st.middle_ids())
+            if text and text not in seen:
+                seen.add(text)
+                out.append(Alternative(text, st.middle_confidence(), ends))
+        return out
+
+    def _decode_with_ends(self, ids: list[int]) -> tuple[str, list[int]]:
+        """The text of ``ids`` and where each token ends in it, in characters (decoded
+        prefix by prefix: a token that is part of a character ends with that character)."""
+        text = self._decode(ids)
+        return text, [len(self._decode(ids[:i + 1])) for i in range(len(ids))]
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False) if ids else ""

@@ -83,6 +83,16 @@ class StepForwards:
         lo, hi = max(0, start - MARGIN), min(self.length, stop + MARGIN)
         return stepper.step(ids, lo, hi, start, stop)
 
+    def branches(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits (B, canvas, vocab) of ``B`` layouts that differ only in the canvas
+        (``engine.branching``), in one batched pass: steps with the kept context where the
+        request kept one (each canvas with ``MARGIN`` neighbours), else plain forwards."""
+        stepper = self.stepper
+        if stepper is None or not stepper.kept:
+            return self.plain(ids)
+        lo, hi = max(0, self.start - MARGIN), min(self.length, self.stop + MARGIN)
+        return stepper.step_branches(ids, lo, hi, self.start, self.stop)
+
     def _base_forward(self, ids: torch.Tensor) -> torch.Tensor:
         """The full first forward of a request that leaves a base, not stopped by cancellation.
 

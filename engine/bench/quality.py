@@ -66,6 +66,9 @@ def _generate(engine: Any, subsets: dict[str, list[InfillCase]], settings: RunSe
                 for key in ("", "oracle_") if count else ("",):
                     future = pool.submit(run_program, case.program(row[key + "middle"]), limits)
                     pending.append((row, key, future))
+                for i, middle in enumerate(row.get("alternatives", ())):
+                    future = pool.submit(run_program, case.program(middle), limits)
+                    pending.append((row, f"alternative{i + 1}_", future))
             if bar:
                 bar.update(1)
         if bar:
@@ -82,6 +85,10 @@ def _collect(pending: Pending, progress: Progress | None) -> None:
         row[key + "status"] = result.status
         if bar:
             bar.update(1)
+    for row, _, _ in pending:
+        if "alternatives" in row and "passed" in row:
+            row["any_passed"] = row["passed"] or any(row.get(f"alternative{i + 1}_passed", False)
+                                                     for i in range(len(row["alternatives"])))
     if bar:
         bar.close()
 
@@ -101,6 +108,10 @@ def _score_case(engine: Any, case: InfillCase, settings: RunSettings,
 
 def _scored(run: CaseRun, case: InfillCase, prefix: str) -> dict[str, Any]:
     fields = asdict(run)
+    if not run.alternatives:
+        del fields["alternatives"]
+    else:  # any of the middles shown: the primary or an alternative
+        fields["any_exact_match"] = any(metrics.exact_match(m, case.middle) for m in [run.middle, *run.alternatives])
     fields["exact_match"] = metrics.exact_match(run.middle, case.middle)
     fields["edit_similarity"] = metrics.edit_similarity(run.middle, case.middle)
     return {prefix + key: value for key, value in fields.items()}
@@ -122,7 +133,14 @@ def summarize(rows: list[dict[str, Any]], oracle: bool = False) -> dict[str, Any
 def _aggregate(rows: list[dict[str, Any]], prefix: str) -> dict[str, Any]:
     executed = [r[prefix + "passed"] for r in rows if prefix + "passed" in r]
     ms = [r[prefix + "ms"] for r in rows]
-    return {
+    extra: dict[str, Any] = {}
+    if not prefix and any("alternatives" in r for r in rows):
+        extra = {
+            "pass@any": metrics.percent([r["any_passed"] for r in rows if "any_passed" in r]),
+            "exact_match@any": metrics.percent([r.get("any_exact_match", r["exact_match"]) for r in rows]),
+            "alternatives_per_case": metrics.mean([len(r.get("alternatives", ())) for r in rows]),
+        }
+    return extra | {
         "n": len(rows),
         "pass@1": metrics.percent(executed),
         "exact_match": metrics.percent([r[prefix + "exact_match"] for r in rows]),

@@ -25,13 +25,18 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def quality_table(summary: dict[str, dict[str, Any]]) -> str:
     """One row per subset: normal-run metrics, then the oracle run and the gap if present."""
     oracle = any("oracle" in s for s in summary.values())
+    alternatives = any("pass@any" in s for s in summary.values())
     headers = ["subset", "n", "pass@1", "EM", "ES", "tok/fwd", "p50 ms"]
+    if alternatives:
+        headers += ["pass@any", "EM@any", "alts/case"]
     if oracle:
         headers += ["oracle pass@1", "oracle EM", "gap pass@1", "gap EM"]
     rows = []
     for name, s in summary.items():
         row = [name, s["n"], s["pass@1"], s["exact_match"], s["edit_similarity"],
                s["tokens_per_forward"], s["ms_p50"]]
+        if alternatives:
+            row += [s.get("pass@any"), s.get("exact_match@any"), s.get("alternatives_per_case")]
         if oracle:
             o, g = s.get("oracle", {}), s.get("gap", {})
             row += [o.get("pass@1"), o.get("exact_match"), g.get("pass@1"), g.get("exact_match")]

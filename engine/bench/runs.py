@@ -6,7 +6,7 @@ same way.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.bench.datasets import InfillCase
@@ -28,6 +28,8 @@ class RunSettings:
     threshold: float = 0.9
     seed: int = 0
     refresh: int | None = None
+    #: middles asked per case, the primary included (InfillRequest.alternatives)
+    alternatives: int = 1
 
     def budget(self, kind: str) -> int:
         """Canvas size for a case of ``kind``."""
@@ -43,6 +45,11 @@ class CaseRun:
     tokens: int
     ms: float
     max_new_tokens: int
+    #: the model's probability of each token of ``middle``, and where each token ends in it
+    confidence: list[float] = field(default_factory=list)
+    token_ends: list[int] = field(default_factory=list)
+    #: the other middles, best first (``RunSettings.alternatives`` > 1)
+    alternatives: list[str] = field(default_factory=list)
 
 
 def request_for(case: InfillCase, settings: RunSettings, *, oracle_tokens: int | None = None,
@@ -64,6 +71,7 @@ def request_for(case: InfillCase, settings: RunSettings, *, oracle_tokens: int |
         max_new_tokens=budget, steps=steps, seed=settings.seed,
         sampler=sampler, threshold=settings.threshold,  # type: ignore[arg-type]
         fixed_length=fixed, refresh=settings.refresh,
+        alternatives=1 if fixed or one_per_step else settings.alternatives,
     )
 
 
@@ -79,6 +87,9 @@ def run_case(engine: Any, request: InfillRequest) -> CaseRun:
         tokens=int(result.tokens),
         ms=float(result.timings.get("total_ms") or wall_ms),
         max_new_tokens=request.max_new_tokens,
+        confidence=[round(float(c), 4) for c in result.confidence],
+        token_ends=list(result.token_ends),
+        alternatives=[a.middle for a in result.alternatives],
     )
 
 

@@ -2,7 +2,10 @@
 
 Registered with ``InlineCompletionOptions`` because pygls only advertises
 ``inlineCompletionProvider`` when options are given.  Automatic triggers are
-debounced; an explicit invocation runs at once.
+debounced, get one suggestion and only one sure enough (``minConfidence``); an
+explicit invocation (the user asked, or cycles through suggestions) runs at
+once and gets up to ``alternatives`` suggestions, best first, each with its
+confidence (``lsp_server.features.suggestions``).
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from lsp_server.features.common import hole_at
+from lsp_server.features.suggestions import accepted_command
 
 if TYPE_CHECKING:
     from lsp_server.server import DiffillServer
@@ -25,14 +29,18 @@ def register(server: DiffillServer) -> None:
             # the completion popup is open: the editor shows that item's text instead
             return types.InlineCompletionList(items=[])
         automatic = not params.context or params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
+        settings = server.settings
         outcome = await server.pipeline.complete(
-            hole, kind="inline", debounce=automatic, drafts=server.settings.drafts.completion
+            hole, kind="inline", debounce=automatic, drafts=settings.drafts.completion,
+            alternatives=1 if automatic else settings.alternatives, gate=automatic,
         )
-        if outcome is None or not outcome.text:
+        if outcome is None:
             return types.InlineCompletionList(items=[])
         return types.InlineCompletionList(items=[
             types.InlineCompletionItem(
-                insert_text=outcome.text,
+                insert_text=suggestion.text,
                 range=types.Range(start=pos, end=pos),
+                command=accepted_command(suggestion, outcome.request_id, index),
             )
+            for index, suggestion in enumerate(outcome.suggestions())
         ])

@@ -68,9 +68,13 @@ function createClient(): LanguageClient {
     outputChannel: output,
     revealOutputChannelOn: RevealOutputChannelOn.Never,
     middleware: {
-      provideInlineCompletionItems: (document, position, context, token, next) => {
+      provideInlineCompletionItems: async (document, position, context, token, next) => {
         if (!inlineOn) return null;
-        return next(document, position, context, token);
+        const result = await next(document, position, context, token);
+        // each item's command argument carries the model's confidence (docs/PROTOCOL.md)
+        const items = Array.isArray(result) ? result : result?.items ?? [];
+        status.setSuggestions(items.map(confidenceOf).filter((c): c is number => c !== undefined));
+        return result;
       },
       // the languageclient registers a VS Code command for each server command; from the
       // palette or a keybinding it gets no arguments: fill them from the active editor
@@ -169,6 +173,8 @@ export interface DiffillApi {
   client(): LanguageClient | undefined;
   status(): StatusParams;
   draftCount(): number;
+  /** the status bar item's text (tests read the suggestion's confidence there) */
+  statusText(): string;
 }
 
 export async function activate(context: vscode.ExtensionContext): Promise<DiffillApi> {
@@ -193,6 +199,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Diffil
   };
 
   context.subscriptions.push(
+    // a suggestion lasts until the text or the cursor moves (typing asks for the next one)
+    vscode.window.onDidChangeTextEditorSelection(() => status.setSuggestions([])),
     vscode.commands.registerCommand('diffill.showLog', () => output.show(true)),
     vscode.commands.registerCommand('diffill.restart', () => restart(context)),
     vscode.commands.registerCommand('diffill.toggleInline', async () => {
@@ -227,9 +235,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<Diffil
     client: () => client,
     status: () => status.state,
     draftCount: () => drafts.count,
+    statusText: () => status.item.text,
   };
 }
 
 export async function deactivate(): Promise<void> {
   if (client) await client.stop();
+}
+
+/** The confidence the server sent in an inline item's command argument ({confidence, spans}). */
+function confidenceOf(item: vscode.InlineCompletionItem): number | undefined {
+  const arg = item.command?.arguments?.[0] as { confidence?: unknown } | undefined;
+  return typeof arg?.confidence === 'number' ? arg.confidence : undefined;
 }

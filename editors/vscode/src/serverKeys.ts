@@ -18,6 +18,8 @@ export const SERVER_KEYS = [
   'debounceMs',
   'adaptiveDebounce',
   'multiline',
+  'minConfidence',
+  'alternatives',
   'drafts',
   'languages',
   'cacheSize',

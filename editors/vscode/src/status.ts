@@ -21,6 +21,8 @@ export class StatusBar implements vscode.Disposable {
   readonly item: vscode.StatusBarItem;
   state: StatusParams = { state: 'starting', message: 'starting the server' };
   private inlineOn = true;
+  /** the model's confidence in the suggestions shown now (best first), 0..1; empty: none shown */
+  private shown: number[] = [];
 
   constructor() {
     this.item = vscode.window.createStatusBarItem('diffill.status', vscode.StatusBarAlignment.Right, 100);
@@ -40,10 +42,21 @@ export class StatusBar implements vscode.Disposable {
     this.render();
   }
 
+  /** The suggestions now shown as ghost text, by the confidence the server gave each. */
+  setSuggestions(confidences: number[]): void {
+    this.shown = confidences;
+    this.render();
+  }
+
   private render(): void {
     const s = this.state;
-    this.item.text = `${ICONS[s.state] ?? '$(question)'} diffill${this.inlineOn ? '' : ' (off)'}`;
+    const sure = this.shown.length ? ` ${pct(this.shown[0])}` : '';
+    this.item.text = `${ICONS[s.state] ?? '$(question)'} diffill${this.inlineOn ? '' : ' (off)'}${sure}`;
     const lines = [`**diffill**: ${s.state}`, s.message];
+    if (this.shown.length) {
+      lines.push(`suggestion: ${pct(this.shown[0])} sure` +
+        (this.shown.length > 1 ? ` (others: ${this.shown.slice(1).map(pct).join(', ')}; Alt+] / Alt+[ to see them)` : ''));
+    }
     if (s.model) lines.push(`model: \`${s.model}\``);
     if (s.device) lines.push(`device: ${s.device}`);
     lines.push('', 'Click to show the log.');
@@ -57,4 +70,8 @@ export class StatusBar implements vscode.Disposable {
   dispose(): void {
     this.item.dispose();
   }
+}
+
+function pct(confidence: number): string {
+  return `${Math.round(100 * confidence)}%`;
 }

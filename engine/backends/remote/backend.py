@@ -31,7 +31,7 @@ from engine.backends.remote.window import Fitted, fit
 from engine.cancellation import CancellationToken
 from engine.context_format import format_context
 from engine.errors import Cancelled, RemoteError
-from engine.types import Draft, InfillRequest, InfillResult
+from engine.types import Alternative, Draft, InfillRequest, InfillResult
 
 #: the context assumed for a server that does not say (or before it was asked): a served code
 #: model has at least this much; the setting contextTokens (--context-tokens) overrides it
@@ -74,6 +74,15 @@ def stops_at_newline(request: InfillRequest) -> bool:
 def predict_tokens(request: InfillRequest) -> int:
     """Tokens the server may generate: a line's worth for a single line, else the canvas."""
     return min(request.max_new_tokens, SINGLE_LINE_MAX_TOKENS) if request.single_line else request.max_new_tokens
+
+
+def finished_text(raw: str, fitted: Fitted, request: InfillRequest) -> str:
+    """A whole answer as ``run`` would have streamed it: one space a model writes after a
+    prefix ending in whitespace dropped, a single line cut at its end."""
+    if fitted.prefix[-1:] in (" ", "\t") and raw.startswith(" "):
+        raw = raw[1:]
+    end = line_complete(raw) if request.single_line else -1
+    return raw[:end].rstrip("\r") if end >= 0 else raw
 
 
 def line_complete(middle: str) -> int:
@@ -225,14 +234,26 @@ class RemoteBackend:
         if not finished:
             raise RemoteError(f"the server at {self.client.base_url} ended the answer without finishing it "
                               "(stream dropped)")
-        total = (time.perf_counter() - start) * 1000.0
         yield Draft(step=max(step, 1), steps=max(step, 1), text=middle, done=True)
+        others = self.other_middles(request, fitted, cancel) if request.alternatives > 1 else []
+        total = (time.perf_counter() - start) * 1000.0
         timings = {"total_ms": total, "first_piece_ms": first_ms if first_ms is not None else total}
         if closed:
             timings["closed_early"] = 1.0
         if fitted.cut:
             timings["window_cut"] = 1.0
-        return InfillResult(middle=middle, forwards=0, tokens=tokens, timings=timings, pieces=step)
+        seen, alternatives = {middle}, []
+        for text in (finished_text(raw, fitted, request) for raw in others):
+            if text and text not in seen:
+                seen.add(text)
+                alternatives.append(Alternative(text))
+        return InfillResult(middle=middle, forwards=0, tokens=tokens, timings=timings, pieces=step,
+                            alternatives=alternatives[:request.alternatives - 1])
+
+    def other_middles(self, request: InfillRequest, fitted: Fitted, cancel: CancellationToken) -> list[str]:
+        """Other answers to ``request`` in one more request, raw (kinds whose API can give
+        several: ``n``); none by default."""
+        return []
 
     def send(self, request: InfillRequest, fitted: Fitted, cancel: CancellationToken) -> Generator[Any, None, None]:
         """The response events for ``request`` (a kind may retry differently)."""

@@ -32,6 +32,8 @@ from engine.errors import RemoteError
 from engine.types import InfillRequest
 
 DEFAULT_PATH = "/v1/completions"
+#: sampling temperature of the request that asks for alternatives
+ALTERNATIVES_TEMPERATURE = 0.8
 
 
 def split_endpoint(url: str, default_path: str = DEFAULT_PATH) -> tuple[str, str]:
@@ -100,6 +102,17 @@ class OpenAICompletionsBackend(RemoteBackend):
 
     def piece(self, event: Any) -> Piece:
         return completion_piece(event, self.client.base_url)
+
+    def other_middles(self, request: InfillRequest, fitted: Fitted, cancel: CancellationToken) -> list[str]:
+        """``request.alternatives`` answers in one request (``n``), sampled (a greedy ``n`` would
+        repeat the primary), collected from the stream by choice index."""
+        body = {**self.body(request, fitted), "n": request.alternatives, "temperature": ALTERNATIVES_TEMPERATURE}
+        texts: dict[int, str] = {}
+        for event in self.client.events("POST", self.path, body, self.framing, cancel):
+            for choice in event.get("choices", []) if isinstance(event, dict) else []:
+                if isinstance(choice, dict) and isinstance(choice.get("index"), int):
+                    texts[choice["index"]] = texts.get(choice["index"], "") + (choice.get("text") or "")
+        return [texts[i] for i in sorted(texts)]
 
 
 def completion_piece(event: Any, where: str) -> Piece:

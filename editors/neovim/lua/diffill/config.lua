@@ -25,6 +25,9 @@ M.defaults = {
     debounce_ms = 75,
     --- "auto": vim.lsp.inline_completion on Neovim >= 0.12, own implementation on 0.11
     builtin = 'auto',
+    --- ghost text tokens the model gave at least `high` probability are drawn with
+    --- DiffillGhostSure, under `low` with DiffillGhostUnsure, the rest with DiffillGhostText
+    confidence = { high = 0.8, low = 0.4 },
   },
   drafts = {
     --- show diffill/draft notifications as virtual text while the model denoises
@@ -37,6 +40,9 @@ M.defaults = {
     dismiss = '<C-]>',
     --- ask for a suggestion now
     trigger = '<M-\\>',
+    --- show the next / previous suggestion (the first press asks the server for alternatives)
+    next = '<M-]>',
+    prev = '<M-[>',
     --- normal and visual mode
     fill = '<leader>df',
   },

@@ -15,6 +15,9 @@ M._setup_done = false
 
 local function define_highlights()
   vim.api.nvim_set_hl(0, 'DiffillGhostText', { link = 'Comment', default = true })
+  -- ghost text by the model's confidence in each token (inline.confidence thresholds)
+  vim.api.nvim_set_hl(0, 'DiffillGhostSure', { link = 'DiffillGhostText', default = true })
+  vim.api.nvim_set_hl(0, 'DiffillGhostUnsure', { link = 'NonText', default = true })
   vim.api.nvim_set_hl(0, 'DiffillDraft', { link = 'NonText', default = true })
   vim.api.nvim_set_hl(0, 'DiffillDraftProgress', { link = 'Comment', default = true })
   vim.api.nvim_set_hl(0, 'DiffillDraftReplaced', { strikethrough = true, default = true })
@@ -78,6 +81,16 @@ local function map_keys(bufnr)
         inline.request(1) -- triggerKind Invoked
       end
     end, { buffer = bufnr, desc = 'diffill: ask for a suggestion now' })
+  end
+  if km.next then
+    imap(km.next, function()
+      return inline.cycle(1)
+    end, 'diffill: next suggestion')
+  end
+  if km.prev then
+    imap(km.prev, function()
+      return inline.cycle(-1)
+    end, 'diffill: previous suggestion')
   end
   if km.fill then
     vim.keymap.set('n', km.fill, '<Cmd>DiffillFill<CR>', { buffer = bufnr, desc = 'diffill: fill at cursor' })

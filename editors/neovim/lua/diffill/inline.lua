@@ -3,7 +3,9 @@
 --- Neovim >= 0.12 ships `vim.lsp.inline_completion`; it is used when available.
 --- Neovim 0.11 has no inline completion, so this module sends the request itself
 --- (debounced, cancelling the previous one) and draws the first item with extmarks:
---- the rest of the current line as inline virtual text, further lines as virt_lines.
+--- the rest of the current line as inline virtual text, further lines as virt_lines,
+--- each token shaded by the model's confidence (DiffillGhostSure / DiffillGhostText /
+--- DiffillGhostUnsure).  `cycle` shows the server's other suggestions.
 local util = require('diffill.util')
 
 local M = {}
@@ -68,8 +70,76 @@ local function item_text(item)
   return t or ''
 end
 
---- Draw `item` (replacing `range`, inserting `text`) at the cursor of `bufnr`.
-local function show(bufnr, client, item)
+--- The suggestion's confidence as the server sent it in the item's command argument
+--- ({confidence, spans = {{start, end, probability}, ...}}, characters of the text), or nil.
+function M.item_confidence(item)
+  local cmd = item and item.command
+  local arg = cmd and cmd.arguments and cmd.arguments[1]
+  if type(arg) ~= 'table' then
+    return nil
+  end
+  return arg
+end
+
+--- The highlight group for a token of probability `p` (`inline.confidence` thresholds).
+function M.group_for(p)
+  local t = require('diffill.config').options.inline.confidence
+  if type(p) ~= 'number' then
+    return 'DiffillGhostText'
+  elseif p >= t.high then
+    return 'DiffillGhostSure'
+  elseif p < t.low then
+    return 'DiffillGhostUnsure'
+  end
+  return 'DiffillGhostText'
+end
+
+--- `ghost` (the text after its first `skip` characters) as chunks {text, group} per line,
+--- shaded by the spans' probabilities (characters, as the server counts them).
+local function shaded_lines(ghost, skip, spans)
+  -- one group per byte of ghost; bytes no span covers keep the plain group
+  local groups = {}
+  for _, span in ipairs(spans or {}) do
+    local a, b = span[1] - skip, span[2] - skip
+    if b > 0 then
+      local ok_a, ba = pcall(vim.str_byteindex, ghost, 'utf-32', math.max(a, 0), false)
+      local ok_b, bb = pcall(vim.str_byteindex, ghost, 'utf-32', b, false)
+      if ok_a and ok_b then
+        for i = ba + 1, bb do
+          groups[i] = M.group_for(span[3])
+        end
+      end
+    end
+  end
+  local lines, chunks = {}, {}
+  local run_start, run_group = 1, groups[1] or 'DiffillGhostText'
+  local function flush(stop)
+    if stop >= run_start then
+      chunks[#chunks + 1] = { ghost:sub(run_start, stop), run_group }
+    end
+  end
+  for i = 1, #ghost do
+    local ch = ghost:sub(i, i)
+    if ch == '\n' then
+      flush(i - 1)
+      lines[#lines + 1] = #chunks > 0 and chunks or { { '', 'DiffillGhostText' } }
+      chunks, run_start, run_group = {}, i + 1, groups[i + 1] or 'DiffillGhostText'
+    else
+      local g = groups[i] or 'DiffillGhostText'
+      if g ~= run_group then
+        flush(i - 1)
+        run_start, run_group = i, g
+      end
+    end
+  end
+  flush(#ghost)
+  lines[#lines + 1] = #chunks > 0 and chunks or { { '', 'DiffillGhostText' } }
+  return lines
+end
+
+--- Draw `item` (replacing `range`, inserting `text`) at the cursor of `bufnr`; `items` and
+--- `index` are the suggestions the server gave and which one this is (for cycling).
+local function show(bufnr, client, item, items, index)
   local text = item_text(item)
   local cursor = vim.api.nvim_win_get_cursor(0)
   local crow, ccol = cursor[1] - 1, cursor[2]
@@ -93,14 +163,15 @@ local function show(bufnr, client, item)
   if ghost == '' then
     return
   end
-  local lines = util.lines(ghost)
+  local sure = M.item_confidence(item) or {}
+  local lines = shaded_lines(ghost, vim.str_utfindex(typed, 'utf-32'), sure.spans)
   local virt_lines = {}
   for i = 2, #lines do
-    virt_lines[#virt_lines + 1] = { { lines[i], 'DiffillGhostText' } }
+    virt_lines[#virt_lines + 1] = lines[i]
   end
   vim.api.nvim_buf_clear_namespace(bufnr, M.ns, 0, -1)
   vim.api.nvim_buf_set_extmark(bufnr, M.ns, crow, ccol, {
-    virt_text = { { lines[1], 'DiffillGhostText' } },
+    virt_text = lines[1],
     virt_text_pos = 'inline',
     virt_lines = #virt_lines > 0 and virt_lines or nil,
     hl_mode = 'combine',
@@ -109,20 +180,26 @@ local function show(bufnr, client, item)
   bstate(bufnr).suggestion = {
     client_id = client.id,
     item = item,
+    items = items or { item },
+    index = index or 1,
     text = text,
     ghost = ghost,
+    confidence = type(sure.confidence) == 'number' and sure.confidence or nil,
     range = { srow, scol, erow, ecol },
     changedtick = vim.b[bufnr].changedtick,
+    cursor = { crow, ccol },
   }
   vim.api.nvim_exec_autocmds('User', {
     pattern = 'DiffillInline',
     modeline = false,
-    data = { bufnr = bufnr, text = ghost },
+    data = { bufnr = bufnr, text = ghost, confidence = bstate(bufnr).suggestion.confidence,
+             index = index or 1, count = items and #items or 1 },
   })
 end
 
---- Send textDocument/inlineCompletion now for the cursor in the current buffer.
-function M.request(trigger_kind)
+--- Send textDocument/inlineCompletion now for the cursor in the current buffer; `on_items`
+--- (optional) receives the items instead of the first being shown.
+function M.request(trigger_kind, on_items)
   local bufnr = vim.api.nvim_get_current_buf()
   local client = util.get_client(bufnr)
   if not client or not client:supports_method('textDocument/inlineCompletion', bufnr) then
@@ -153,7 +230,11 @@ function M.request(trigger_kind)
     end
     local items = result.items or result
     if type(items) == 'table' and items[1] then
-      show(bufnr, client, items[1])
+      if on_items then
+        on_items(items)
+      else
+        show(bufnr, client, items[1], items, 1)
+      end
     end
   end, bufnr)
   if ok then
@@ -213,6 +294,43 @@ function M.accept(opts)
     client:exec_cmd(sug.item.command, { bufnr = bufnr })
   end
   vim.api.nvim_exec_autocmds('User', { pattern = 'DiffillAccept', modeline = false, data = { bufnr = bufnr, text = ghost } })
+  return true
+end
+
+--- Show the next (`step` 1) or previous (-1) suggestion.  Suggestions shown while typing
+--- come one at a time: the first cycle asks the server (invoked) for its alternatives.
+--- Returns true when it did something.
+function M.cycle(step)
+  local bufnr = vim.api.nvim_get_current_buf()
+  if M.use_builtin() then
+    return pcall(vim.lsp.inline_completion.select, { bufnr = bufnr, count = step })
+  end
+  local sug = M.current(bufnr)
+  local client = sug and vim.lsp.get_client_by_id(sug.client_id)
+  local function go(items, from)
+    local n = #items
+    if n == 0 then
+      return
+    end
+    local index = ((from - 1 + step) % n) + 1
+    show(bufnr, client or util.get_client(bufnr), items[index], items, index)
+  end
+  if sug and client and sug.changedtick == vim.b[bufnr].changedtick and #sug.items > 1 then
+    go(sug.items, sug.index)
+    return true
+  end
+  M.request(1, function(items)
+    client = client or util.get_client(bufnr)
+    local from = 1
+    if sug then -- keep the one on screen in its place if the server gave it again
+      for i, it in ipairs(items) do
+        if item_text(it) == sug.text then
+          from = i
+        end
+      end
+    end
+    go(items, #items > 1 and from or 0)
+  end)
   return true
 end
 
