@@ -6,7 +6,7 @@ oracle-length run (fixed canvas of the true middle's token count) and the gap.
 ``bench speed`` compares parallel decoding with a one-token-per-step run of the
 same model (tokens per forward, latency p50/p95, exact match) and writes a JSON
 file and a PNG plot.  ``bench lsp``, ``bench soak`` and ``bench context`` come from
-``lsp_server.bench.lsp``, ``lsp_server.bench.soak`` and ``lsp_server.bench.context``.
+``lsp_server.bench.lsp``, ``lsp_server.bench.soak``, ``lsp_server.bench.context`` and ``lsp_server.bench.gate``.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from diffill.errors import fail, user_error
 from diffill.fill import add_sampler_options
 from engine.arguments import add_model_options, load_engine_from_args
 from lsp_server.bench import context as bench_context
+from lsp_server.bench import gate as bench_gate
 from lsp_server.bench import lsp as bench_lsp
 from lsp_server.bench import soak as bench_soak
 
@@ -39,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench_lsp.register_bench(bench)
     bench_soak.register_bench(bench)
     bench_context.register_bench(bench)
+    bench_gate.register_bench(bench)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

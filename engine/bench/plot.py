@@ -8,13 +8,13 @@ from engine.bench.speed import RUNS
 from engine.extras import MissingExtra, missing_extra_message
 
 
-def pyplot() -> Any:
+def pyplot(feature: str = "the `bench speed` figure") -> Any:
     """matplotlib's pyplot drawing to files (Agg); :class:`MissingExtra` naming the ``bench``
     extra when matplotlib is not installed (``diffill bench speed`` asks before it runs)."""
     try:
         import matplotlib
     except ImportError:
-        raise MissingExtra(missing_extra_message("the `bench speed` figure", "matplotlib", "bench")) from None
+        raise MissingExtra(missing_extra_message(feature, "matplotlib", "bench")) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -54,3 +54,30 @@ def plot_speed(summary: dict[str, dict[str, Any]], path: Path, title: str = "") 
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}%"
+
+
+def gate_curves(curves: dict[str, list[dict[str, Any]]], path: Path) -> Path:
+    """The confidence gate's trade-off (``diffill bench gate``): per curve, the share of
+    requests still shown against exact match (left) and pass rate (right) among the shown,
+    each point a threshold."""
+    plt = pyplot("the `bench gate` figure")
+    fig, (ax_em, ax_pass) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for name, points in curves.items():
+        xs = [p["shown_pct"] for p in points if p["exact_pct"] is not None]
+        ax_em.plot(xs, [p["exact_pct"] for p in points if p["exact_pct"] is not None], marker=".", label=name)
+        passed = [(p["shown_pct"], p["pass_pct"]) for p in points if p["pass_pct"] is not None]
+        if passed:
+            ax_pass.plot(*zip(*passed), marker=".", label=name)
+    ax_em.set_ylabel("exact match among the shown (%)")
+    ax_pass.set_ylabel("HumanEval pass rate among the shown (%)")
+    for ax in (ax_em, ax_pass):
+        ax.set_xlabel("requests that get a suggestion (%)")
+        ax.invert_xaxis()  # left to right: a stricter gate
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("minConfidence: each point is a threshold (0, 0.05, ..., 0.95)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -134,14 +134,28 @@ def overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def first_lines(items: Any) -> list[str]:
+    """The first line of each inline item's text, best first (empty: no suggestion)."""
+    out = []
+    for item in getattr(items, "items", items) or []:
+        text = item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
+        out.append(text.split("\n", 1)[0])
+    return out
+
+
 def first_line(items: Any) -> str | None:
     """The first line of the first inline item's text (None: no suggestion)."""
+    lines = first_lines(items)
+    return lines[0] if lines else None
+
+
+def confidence_of(items: Any) -> float | None:
+    """The first item's confidence, as the server sent it (its command argument)."""
     items = getattr(items, "items", items) or []
-    if not items:
-        return None
-    text = items[0].insert_text
-    text = text if isinstance(text, str) else text.value
-    return text.split("\n", 1)[0]
+    command = items[0].command if items else None
+    argument = command.arguments[0] if command and command.arguments else None
+    value = argument.get("confidence") if isinstance(argument, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 class RealFilesRun:
@@ -183,7 +197,8 @@ class RealFilesRun:
         self.c.client.protocol.notify(self.types.CANCEL_REQUEST, self.types.CancelParams(id=msg_id))
         answer.add_done_callback(lambda f: f.cancelled() or f.exception())  # its error is expected
 
-    async def invoked(self, n: int, site: Site) -> tuple[float, str | None]:
+    async def invoked(self, n: int, site: Site) -> tuple[float, Any]:
+        """An invoked request at ``site``: its latency and answer (up to ``alternatives`` items)."""
         uri = f"file:///diffill-bench/invoked/{n}/{site.path.name}"
         self._open(uri, site.text())
         t0 = time.perf_counter()
@@ -191,7 +206,7 @@ class RealFilesRun:
         answer = await pending
         ms = (time.perf_counter() - t0) * 1000.0
         self._close(uri)
-        return ms, first_line(answer)
+        return ms, answer
 
     async def automatic(self, n: int, site: Site) -> tuple[float, str | None]:
         """Type the last ``TYPED`` characters; the last request's latency from its key."""
@@ -240,8 +255,17 @@ def interleaved(sites: list[Site]) -> Iterator[tuple[int, Site, str]]:
         yield len(sites) - 1, sites[-1], "automatic"
 
 
-def _score(answer: str | None, truth: str) -> dict[str, Any]:
-    return {"suggested": answer is not None, "exact": answer is not None and answer.rstrip() == truth.rstrip()}
+def _score(answer: Any, truth: str) -> dict[str, Any]:
+    """The invoked answer against the rest of the line: its first suggestion (exact match, edit
+    similarity), the model's confidence in it, and whether any of the suggestions is exact."""
+    from engine.bench.metrics import edit_similarity
+
+    lines = first_lines(answer)
+    first = lines[0] if lines else None
+    return {"invoked": first, "alternatives": lines[1:], "confidence": confidence_of(answer),
+            "suggested": first is not None, "exact": first is not None and first.rstrip() == truth.rstrip(),
+            "edit_similarity": None if first is None else round(edit_similarity(first.rstrip(), truth.rstrip()), 4),
+            "any_exact": any(line.rstrip() == truth.rstrip() for line in lines)}
 
 
 def _say(args: argparse.Namespace, message: str) -> None:
@@ -269,7 +293,7 @@ async def run_real_files(args: argparse.Namespace) -> dict[str, Any]:
             await shutdown(run.c.client)
             return result
         await run.c.stats(reset=True)
-        invoked: dict[int, tuple[float, str | None]] = {}
+        invoked: dict[int, tuple[float, Any]] = {}
         for n, site, measure in interleaved(sites):
             if measure == "invoked":
                 invoked[n] = await run.invoked(n, site)
@@ -277,9 +301,8 @@ async def run_real_files(args: argparse.Namespace) -> dict[str, Any]:
             invoked_ms, invoked_answer = invoked.pop(n)
             automatic_ms, automatic_answer = await run.automatic(n, site.headed("# typing\n"))
             run.rows.append({"file": str(site.path), "line": site.position()[0], "truth": site.truth,
-                             "invoked_ms": round(invoked_ms, 2), "invoked": invoked_answer,
-                             "automatic_ms": round(automatic_ms, 2), "automatic": automatic_answer,
-                             **_score(invoked_answer, site.truth)})
+                             "invoked_ms": round(invoked_ms, 2), "automatic_ms": round(automatic_ms, 2),
+                             "automatic": automatic_answer, **_score(invoked_answer, site.truth)})
             _summarise(result, run.rows)
             write_json(result | {"rows": run.rows, "partial": f"{n + 1}/{len(sites)} sites"}, args.out)
             _say(args, f"  {n + 1}/{len(sites)} invoked {invoked_ms:.0f} ms, automatic {automatic_ms:.0f} ms")
@@ -312,6 +335,7 @@ def _summarise(result: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     result["automatic_ms"] = summary([r["automatic_ms"] for r in rows])
     result["suggested"] = sum(r["suggested"] for r in rows)
     result["exact_first_line"] = sum(r["exact"] for r in rows)
+    result["any_exact_first_line"] = sum(r["any_exact"] for r in rows)
     result["targets_met"] = {
         "invoked_p50": result["invoked_ms"]["p50"] <= TARGETS["invoked_p50_ms"],
         "invoked_p95": result["invoked_ms"]["p95"] <= TARGETS["invoked_p95_ms"],

@@ -1,0 +1,62 @@
+"""`diffill bench gate` (lsp_server.bench.gate): the confidence gate's curve from recorded results."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lsp_server.bench.gate import Row, curve, quality_rows, real_file_rows
+
+
+def test_the_curve_counts_the_shown_and_scores_them():
+    rows = [Row(0.9, True, 1.0, True), Row(0.6, False, 0.5, False), Row(0.3, True, 1.0, True),
+            Row(None, False, 0.0, False)]
+    points = {p["threshold"]: p for p in curve(rows, (0.0, 0.5, 0.95))}
+    assert points[0.0]["shown"] == 3 and points[0.0]["shown_pct"] == 75.0  # no suggestion: never shown
+    assert points[0.5]["shown"] == 2 and points[0.5]["exact_pct"] == 50.0 and points[0.5]["similarity"] == 75.0
+    assert points[0.5]["pass_pct"] == 50.0
+    assert points[0.95]["shown"] == 0 and points[0.95]["exact_pct"] is None
+
+
+def _quality(tmp_path: Path) -> Path:
+    # held-out case ids of the shipped set: the gate reads their prefix and suffix
+    first = json.loads((Path(__file__).resolve().parents[1] / "engine/bench/data/heldout-single.jsonl")
+                       .read_text().splitlines()[0])
+    case = {"task_id": first["task_id"], "subset": "heldout-single", "reference": first["middle"],
+            # two lines: the server shows the first only, so the second line's token does not count
+            "middle": first["middle"].rstrip("\n") + "\nextra_line()\n",
+            "confidence": [0.8, 0.5, 0.01], "token_ends": [3, len(first["middle"].rstrip("\n")) + 1,
+                                                           len(first["middle"].rstrip("\n")) + 14]}
+    path = tmp_path / "quality.json"
+    path.write_text(json.dumps({"cases": [case]}))
+    return path
+
+
+def test_quality_cases_are_scored_as_the_server_would_show_them(tmp_path):
+    path = _quality(tmp_path)
+    (row,) = quality_rows(path, "heldout-single", "gmean")
+    assert row.exact and row.confidence == pytest.approx(math.sqrt(0.8 * 0.5))
+    (row,) = quality_rows(path, "heldout-single", "min")
+    assert row.confidence == pytest.approx(0.5)
+
+
+def test_real_file_rows_take_the_server_s_confidence(tmp_path):
+    path = tmp_path / "lsp.json"
+    path.write_text(json.dumps({"rows": [
+        {"invoked": "x = 1", "confidence": 0.7, "exact": True, "edit_similarity": 1.0},
+        {"invoked": None, "confidence": None, "exact": False, "edit_similarity": None}]}))
+    assert real_file_rows(path) == [Row(0.7, True, 1.0), Row(None, False, 0.0)]
+
+
+def test_the_command_prints_and_writes_the_curves(tmp_path):
+    out = tmp_path / "gate.json"
+    proc = subprocess.run([sys.executable, "-m", "diffill", "bench", "gate", "--quality", str(_quality(tmp_path)),
+                           "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "heldout-single (gmean)" in proc.stdout and "EM among shown %" in proc.stdout
+    curves = json.loads(out.read_text())["curves"]
+    assert set(curves) == {"heldout-single (gmean) quality.json", "heldout-single (min) quality.json"}
