@@ -14,6 +14,7 @@ import pytest
 import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import LanguageClient
+from remote_standin import StandinServer
 from test_lsp_server import CONFIG, CURSOR, base_options, inline_params, open_doc, start, stats
 
 from engine import DeviceError
@@ -40,6 +41,21 @@ def fill_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest_lsp.fixture(config=CONFIG)
 async def client(lsp_client: LanguageClient, tiny_model_dir, fill_model_dir):
     options = {**base_options(tiny_model_dir), "fillModel": str(fill_model_dir)}
+    lsp_client.init_result = await start(lsp_client, options)  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest.fixture(scope="module")
+def standin():
+    with StandinServer("llamacpp") as srv:
+        yield srv
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def team_client(lsp_client: LanguageClient, tiny_model_dir, standin: StandinServer):
+    """Typing on the local bundled-like model, the fill command on a team's server."""
+    options = {**base_options(tiny_model_dir), "fillBackend": "llamacpp", "fillUrl": standin.url}
     lsp_client.init_result = await start(lsp_client, options)  # type: ignore[attr-defined]
     yield
     await lsp_client.shutdown_session()
@@ -93,6 +109,21 @@ async def test_inline_completions_use_model_and_the_fill_command_uses_fill_model
     assert s["last"]["kind"] == "command" and not s["last"]["cached"] and s["last"]["model"] == typing_path
     assert not s["engines"]["separateFill"] and s["engines"]["fill"]["model"] == typing_path
     assert "fillModel" not in last_ready(client)
+
+
+async def test_the_fill_command_can_go_to_a_remote_server_while_typing_stays_local(
+        team_client: LanguageClient, tiny_model_dir: Path, standin: StandinServer):
+    standin.requests.clear()
+    open_doc(team_client)
+    await team_client.text_document_inline_completion_async(inline_params(*CURSOR))
+    s = await stats(team_client)
+    assert s["last"]["model"] == str(tiny_model_dir.resolve()) and not standin.requests
+    result = await fill(team_client)
+    s = await stats(team_client)
+    assert s["last"]["kind"] == "command" and s["last"]["model"].startswith("llamacpp:")
+    assert standin.requests and result["text"] == "return a + b"  # the stand-in's answer
+    assert s["engines"]["fill"]["backend"] == "llamacpp" and s["engines"]["typing"]["backend"] == "masked-diffusion"
+    assert "llamacpp:" in last_ready(team_client)["fillModel"]
 
 
 def test_a_second_model_that_does_not_fit_next_to_the_first_is_refused_naming_both(
