@@ -1,5 +1,6 @@
 """`diffill doctor`: versions, device, model, whether a tiny fill works, and the
-best catalog model for this machine.
+catalog model to use on this machine for typing and for the fill command, by
+predicted speed from a short probe of the machine (``--no-probe`` skips it).
 
 Prints one ``name: value`` line per check (``--json`` for a JSON object) and
 exits non-zero when the model cannot be loaded or the test fill fails.
@@ -25,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("doctor", help="check the installation, device and model",
                                    description=__doc__)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    from diffill import advice
+
+    advice.add_arguments(parser)
     add_model_options(parser)
     parser.set_defaults(func=run)
 
@@ -36,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     report.update({name: _version(name) for name in PACKAGES})
     report.update(_device())
     report.update(_model(args))
-    report.update(_recommendation())
+    report.update(_recommendation(args))
     return _print(args, report)
 
 
@@ -149,30 +153,24 @@ def _model(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _recommendation() -> dict[str, Any]:
-    """The best catalog model that fits this machine (GPU memory, RAM, disk), and how to get it."""
+def _recommendation(args: argparse.Namespace) -> dict[str, Any]:
+    """The catalog model for typing and the one for the fill command on this machine (memory,
+    disk and predicted speed against the budgets), and what a GPU would bring where only the
+    bundled model is fast enough for typing."""
     try:
-        from engine import catalog, model_store
+        from diffill import advice as advice_module
+        from engine import model_store
         from engine.machine import free_disk_gb, probe
-        from engine.model_fit import assess, headline_score, recommend
 
-        machine = probe()
-        free = free_disk_gb(model_store.cache_dir())
-        candidates = []
-        for model in catalog.models().values():
-            downloaded = model_store.is_downloaded(model)
-            candidates.append((model, assess(model, machine, downloaded, free), downloaded))
-        best = recommend([(m, f) for m, f, _ in candidates])
+        advice = advice_module.gather(probe(), free_disk_gb(model_store.cache_dir()), args)
+        out: dict[str, Any] = {}
+        for rates in advice.rates.values():
+            out[f"speed_probe_{rates.device}"] = rates.describe()
+        out["recommended_typing_model"] = advice_module.recommendation(advice, "typing")
+        out["recommended_fill_model"] = advice_module.recommendation(advice, "fill")
+        gpu_line = advice_module.gpu_would_bring(advice)
+        if gpu_line:
+            out["gpu_would_bring"] = gpu_line
+        return out
     except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
-        return {"recommended_model": f"unknown ({user_error(exc) or exc.__class__.__name__})"}
-    if best is None:
-        return {"recommended_model": "none of the catalog models fits this machine (see `diffill models list`)"}
-    model, fit = best
-    downloaded = next(d for m, _, d in candidates if m is model)
-    variant = fit.gpu_variant
-    name = model.name if variant in (None, "bf16") else f"{model.name}:{variant}"
-    where = f"GPU, {variant}" if variant else "CPU only: slow"
-    score = headline_score(model)
-    why = f"{where}; HumanEval-Infilling pass@1 {score:g} (published)" if score is not None else where
-    how = f"use --model {name}" if downloaded else f"diffill models pull {model.name}, then --model {name}"
-    return {"recommended_model": f"{name} ({why}): {how}"}
+        return {"recommended_typing_model": f"unknown ({user_error(exc) or exc.__class__.__name__})"}

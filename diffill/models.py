@@ -1,7 +1,10 @@
 """`diffill models list|pull|rm`: the catalog's models on this machine.
 
-``list`` shows every catalog model with whether it is downloaded and whether it
-fits this machine (GPU memory, RAM, disk); ``--json`` prints a list of objects.
+``list`` shows every catalog model with whether it is downloaded, whether it
+fits this machine (GPU memory, RAM, disk), and its predicted time per typed line
+and per fill here (from a short speed probe of this machine, skipped with
+``--no-probe``), then which model to use for typing and which for the fill
+command; ``--json`` prints a list of objects.
 ``pull NAME`` downloads a model's files at the catalog's pinned revision into the
 Hugging Face cache and checks them against the hub's hashes (resumable: rerun it
 after an interruption).  ``rm NAME`` deletes them again.  Nothing is downloaded
@@ -23,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="models_command", metavar="ACTION")
     listing = sub.add_parser("list", help="the catalog, downloaded or not, and what fits here")
     listing.add_argument("--json", action="store_true", help="print a JSON list of objects")
+    from diffill import advice
+
+    advice.add_arguments(listing)
     listing.set_defaults(func=run_list)
     pull = sub.add_parser("pull", help="download a catalog model (pinned revision, hashes checked)")
     pull.add_argument("name", help="catalog name (see `diffill models list`)")
@@ -43,13 +49,19 @@ def _model(name: str):
     return choice.model
 
 
-def describe(model, machine, free_disk: float) -> dict[str, Any]:
-    """One catalog entry as `models list --json` prints it."""
+def describe(option, budgets: dict[str, float] | None = None) -> dict[str, Any]:
+    """One catalog entry (an ``engine.model_fit.Option``) as `models list --json` prints it."""
     from engine import model_store
-    from engine.model_fit import assess
 
+    model, fit, prediction = option.model, option.fit, option.prediction
     downloaded = model_store.is_downloaded(model)
-    fit = assess(model, machine, downloaded, free_disk)
+    speed = None
+    if prediction is not None:
+        speed = {"device": prediction.device, "dtype": prediction.dtype, "window": prediction.window,
+                 "forward_ms": round(prediction.forward_ms, 1), "typing_ms": round(prediction.typing_ms, 1),
+                 "fill_ms": round(prediction.fill_ms, 1), "bound": prediction.bound}
+        if budgets:
+            speed["within_budget"] = {use: prediction.within(use, ms) for use, ms in budgets.items()}
     path = None
     if downloaded:
         path = None if model.bundled else str(model_store.snapshot_dir(model))
@@ -60,7 +72,7 @@ def describe(model, machine, free_disk: float) -> dict[str, Any]:
         "fit": {"gpu_variant": fit.gpu_variant, "cpu": fit.cpu, "disk": fit.disk},
         "variants": list(model.variants), "memory_gb": model.memory_gb, "licence": model.licence,
         "infill": [vars(f) for f in model.infill], "sampler": model.sampler, "path": path,
-        "unverified": list(model.unverified),
+        "unverified": list(model.unverified), "speed": speed,
     }
 
 
@@ -78,32 +90,55 @@ def _score(entry: dict[str, Any]) -> str:
     return f"{first['value']:g} {first['metric']} {first['benchmark']}" if first else "-"
 
 
+def _speed(entry: dict[str, Any], use: str) -> str:
+    from diffill.advice import duration
+
+    speed = entry["speed"]
+    if speed is None:
+        return "-"
+    ms = speed["typing_ms" if use == "typing" else "fill_ms"]
+    over = "" if speed.get("within_budget", {}).get(use, True) else " (over)"
+    return f"~{duration(ms)}{over}"
+
+
 def run_list(args: argparse.Namespace) -> int:
-    from engine import catalog, model_store
+    from diffill import advice as advice_module
+    from engine import model_store
     from engine.machine import free_disk_gb, probe
 
     try:
         machine = probe()
         free = free_disk_gb(model_store.cache_dir())
-        entries = [describe(m, machine, free) for m in catalog.models().values()]
+        advice = advice_module.gather(machine, free, args)
+        entries = [describe(o, advice.budgets) for o in advice.options]
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback
         return fail(user_error(exc) or f"{exc.__class__.__name__}: {exc}")
     if args.json:
         print(json.dumps(entries, indent=2))
         return 0
-    header = ("name", "family", "params", "download", "downloaded", "fits here", "infill (published)")
+    header = ("name", "family", "params", "download", "downloaded", "fits here", "1 line", "fill",
+              "infill (published)")
     def size(e: dict[str, Any]) -> str:  # "~": not read from the hub (see the entry's "unverified")
         return ("~" if "download_gb" in e["unverified"] else "") + f"{e['download_gb']:.1f} GB"
 
     rows = [(e["name"], e["family"], f"{e['params']:g}B", size(e),
-             "yes" if e["downloaded"] else "no", _where(e), _score(e)) for e in entries]
+             "yes" if e["downloaded"] else "no", _where(e), _speed(e, "typing"), _speed(e, "fill"), _score(e))
+            for e in entries]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
     gpu = machine.gpu
     print(f"\nthis machine: {f'{gpu.name} {gpu.total_gb:.1f} GB' if gpu else 'no GPU'}, "
           f"RAM {machine.ram_total_gb:.1f} GB, {free:.1f} GB free disk in {model_store.cache_dir()}")
-    print("~ = size not read from the hub; memory needs are estimates (docs/MODELS.md)")
+    for rates in advice.rates.values():
+        print(f"speed probe: {rates.describe()}")
+    print(f"for typing (model): {advice_module.recommendation(advice, 'typing')}")
+    print(f"for the fill command (fillModel): {advice_module.recommendation(advice, 'fill')}")
+    gpu_line = advice_module.gpu_would_bring(advice)
+    if gpu_line:
+        print(f"a GPU would bring: {gpu_line}")
+    print("~ = size not read from the hub; memory needs are estimates; times are predictions for one typed line "
+          "and one fill at the default settings (docs/MODELS.md)")
     return 0
 
 

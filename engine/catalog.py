@@ -70,6 +70,9 @@ class CatalogModel:
     bundled: bool = False
     #: fields not read from the hub or the model's own page here (estimates, third-party sightings)
     unverified: tuple[str, ...] = ()
+    #: the network's shapes from its config.json (layers, widths, heads, vocabulary, default window),
+    #: with their source: what a forward costs (engine.model_cost); None where the catalog has none
+    architecture: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -144,6 +147,7 @@ def _entry(raw: dict[str, Any], path: str) -> CatalogModel:
             infill=tuple(Figure(**f) for f in raw.get("infill", ())), sampler=dict(raw.get("sampler", {})),
             notes=raw.get("notes", ""), bundled=bool(raw.get("bundled", False)),
             unverified=tuple(raw.get("unverified", ())),
+            architecture=dict(raw["architecture"]) if raw.get("architecture") else None,
             extra={k: v for k, v in raw.items() if k.startswith("x_")},
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -1,5 +1,7 @@
 """Does a catalog model fit this machine?  Listing uses totals (could it ever run
-here?); loading uses what is free right now and refuses with the numbers."""
+here?); loading uses what is free right now and refuses with the numbers (and,
+in the server, a second model must fit next to the first: ``check_room``).
+Recommendations per use add the predicted speed (``engine.model_speed``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +9,7 @@ from dataclasses import dataclass
 from engine.catalog import CatalogModel, Choice
 from engine.errors import DeviceError
 from engine.machine import Machine
+from engine.model_speed import Prediction
 
 #: GPU variants from best quality to smallest
 GPU_PREFERENCE = ("bf16", "fp8", "int8", "int4")
@@ -93,3 +96,134 @@ def recommend(candidates: list[tuple[CatalogModel, Fit]]) -> tuple[CatalogModel,
         return (1 if fit.gpu_variant else 0, score if score is not None else -1.0)
 
     return max(usable, key=rank)
+
+
+#: weight files a model directory may hold (what ``from_pretrained`` reads)
+_WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
+_STORED_BYTES = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0, "float64": 8.0}
+
+
+def model_need_gb(model: str | None, device: str, dtype: str | None, machine: Machine) -> float | None:
+    """Memory ``model`` would take on ``device`` ("cpu" or "cuda"), loaded as the engine loads it:
+    the catalog's estimate for a catalog model; for the bundled model or a local directory, its
+    weight files scaled from their stored dtype to the one it runs in, by the catalog's rule
+    (engine.catalog.memory_estimate: slack and the device's overhead).  None: not known here
+    (a hub id, read from the cache only when loaded)."""
+    import json
+    import os
+    from pathlib import Path
+
+    from engine.catalog import CPU_OVERHEAD_GB, GPU_OVERHEAD_GB, SLACK
+    from engine.loading import BUNDLED_DIR, BUNDLED_NAME, catalog_choice
+
+    gpu = device.startswith("cuda")
+    choice = catalog_choice(model) if model not in (None, "", "bundled", BUNDLED_NAME) else None
+    if choice is not None and not choice.model.bundled:
+        on_cpu = "bf16" if dtype in _HALF else ("float32" if dtype else cpu_dtype(machine))
+        return choice.model.need_gb(choice.variant, "cuda" if gpu else "cpu", on_cpu)
+    path = BUNDLED_DIR if model in (None, "", "bundled", BUNDLED_NAME) or choice is not None else \
+        Path(os.path.expanduser(str(model)))
+    if not path.is_dir():
+        return None
+    files = {f for pattern in _WEIGHT_PATTERNS for f in path.glob(pattern)}
+    stored_bytes = sum(f.stat().st_size for f in files)
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        config = {}
+    stored = _STORED_BYTES.get(str(config.get("dtype") or config.get("torch_dtype") or "float32"), 4.0)
+    runs_half = dtype in _HALF or (dtype is None and (gpu or machine.cpu_fast_bf16))
+    weights_gb = stored_bytes / 1e9 * ((2.0 if runs_half else 4.0) / stored)
+    return weights_gb * SLACK + (GPU_OVERHEAD_GB if gpu else CPU_OVERHEAD_GB)
+
+
+def check_room(model: str | None, device: str, dtype: str | None, *, label: str, beside: str,
+               beside_label: str, beside_device: str, machine: Machine | None = None) -> None:
+    """Raise ``DeviceError`` (one line, naming both models and which to drop) when ``model`` does
+    not fit the free memory of ``device`` while ``beside`` (the other use's model) is loaded.
+    ``label``/``beside_label``: the settings that name them (``model``, ``fillModel``)."""
+    from engine.machine import probe
+
+    machine = machine or probe()
+    gpu = device.startswith("cuda") or (device == "auto" and machine.gpu is not None)
+    need = model_need_gb(model, "cuda" if gpu else "cpu", dtype, machine)
+    if need is None:
+        return
+    if gpu:
+        if machine.gpu is None:
+            return  # no GPU: the load itself says so
+        free, where = machine.gpu.free_gb, f"GPU memory on {machine.gpu.name}"
+    else:
+        free, where = machine.ram_available_gb, "RAM"
+    if need <= free:
+        return
+    name = model or "the bundled model"
+    raise DeviceError(f"{label} {name} needs ~{need:.1f} GB of {where}, {free:.1f} GB is free with {beside_label} "
+                      f"{beside} loaded ({beside_device}): the two models do not fit together; drop one: set "
+                      f"fillModel to null (model serves the fill command too), or choose a smaller {label}")
+
+
+# -- recommendations per use, by predicted speed ----------------------------------------------
+
+@dataclass(frozen=True)
+class Option:
+    """A catalog model as it would run here: the form that fits, where, and how fast."""
+
+    model: CatalogModel
+    fit: Fit
+    #: predicted times where it runs (None: not predicted, e.g. the probe was skipped)
+    prediction: Prediction | None
+
+    @property
+    def label(self) -> str:
+        v = self.fit.gpu_variant
+        return self.model.name if v in (None, "bf16") else f"{self.model.name}:{v}"
+
+    @property
+    def where(self) -> str:
+        if self.prediction is not None:
+            return f"{'GPU' if self.prediction.device == 'cuda' else 'CPU'} {self.prediction.dtype}"
+        return "GPU" if self.fit.gpu_variant else "CPU"
+
+
+def strength(model: CatalogModel) -> tuple[float, float]:
+    """How models are ranked: the published HumanEval-Infilling figure (none: last), then size."""
+    score = headline_score(model)
+    return (score if score is not None else -1.0, model.params_b)
+
+
+def placement(model: CatalogModel, fit: Fit, machine: Machine) -> tuple[str, str, str | None] | None:
+    """Where ``model`` runs here and in what: (device, compute dtype, weights' dtype when quantized),
+    or None when it fits nowhere."""
+    if fit.gpu_variant is not None:
+        weights = {"int8": "int8", "int4": "int4", "fp8": "fp8"}.get(fit.gpu_variant)
+        return "cuda", "bfloat16", weights
+    if fit.cpu:
+        return "cpu", "bfloat16" if machine.cpu_fast_bf16 else "float32", None
+    return None
+
+
+def recommend_for(options: list[Option], use: str, budget_ms: float) -> Option | None:
+    """For ``use`` ("typing": one single-line suggestion; "fill": the fill command) the strongest
+    model (``strength``) that fits here and whose predicted time is within ``budget_ms``; the
+    bundled model counts too (on a slow machine it may be the only one)."""
+    within = [o for o in options if o.fit.ok and o.prediction is not None and o.prediction.within(use, budget_ms)]
+    return max(within, key=lambda o: strength(o.model)) if within else None
+
+
+def options(machine: Machine, free_disk_gb: float, rates_for) -> list[Option]:
+    """Every catalog model as it would run on ``machine``: its fit, and its predicted times at
+    ``rates_for(device, dtype)`` (an ``engine.speed_probe.Rates`` or None: not predicted)."""
+    from engine import catalog, model_store
+    from engine.model_speed import predict
+
+    out = []
+    for model in catalog.models().values():
+        fit = assess(model, machine, model_store.is_downloaded(model), free_disk_gb)
+        where = placement(model, fit, machine)
+        prediction = None
+        if where is not None:
+            rates = rates_for(where[0], where[1])
+            prediction = predict(model, rates, where[2]) if rates is not None else None
+        out.append(Option(model, fit, prediction))
+    return out

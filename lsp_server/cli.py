@@ -32,6 +32,18 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, metavar="PATH_OR_ID",
                         help="model directory or hub id (default: the bundled model); with a remote --backend, "
                              "the served model's name")
+    from lsp_server.config import BACKENDS
+
+    parser.add_argument("--fill-model", default=None, metavar="NAME_PATH_OR_ID",
+                        help="model for the fill command and its drafts, named as --model (default: --model "
+                             "serves both); inline completions always use --model")
+    parser.add_argument("--fill-backend", default=None, choices=BACKENDS,
+                        help="where the fill model runs, as --backend (default: as --backend)")
+    parser.add_argument("--fill-url", default=None, metavar="URL",
+                        help="the fill model's inference server, as --url (default: --url when the fill "
+                             "backend is --backend's)")
+    parser.add_argument("--fill-api-key-env", default=None, metavar="VAR",
+                        help="environment variable holding the fill server's API key, as --api-key-env")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: per device)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
@@ -69,7 +81,9 @@ def run_serve(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
         logging.getLogger("pygls").setLevel(logging.ERROR)
     settings = Settings(backend=args.backend, url=args.url, api_key_env=args.api_key_env,
-                        model=args.model, device=args.device, dtype=args.dtype,
+                        model=args.model, fill_model=args.fill_model, fill_backend=args.fill_backend,
+                        fill_url=args.fill_url, fill_api_key_env=args.fill_api_key_env,
+                        device=args.device, dtype=args.dtype,
                         threads=args.threads, log_file=args.log_file, **remote_settings(args))
     server = create_server(settings)
     if args.tcp is not None:

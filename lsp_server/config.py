@@ -22,6 +22,9 @@ from typing import Any, Literal
 from engine.backends.remote.options import MAX_CONNECT_TIMEOUT_S, MAX_READ_TIMEOUT_S, MAX_RETRIES
 
 Multiline = Literal["auto", "always", "never"]
+#: what a request is for: "typing" (inline completion and completion items: ``model``) or
+#: "fill" (the fill command and its drafts: ``fillModel``, or ``model`` when that is null)
+Use = Literal["typing", "fill"]
 Backend = Literal["local", "vllm", "openai", "llamacpp", "ollama"]
 #: where the model runs (engine.backends.remote.BACKENDS; repeated here so that
 #: reading the settings never imports the engine's HTTP client)
@@ -49,6 +52,8 @@ class SettingSpec:
     kind: Kind
     description: str
     reload: bool = False  # a change loads the model again (part of ``engine_key``)
+    #: a change loads the fill command's model again (part of ``engine_key("fill")`` only)
+    fill: bool = False
     cache: bool = False  # a change changes completions (part of ``request_key``)
     low: int | None = None
     high: int | None = None
@@ -107,6 +112,23 @@ class Settings:
         "bundled name, local directory or hub id (null: the bundled model); with a remote backend, the "
         "served model's name.",
         reload=True, nullable=True, shown_default="bundled")
+    fill_model: str | None = setting(
+        None, "text", "Model for the fill command and its drafts (diffill.fillInTheMiddle), named as model: a "
+        "stronger, slower model than the one for typing; inline completions and completion items always use "
+        "model. Loaded at the first fill, next to model (refused with a message when both do not fit the "
+        "device's memory). null: model serves both (with a different fillBackend: that backend's default).",
+        fill=True, nullable=True, shown_default="as model")
+    fill_backend: Backend | None = setting(
+        None, "choice", "Where the fill model runs, as backend (e.g. vllm: a team's server for the fill command "
+        "while model runs locally for typing); null: as backend.", fill=True, nullable=True, choices=BACKENDS,
+        shown_default="as backend")
+    fill_url: str | None = setting(
+        None, "text", "The fill model's inference server URL, as url; null: url when fillBackend is null or the "
+        "same as backend.", fill=True, nullable=True, shown_default="as url")
+    fill_api_key_env: str | None = setting(
+        None, "text", "Environment variable holding the fill model's server API key, as apiKeyEnv; null: "
+        "apiKeyEnv when fillBackend is null or the same as backend.", fill=True, nullable=True,
+        shown_default="as apiKeyEnv")
     device: Device = setting("auto", "choice", "Device the model runs on.", reload=True, choices=DEVICES)
     dtype: str | None = setting(
         None, "text", "Model dtype (float32, bfloat16, float16); null: bfloat16 on a GPU and on CPUs with bf16 units "
@@ -201,13 +223,43 @@ class Settings:
         """Whether the configured model may run its own code (listed by name)."""
         return self.model is not None and self.model in self.trust_remote_code
 
-    def engine_key(self) -> tuple[Any, ...]:
-        """Settings whose change needs the model loaded again."""
+    def for_use(self, use: Use) -> Settings:
+        """The settings a request of ``use`` runs with: for "fill", ``fillModel``/``fillBackend``/
+        ``fillUrl``/``fillApiKeyEnv`` in place of ``model``/``backend``/``url``/``apiKeyEnv``
+        (each null one inherits, but a different backend does not inherit the others, which name
+        things of the typing backend); the rest is shared."""
+        if use == "typing":
+            return self
+        derived = self.__dict__.get("_fill_settings")
+        if derived is None:
+            backend = self.fill_backend or self.backend
+            same = backend == self.backend
+
+            def pick(own: str | None, inherited: str | None) -> str | None:
+                return own if own is not None else (inherited if same else None)
+
+            derived = replace(self, backend=backend, model=pick(self.fill_model, self.model),
+                              url=pick(self.fill_url, self.url),
+                              api_key_env=pick(self.fill_api_key_env, self.api_key_env),
+                              fill_model=None, fill_backend=None, fill_url=None, fill_api_key_env=None)
+            object.__setattr__(self, "_fill_settings", derived)
+        return derived
+
+    def separate_fill(self) -> bool:
+        """Whether the fill command needs an engine of its own (its model settings differ)."""
+        return self.for_use("fill").engine_key() != self.engine_key()
+
+    def engine_key(self, use: Use = "typing") -> tuple[Any, ...]:
+        """Settings whose change needs the model for ``use`` loaded again."""
+        if use == "fill":
+            return self.for_use("fill").engine_key()
         return self._once("_engine_key", lambda: tuple(
             getattr(self, f.name) for f in SETTING_FIELDS if spec_of(f).reload) + (self.trusts_model_code(),))
 
-    def request_key(self) -> tuple[Any, ...]:
-        """Settings that change a completion's text (part of the cache key)."""
+    def request_key(self, use: Use = "typing") -> tuple[Any, ...]:
+        """Settings that change the text of a request for ``use`` (part of the cache key)."""
+        if use == "fill":
+            return self.for_use("fill").request_key()
         return self._once("_request_key", lambda: tuple(
             getattr(self, f.name) for f in SETTING_FIELDS if spec_of(f).cache))
 
@@ -253,9 +305,9 @@ def check_value(spec: SettingSpec, value: Any) -> Any:
             return value
         raise ValueError("expected a non-empty string or null")
     if spec.kind == "choice":
-        if value in spec.choices:
+        if value in spec.choices or (value is None and spec.nullable):
             return value
-        raise ValueError(f"expected one of {', '.join(spec.choices)}")
+        raise ValueError(f"expected one of {', '.join(spec.choices)}{' or null' if spec.nullable else ''}")
     if spec.kind == "int":
         low = spec.low if spec.low is not None else -(2 ** 63)
         if (value is None and spec.nullable) or (_is_int(value) and low <= value

@@ -14,7 +14,7 @@ from lsprotocol import types
 
 from engine import Cancelled, DeviceError, Engine, EngineError, load_engine
 from engine.backends.remote.options import ClientOptions
-from lsp_server.config import Settings
+from lsp_server.config import Settings, Use
 from lsp_server.notices import Notices
 from lsp_server.worker import EngineWorker
 
@@ -55,11 +55,19 @@ class HostServer(Protocol):
 
 
 class EngineHost:
-    """The one engine, loaded on the worker thread when first needed."""
+    """The engine for one use (typing, or the fill command: ``lsp_server.engines``), loaded on
+    the worker thread when first needed."""
 
-    def __init__(self, server: HostServer, worker: EngineWorker) -> None:
+    def __init__(self, server: HostServer, worker: EngineWorker, use: Use = "typing",
+                 beside: Callable[[], Engine | None] | None = None,
+                 on_ready: Callable[[], None] | None = None) -> None:
         self.server = server
         self.worker = worker
+        self.use: Use = use
+        #: the other use's engine, if loaded: a second local model must fit next to it
+        self.beside = beside or (lambda: None)
+        #: tells the user what is loaded (``Engines.send_ready`` names both models)
+        self.on_ready = on_ready or self.send_ready
         self.engine: Engine | None = None
         self._key: tuple | None = None
         self._task: asyncio.Task[Engine] | None = None
@@ -73,9 +81,9 @@ class EngineHost:
     def ensure(self, settings: Settings, *, retry: bool = False) -> asyncio.Task[Engine]:
         """Start loading if nothing (or a different model) is loaded, or if
         ``retry`` and the last load failed."""
-        key = settings.engine_key()
+        key = settings.engine_key(self.use)
         if self._task is None or key != self._key or (retry and self.failed):
-            self._start(settings, key)
+            self._start(settings.for_use(self.use), key)
         assert self._task is not None
         return self._task
 
@@ -85,17 +93,25 @@ class EngineHost:
         have fixed the files or the GPU without touching the model setting)."""
         if self._task is None:
             return  # nothing loaded yet: the first request loads with `new`
-        if new.engine_key() != old.engine_key() or self.failed:
+        if new.engine_key(self.use) != old.engine_key(self.use) or self.failed:
             self.ensure(new, retry=True)
 
     def fall_back_to_cpu(self, settings: Settings) -> asyncio.Task[Engine]:
         """Replace a CUDA engine by a CPU one for the same settings (out of GPU
         memory); a later change of the model settings tries the GPU again."""
-        self._start(replace(settings, device="cpu"), settings.engine_key())
+        self._start(replace(settings.for_use(self.use), device="cpu"), settings.engine_key(self.use))
         assert self._task is not None
         return self._task
 
+    def drop(self) -> None:
+        """Forget the engine (its use is served by the other one now); a load in progress
+        finishes and is discarded."""
+        self._key = None
+        self._task = None
+        self.engine = None
+
     def _start(self, settings: Settings, key: tuple) -> None:
+        """Load with ``settings`` (already the ones for this use) under ``key``."""
         self._key = key
         self.engine = None
         self.server.notices.clear()  # a new model: old problems may be gone
@@ -111,7 +127,7 @@ class EngineHost:
 
     async def _load(self, settings: Settings, key: tuple) -> Engine:
         server = self.server
-        name = load_label(settings)
+        name = load_label(settings) + (" (fill model)" if self.use == "fill" else "")
         server.send_status("loading", f"loading {name}" if settings.backend == "local" else f"connecting to {name}")
         progress = await server.progress_begin(f"diffill: loading {name}" if settings.backend == "local"
                                                else f"diffill: connecting to {name}")
@@ -119,7 +135,8 @@ class EngineHost:
             # checked on the worker thread as the load begins: a load that waited
             # there (behind a request) while the settings changed again is skipped
             this = asyncio.current_task()
-            loaded = await self.worker.call(load_with_fallbacks, settings, lambda: self._task is this)
+            loaded = await self.worker.call(load_with_fallbacks, settings, lambda: self._task is this,
+                                            self.beside(), self.use)
         except Cancelled as exc:  # Superseded, or the server is shutting down
             log.info("skipped loading %s: %s", name, exc)
             server.progress_end(progress, f"skipped: {exc}")
@@ -129,8 +146,9 @@ class EngineHost:
             log.error("model load failed: %s", message)
             server.progress_end(progress, f"failed: {message}")
             if key == self._key:  # a superseded load's failure is of no interest
-                server.send_status("error", message)
-                server.show_message(f"diffill: could not load the model: {message}. Fix the setting "
+                which = "the fill model" if self.use == "fill" else "the model"
+                server.send_status("error", f"fill model: {message}" if self.use == "fill" else message)
+                server.show_message(f"diffill: could not load {which}: {message}. Fix the setting "
                                     "(or the files) and change any diffill setting to retry.",
                                     types.MessageType.Error)
             raise EngineUnavailable(message) from exc
@@ -142,7 +160,7 @@ class EngineHost:
         self.engine = loaded.engine
         server.progress_end(progress, f"loaded on {loaded.engine.describe().get('device')}"
                             if settings.backend == "local" else f"using {name}")
-        self.send_ready()
+        self.on_ready()
         return loaded.engine
 
     def send_ready(self) -> None:
@@ -173,39 +191,66 @@ def load_label(settings: Settings) -> str:
     return label
 
 
-def load_with_fallbacks(settings: Settings, wanted: Callable[[], bool] | None = None) -> Loaded:
+def load_with_fallbacks(settings: Settings, wanted: Callable[[], bool] | None = None,
+                        beside: Engine | None = None, use: Use = "typing") -> Loaded:
     """Load the configured model; where the settings allow, fall back to the
     CPU (CUDA unusable) and then to the bundled model (model unloadable).
 
     Runs on the worker thread.  Raises the original error if no fallback applies,
     and ``Superseded`` without loading anything if ``wanted()`` says these
-    settings are no longer the current ones.
+    settings are no longer the current ones.  ``beside``: the other use's engine,
+    already loaded: a local model that would not fit next to it is refused
+    (``DeviceError`` naming both) before anything is loaded.
     """
     if wanted is not None and not wanted():
         raise Superseded("the model settings changed before this load began")
     notes: list[str] = []
+    room = Room(beside, use)
     try:
-        return Loaded(_load_on_device(settings, notes), notes)
+        return Loaded(_load_on_device(settings, notes, room), notes)
     except EngineError as exc:
         if (isinstance(exc, DeviceError) or not settings.fallback_to_bundled or settings.model is None
                 or settings.backend != "local"):  # a remote model is not replaced by a local one silently
             raise
         notes.append(f"could not load {settings.model} ({one_line(exc)}); using the bundled model "
                      "instead (setting fallbackToBundled)")
-        return Loaded(_load_on_device(replace(settings, model=None), notes), notes)
+        return Loaded(_load_on_device(replace(settings, model=None), notes, room), notes)
 
 
-def _load_on_device(settings: Settings, notes: list[str]) -> Engine:
+@dataclass(frozen=True)
+class Room:
+    """What a load must fit next to: the other use's engine (None: nothing else is loaded)."""
+
+    beside: Engine | None
+    use: Use
+
+    def check(self, settings: Settings) -> None:
+        """Refuse a local model that does not fit the device's free memory next to ``beside``
+        (``engine.model_fit.check_room``: one line naming both and which to drop)."""
+        other = self.beside
+        if other is None or settings.backend != "local" or getattr(other.backend, "serialised", True) is False:
+            return
+        from engine.model_fit import check_room
+
+        ours, theirs = ("fillModel", "model") if self.use == "fill" else ("model", "fillModel")
+        check_room(settings.model, settings.device, settings.dtype, label=ours,
+                   beside=str(other.describe().get("model")), beside_label=theirs,
+                   beside_device=other.device)
+
+
+def _load_on_device(settings: Settings, notes: list[str], room: Room | None = None) -> Engine:
     try:
-        return _load(settings)
+        return _load(settings, room)
     except DeviceError as exc:
         if not (settings.device == "cuda" and settings.fallback_to_cpu):
             raise
         notes.append(f"{one_line(exc)}; running on the CPU instead (setting fallbackToCpu)")
-        return _load(replace(settings, device="cpu"))
+        return _load(replace(settings, device="cpu"), room)
 
 
-def _load(settings: Settings) -> Engine:
+def _load(settings: Settings, room: Room | None = None) -> Engine:
+    if room is not None:
+        room.check(settings)
     return load_engine(
         settings.model,
         device=settings.device,

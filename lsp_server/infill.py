@@ -24,7 +24,7 @@ from engine import Cancelled, Draft, Engine, InfillRequest, InfillResult, InputE
 from engine.types import ContextPiece
 from engine.window import char_budgets
 from lsp_server.cache import LruCache
-from lsp_server.config import Multiline, Settings
+from lsp_server.config import Multiline, Settings, Use
 from lsp_server.context.pieces import Packed
 from lsp_server.debounce import Debouncer
 from lsp_server.documents import Document, InfillContext, extract
@@ -95,18 +95,19 @@ class Plan:
     mode: Multiline
     key: str
     context: Packed | None = None  # other files' snippets (lsp_server.context)
+    use: Use = "typing"  # which model answers: the fill command's or the typing one
 
 
 class EngineSource(Protocol):
     """Where the pipeline gets the engine (``EngineHost`` in the server)."""
 
-    engine: Engine | None
+    def engine_for(self, use: Use) -> Engine | None: ...
 
-    async def get(self, settings: Settings) -> Engine: ...
+    async def get(self, settings: Settings, use: Use = "typing") -> Engine: ...
 
     def send_ready(self) -> None: ...
 
-    def fall_back_to_cpu(self, settings: Settings) -> Awaitable[Engine]: ...
+    def fall_back_to_cpu(self, settings: Settings, use: Use = "typing") -> Awaitable[Engine]: ...
 
 
 class ClientChannel(Protocol):
@@ -181,10 +182,11 @@ class InfillPipeline:
         # fill_command); completions keep cancel-previous per document and kind
         inflight_key: tuple = (doc.uri, kind, request_id) if kind == "command" else (doc.uri, kind)
         handle: RequestHandle | None = None
+        use: Use = "fill" if kind == "command" else "typing"
         try:
             if self._refused(doc, kind, timing):
                 return None
-            plan = self._plan(hole, parts.settings(), multiline, timing)
+            plan = self._plan(hole, parts.settings(), multiline, timing, use)
             if plan is None:
                 return None
             hit = ((self._typed_through(plan, doc, kind, timing, drafts_out, request_id) if alternatives == 1
@@ -199,7 +201,7 @@ class InfillPipeline:
                 return None
             settings = parts.settings()
             if settings is not plan.settings:  # changed while debouncing: plan again
-                plan = self._plan(hole, settings, multiline, timing)
+                plan = self._plan(hole, settings, multiline, timing, use)
                 if plan is None:
                     return None
                 hit = self._from_cache(plan, doc, kind, timing, drafts_out, request_id, alternatives)
@@ -210,7 +212,7 @@ class InfillPipeline:
                     run = await self._run_engine(plan, handle, drafts_out, timing, alternatives)
                     break
                 except Superseded:  # the load it waited for was skipped: the settings changed again
-                    plan = self._plan(hole, parts.settings(), multiline, timing)
+                    plan = self._plan(hole, parts.settings(), multiline, timing, use)
                     if plan is None:
                         return None
             if run is None:
@@ -226,8 +228,9 @@ class InfillPipeline:
             timing.total_ms = (time.perf_counter() - t0) * 1000.0
             stats.record(timing)
 
-    def _plan(self, hole: Hole, settings: Settings, multiline: Multiline | None, timing: Timing) -> Plan | None:
-        """What to ask the engine under ``settings`` (None: nothing to ask)."""
+    def _plan(self, hole: Hole, settings: Settings, multiline: Multiline | None, timing: Timing,
+              use: Use = "typing") -> Plan | None:
+        """What to ask the engine of ``use`` under ``settings`` (None: nothing to ask)."""
         doc = hole.doc
         if not settings.language_enabled(doc.language_id):
             timing.outcome = "disabled"
@@ -241,8 +244,8 @@ class InfillPipeline:
             return None
         mode = multiline or settings.multiline
         context = self._context(hole, settings)
-        key = _cache_key(ctx, settings.request_key(), settings.engine_key(), mode, context)
-        return Plan(settings, ctx, mode, key, context)
+        key = _cache_key(ctx, settings.request_key(use), settings.engine_key(use), mode, context)
+        return Plan(settings, ctx, mode, key, context, use)
 
     def _context(self, hole: Hole, settings: Settings) -> Packed | None:
         """Other files' snippets for this hole; a failure costs the context, not the completion."""
@@ -378,7 +381,8 @@ class InfillPipeline:
         stats = parts.stats
         engine_started = False
         try:
-            engine = await parts.engine_host.get(settings)
+            engine = await parts.engine_host.get(settings, plan.use)
+            timing.model = str(engine.model_path)
             request = InfillRequest(
                 prefix=ctx.prefix,
                 suffix=ctx.suffix,
@@ -430,10 +434,10 @@ class InfillPipeline:
         except Exception as exc:  # noqa: BLE001 - EngineError, bugs, ...: report, stay alive
             stats.errors += 1
             timing.outcome = "error"
-            self._report_failure(exc)
+            self._report_failure(exc, plan.use)
             return None
 
-    def _report_failure(self, exc: Exception) -> None:
+    def _report_failure(self, exc: Exception, use: Use = "typing") -> None:
         """Tell the user about a failed request, as much as it deserves."""
         parts = self.parts
         if isinstance(exc, EngineUnavailable):
@@ -441,22 +445,22 @@ class InfillPipeline:
         if isinstance(exc, InputError):  # this request only: not worth a popup
             parts.client.log_message(f"diffill: request skipped: {exc}")
         elif isinstance(exc, OutOfMemory):
-            self._out_of_memory(exc)
+            self._out_of_memory(exc, use)
         else:
             log.exception("engine call failed")
             parts.client.report_engine_error(one_line(exc))
 
-    def _out_of_memory(self, exc: OutOfMemory) -> None:
-        """Out of GPU memory: move to the CPU if allowed, else report (once)."""
+    def _out_of_memory(self, exc: OutOfMemory, use: Use = "typing") -> None:
+        """Out of GPU memory: move (that use's model) to the CPU if allowed, else report (once)."""
         parts = self.parts
-        engine = parts.engine_host.engine
+        engine = parts.engine_host.engine_for(use)
         on_gpu = engine is not None and engine.device.startswith("cuda")
         if on_gpu and parts.settings().fallback_to_cpu:
             log.error("%s; falling back to the CPU", exc)
             parts.notices.show_once(("oom-fallback",), f"diffill: {exc}; running on the CPU from now on "
                                      "(setting fallbackToCpu; change the model settings to try the GPU again)",
                                      types.MessageType.Warning)
-            parts.engine_host.fall_back_to_cpu(parts.settings())
+            parts.engine_host.fall_back_to_cpu(parts.settings(), use)
             return
         parts.client.report_engine_error(str(exc))
 

@@ -39,7 +39,7 @@ from lsp_server.documents import (
 from lsp_server.documents.notebooks import Cell, NotebookStore
 from lsp_server.documents.positions import Pos
 from lsp_server.documents.store import DISPATCH_SNAPSHOT
-from lsp_server.engine_host import EngineHost
+from lsp_server.engines import Engines
 from lsp_server.fill_edits import FillEdits, LateAnswers
 from lsp_server.inflight import Inflight
 from lsp_server.limits import RateLimiter
@@ -241,7 +241,7 @@ class DiffillServer(LanguageServer):
         self.documents = DocumentStore()
         self.notebooks = NotebookStore(self.documents)
         self.worker = EngineWorker()
-        self.engine_host = EngineHost(self, self.worker)
+        self.engine_host = Engines(self, self.worker, self.settings)
         self.inflight = Inflight()
         self.debouncer = Debouncer(self.settings.effective_debounce_ms(), self.settings.adaptive_debounce)
         self.stats = Stats()

@@ -47,7 +47,7 @@ def _json_default(value: Any) -> Any:
 
 def _type_text(spec: SettingSpec) -> str:
     if spec.kind == "choice":
-        return " / ".join(f"`{c}`" for c in spec.choices)
+        return " / ".join(f"`{c}`" for c in spec.choices) + (" or null" if spec.nullable else "")
     if spec.kind == "int":
         bounds = f"{spec.low}..{spec.high}" if spec.high is not None else f">= {spec.low}"
         return f"int ({bounds})" + (" or null" if spec.nullable else "")
@@ -61,6 +61,8 @@ def _default_text(spec: SettingSpec, value: Any) -> str:
 
 
 def _effect(spec: SettingSpec) -> str:
+    if spec.fill:
+        return "reloads the fill model"
     return "reloads the model" if spec.reload else ("new completions" if spec.cache else "-")
 
 
@@ -106,7 +108,8 @@ def vscode_entry(spec: SettingSpec, default: Any) -> dict[str, Any]:
     if spec.kind == "text":
         entry["type"] = ["string", "null"] if spec.nullable else "string"
     elif spec.kind == "choice":
-        entry["type"], entry["enum"] = "string", list(spec.choices)
+        entry["type"] = ["string", "null"] if spec.nullable else "string"
+        entry["enum"] = list(spec.choices) + ([None] if spec.nullable else [])
     elif spec.kind == "int":
         entry["type"] = ["integer", "null"] if spec.nullable else "integer"
         if spec.low is not None:

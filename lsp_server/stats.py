@@ -26,6 +26,8 @@ class Timing:
     debounce_ms: float = 0.0
     cached: bool = False
     outcome: str = "completed"
+    #: the model that answered (its path or served name; "" when no engine ran)
+    model: str = ""
 
     def to_json(self) -> dict[str, Any]:
         server_ms = max(self.total_ms - self.engine_ms - self.debounce_ms - self.queue_ms, 0.0)
@@ -39,6 +41,7 @@ class Timing:
             "serverMs": round(server_ms, 3),
             "cached": self.cached,
             "outcome": self.outcome,
+            "model": self.model,
         }
 
 

@@ -20,8 +20,11 @@ def test_doctor_ok_with_tiny_model(tiny_model_dir: Path) -> None:
         assert report[key]
     assert report["model_path"] == str(tiny_model_dir.resolve())
     assert report["model_load"].startswith("ok") and report["fill"] == "ok"
-    # the best catalog model for this machine, and the command that gets it
-    assert re.search(r"diffill models pull [\w.-]+|use --model [\w.:-]+", report["recommended_model"]), report
+    # the catalog model for typing and the one for the fill command here, by predicted speed (issue 31)
+    assert any(key.startswith("speed_probe_") for key in report), report
+    advice = re.compile(r"none of the catalog models|[\w.:-]+ \((CPU|GPU) \w+, ~[\d.]+ (ms|s|min) per")
+    for key in ("recommended_typing_model", "recommended_fill_model"):
+        assert advice.match(report[key]), report
 
 
 def test_doctor_fails_on_broken_model(tmp_path: Path) -> None:

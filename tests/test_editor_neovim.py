@@ -428,3 +428,6 @@ def test_neovim_checkhealth(nvim_result):
     assert "diffill" in health
     assert "ERROR" not in health, health
     assert "client" in health and "running" in health
+    # both uses and their models (issue 31): typing and the fill command
+    assert "fill command model: the same as model" in health, health
+    assert "typing (inline completion, completion items): " in health and "fill command: " in health, health

@@ -39,7 +39,8 @@ PROPS = MANIFEST["contributes"]["configuration"]["properties"]
 USER_ONLY = ("diffill.server.command", "diffill.server.args", "diffill.server.pythonPath", "diffill.server.env",
              "diffill.trustRemoteCode", "diffill.logFile")
 #: settings a workspace may set only once trusted
-RESTRICTED = ("diffill.model", "diffill.allowDownload", "diffill.trustRemoteCode", "diffill.logFile")
+RESTRICTED = ("diffill.model", "diffill.fillModel", "diffill.allowDownload", "diffill.trustRemoteCode",
+              "diffill.logFile")
 
 DRIVER = DRIVER_PRELUDE + r"""
 async function main() {

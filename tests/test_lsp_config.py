@@ -83,3 +83,26 @@ def test_the_debounce_defaults_to_the_backend_and_an_explicit_value_wins():
     assert replace(Settings(), backend="vllm").effective_debounce_ms() == REMOTE_DEBOUNCE_MS
     assert replace(Settings(), debounce_ms=40).effective_debounce_ms() == 40
     assert replace(Settings(), backend="ollama", debounce_ms=0).effective_debounce_ms() == 0
+
+
+def test_the_fill_model_settings_derive_the_fill_commands_engine():
+    """fillModel/fillBackend/fillUrl/fillApiKeyEnv: null inherits the typing value, except across backends."""
+    same, warnings = parse_settings({"model": "/typing", "fillModel": None})
+    assert warnings == [] and not same.separate_fill() and same.for_use("fill").model == "/typing"
+    assert same.engine_key("fill") == same.engine_key()  # one engine serves both
+
+    two, _ = parse_settings({"model": "/typing", "fillModel": "/strong"})
+    assert two.separate_fill() and two.for_use("fill").model == "/strong" and two.for_use("typing").model == "/typing"
+    assert two.engine_key() == same.engine_key()  # the typing model is not reloaded for a fill setting
+    assert two.request_key("fill") == two.request_key()  # the same shared settings (canvas, steps, ...)
+
+    team, warnings = parse_settings({"url": "http://typing:1", "apiKeyEnv": "TYPING_KEY",
+                                     "fillBackend": "vllm", "fillUrl": "http://gpu-box:8000"})
+    fill = team.for_use("fill")
+    assert warnings == [] and team.separate_fill()
+    assert (fill.backend, fill.url, fill.model, fill.api_key_env) == ("vllm", "http://gpu-box:8000", None, None)
+    assert team.request_key("fill") != team.request_key()  # cached fills are keyed by the fill server
+
+    bad, warnings = parse_settings({"fillBackend": "gpu-box", "fillModel": ""})
+    assert bad.fill_backend is None and bad.fill_model is None and len(warnings) == 2
+    assert "fillBackend" in warnings[0] and "or null" in warnings[0]

@@ -41,6 +41,7 @@ class FakeEngine:
         self.confidence = confidence
         self.alternatives = alternatives
         self.device = "cpu"
+        self.model_path = f"fake:{middle}"
         self.requests: list[InfillRequest] = []
         self.release = threading.Event()
         self.release.set()
@@ -75,14 +76,17 @@ class FakeHost:
     loads: list[Settings] = field(default_factory=list)
     ready: int = 0
 
-    async def get(self, settings: Settings) -> FakeEngine:
+    async def get(self, settings: Settings, use: str = "typing") -> FakeEngine:
         self.loads.append(settings)
+        return self.engine
+
+    def engine_for(self, use: str) -> FakeEngine:
         return self.engine
 
     def send_ready(self) -> None:
         self.ready += 1
 
-    def fall_back_to_cpu(self, settings: Settings) -> None:
+    def fall_back_to_cpu(self, settings: Settings, use: str = "typing") -> None:
         raise AssertionError("not expected")
 
 

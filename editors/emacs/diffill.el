@@ -39,9 +39,10 @@
 ;; set only the harmless server settings in `diffill-project-safe-keys'.
 ;; The server starts from the global `diffill-server-command',
 ;; `process-environment' and `exec-path', in your home directory;
-;; `:trustRemoteCode', `:logFile', `:backend', `:url' and `:apiKeyEnv' (where
-;; your code is sent) only ever come from the global value
-;; of `diffill-settings'; `:model' and `:allowDownload' from a project only
+;; `:trustRemoteCode', `:logFile', `:backend', `:url', `:apiKeyEnv' and their
+;; fill-command twins `:fillBackend', `:fillUrl', `:fillApiKeyEnv' (where your
+;; code is sent) only ever come from the global value of `diffill-settings';
+;; `:model', `:fillModel' and `:allowDownload' from a project only
 ;; when you accepted Emacs's prompt for its risky `diffill-settings'.  What
 ;; is dropped is reported once per project.
 
@@ -83,7 +84,8 @@ never sets `diffill-user-only-keys'."
   "Server settings a project may set without asking.
 None of them chooses code to run, a file to write or where text goes.")
 
-(defconst diffill-user-only-keys '(:trustRemoteCode :logFile :backend :url :apiKeyEnv)
+(defconst diffill-user-only-keys
+  '(:trustRemoteCode :logFile :backend :url :apiKeyEnv :fillBackend :fillUrl :fillApiKeyEnv)
   "Server settings taken only from the global value of `diffill-settings'.
 Never from a project, even one whose risky local variables you accepted.")
 

@@ -25,6 +25,7 @@ def register(server: DiffillServer) -> None:
         out["cacheEntries"] = len(server.pipeline.cache)
         out["documents"] = len(server.documents)
         out["engineLoaded"] = server.engine_host.engine is not None
+        out["engines"] = server.engine_host.describe()  # the typing and the fill command's model
         # pygls' per-request tables: back to the same size whenever nothing is in flight
         out["bookkeeping"] = {**bookkeeping(server.protocol), "lateEditsKept": len(server.late_answers)}
         if opts.get("reset"):

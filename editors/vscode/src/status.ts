@@ -6,6 +6,9 @@ export interface StatusParams {
   message: string;
   model?: string;
   device?: string;
+  /** the fill command's own model (setting fillModel), when it has one; fillDevice once loaded */
+  fillModel?: string;
+  fillDevice?: string;
 }
 
 const ICONS: Record<StatusParams['state'], string> = {
@@ -57,8 +60,9 @@ export class StatusBar implements vscode.Disposable {
       lines.push(`suggestion: ${pct(this.shown[0])} sure` +
         (this.shown.length > 1 ? ` (others: ${this.shown.slice(1).map(pct).join(', ')}; Alt+] / Alt+[ to see them)` : ''));
     }
-    if (s.model) lines.push(`model: \`${s.model}\``);
+    if (s.model) lines.push(`model (typing): \`${s.model}\``);
     if (s.device) lines.push(`device: ${s.device}`);
+    if (s.fillModel) lines.push(`fill model: \`${s.fillModel}\`${s.fillDevice ? ` on ${s.fillDevice}` : ' (loads at the first fill)'}`);
     lines.push('', 'Click to show the log.');
     this.item.tooltip = new vscode.MarkdownString(lines.filter((l) => l !== undefined).join('  \n'));
     this.item.backgroundColor = s.state === 'error'

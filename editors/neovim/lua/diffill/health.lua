@@ -47,6 +47,19 @@ function M.check()
   else
     health.ok('model: bundled default')
   end
+  local fill_model = opts.settings.fillModel
+  for i, a in ipairs(opts.cmd) do
+    if a == '--fill-model' then
+      fill_model = fill_model or opts.cmd[i + 1]
+    end
+  end
+  local fill_backend = opts.settings.fillBackend
+  if fill_model or fill_backend then
+    health.ok(string.format('fill command model: %s%s (loaded at the first fill)', fill_model or 'server default',
+      fill_backend and (' on ' .. fill_backend .. (opts.settings.fillUrl and (' at ' .. opts.settings.fillUrl) or '')) or ''))
+  else
+    health.ok('fill command model: the same as model')
+  end
 
   local clients = vim.lsp.get_clients({ name = 'diffill' })
   if #clients == 0 then
@@ -61,6 +74,14 @@ function M.check()
     local st = require('diffill.status').state
     local report = st.state == 'error' and health.error or health.ok
     report(require('diffill.status').describe())
+    if st.model then
+      health.ok('typing (inline completion, completion items): ' .. st.model .. (st.device and (' on ' .. st.device) or ''))
+      if st.fillModel then
+        health.ok('fill command: ' .. st.fillModel .. (st.fillDevice and (' on ' .. st.fillDevice) or ' (loads at the first fill)'))
+      else
+        health.ok('fill command: ' .. st.model .. ' (the same model)')
+      end
+    end
   end
   health.info('LSP log: ' .. vim.lsp.log.get_filename())
 end

@@ -32,6 +32,9 @@ function M.describe()
   if s.device then
     parts[#parts + 1] = 'device=' .. s.device
   end
+  if s.fillModel then
+    parts[#parts + 1] = 'fillModel=' .. s.fillModel .. (s.fillDevice and (' (' .. s.fillDevice .. ')') or ' (loads at the first fill)')
+  end
   return table.concat(parts, '  ')
 end
 
