@@ -19,6 +19,10 @@ from pathlib import Path
 from engine.errors import DeviceError, ModelLoadError, ModelNotFoundError, UnsupportedModelError
 from engine.machine import cpu_has_fast_bf16
 
+#: keyword arguments of every model's ``from_pretrained``: transformers (5.2x) swaps layers for kernels
+#: fetched from the Hub by default where it can (ModernBERT's rotary positions on CUDA); nothing is
+#: fetched unless the user asked (``--allow-download`` covers weights only), and a load works offline
+NO_HUB_KERNELS = {"use_kernels": False}
 BUNDLED_NAME = "diffill-tiny"
 BUNDLED_DIR = Path(__file__).parent / "models" / BUNDLED_NAME
 #: model types handled by the block-diffusion backend (DiffusionGemma)

@@ -191,3 +191,20 @@ def test_prompts_are_padded_to_few_shapes_without_changing_the_middle(tiny_engin
             assert tiny_engine.infill(request).middle == padded
     finally:
         backend.shape_bucket = 64
+
+
+def test_models_load_without_kernels_from_the_hub(tiny_model_dir, monkeypatch):
+    """transformers swaps layers for kernels fetched from the Hub unless told not to:
+    every load says use_kernels=False (nothing is fetched that the user did not ask for)."""
+    from transformers import AutoModelForMaskedLM
+
+    seen: list[dict] = []
+    real = AutoModelForMaskedLM.from_pretrained.__func__
+
+    def spy(cls, path, **kwargs):
+        seen.append(kwargs)
+        return real(cls, path, **kwargs)
+
+    monkeypatch.setattr(AutoModelForMaskedLM, "from_pretrained", classmethod(spy))
+    load_engine(str(tiny_model_dir), device="cpu", dtype="float32")
+    assert seen and all(k.get("use_kernels") is False for k in seen)

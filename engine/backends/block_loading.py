@@ -22,6 +22,7 @@ from engine.backends.block_diffusion import MODEL_TYPE, BlockDiffusionBackend, B
 from engine.backends.cpu_int8 import quantize_linear_int8
 from engine.errors import DeviceError, ModelLoadError, ModelNotFoundError, UnsupportedModelError
 from engine.extras import missing_extra_message
+from engine.loading import NO_HUB_KERNELS
 
 FLOAT_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
                 "float16": "float16", "fp16": "float16"}
@@ -148,7 +149,7 @@ def load_block(path_or_id: str, *, device: str, dtype: str | None = None, allow_
             warnings.simplefilter("ignore")
             model = DiffusionGemmaForBlockDiffusion.from_pretrained(
                 path_or_id, config=config, local_files_only=not allow_download,
-                device_map=device if device.startswith("cuda") else None, **kwargs)
+                device_map=device if device.startswith("cuda") else None, **kwargs, **NO_HUB_KERNELS)
         model = model.to(device) if "quantization_config" not in kwargs else model
     except torch.OutOfMemoryError:
         raise DeviceError(f"out of GPU memory loading {path_or_id} in {name}: {OOM_HINT}") from None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from engine.backends.masked import MaskedDiffusionBackend, MaskedModelInfo
 from engine.errors import DeviceError, ModelLoadError, UnsupportedModelError
+from engine.loading import NO_HUB_KERNELS
 from engine.window import DEFAULT_CONTEXT_TOKENS
 
 #: weight names that make up a masked-LM head in common architectures
@@ -42,7 +43,7 @@ def _load_model(path: str, config, torch_dtype, allow_download: bool, trust_remo
     from transformers import AutoModel, AutoModelForMaskedLM
 
     kwargs = dict(config=config, dtype=torch_dtype, local_files_only=not allow_download,
-                  trust_remote_code=trust_remote_code, output_loading_info=True)
+                  trust_remote_code=trust_remote_code, output_loading_info=True, **NO_HUB_KERNELS)
     try:
         model, info = AutoModelForMaskedLM.from_pretrained(path, **kwargs)
     except ValueError as exc:

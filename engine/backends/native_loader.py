@@ -19,6 +19,7 @@ from engine.backends.families.base import make_bidirectional, read_config
 from engine.backends.masked import MaskedDiffusionBackend, MaskedModelInfo
 from engine.errors import DeviceError, ModelLoadError, UnsupportedModelError
 from engine.extras import missing_extra_message
+from engine.loading import NO_HUB_KERNELS
 
 #: prompt window for native families when nobody says otherwise: these models
 #: run on GPUs, and short windows cut most real prompts (DESIGN.md: use 1024+)
@@ -59,7 +60,8 @@ def quantization_kwargs(quantization: str | None, device: str) -> dict[str, Any]
 def _load_network(path: str, family, raw: dict[str, Any], torch_dtype, quant: dict[str, Any]):
     config = family.build_config(raw)
     cls = family.model_class()
-    kwargs = dict(config=config, dtype=torch_dtype, local_files_only=True, output_loading_info=True, **quant)
+    kwargs = dict(config=config, dtype=torch_dtype, local_files_only=True, output_loading_info=True, **quant,
+                  **NO_HUB_KERNELS)
     if family.key_mapping:
         kwargs["key_mapping"] = family.key_mapping
     try:
