@@ -170,13 +170,25 @@ class EngineHost:
         if self.engine is None:
             return
         info = self.engine.describe()
-        if info.get("dtype") == "remote":  # an inference server: its kind and URL say what is used
-            message = f"{info.get('backend')} server at {info.get('device')}"
-        else:
-            message = f"{info.get('model')} on {info.get('device')} ({info.get('dtype')})"
-        self.server.send_status("ready", message, model=str(info.get("model")), device=str(info.get("device")))
-        for note in self.engine.notes():
-            self.server.notices.show_once(("engine-note", note), f"diffill: {note}", types.MessageType.Warning)
+        self.server.send_status("ready", ready_message(self.engine), model=str(info.get("model")),
+                                device=str(info.get("device")))
+        show_notes(self.server, self.engine)
+
+
+def ready_message(engine: Engine) -> str:
+    """What is loaded, as the status says it: a local model with its device and dtype, or an
+    inference server by its kind and URL."""
+    info = engine.describe()
+    if info.get("dtype") == "remote":
+        return f"{info.get('backend')} server at {info.get('device')}"
+    return f"{info.get('model')} on {info.get('device')} ({info.get('dtype')})"
+
+
+def show_notes(server: HostServer, engine: Engine) -> None:
+    """Tell the user, once, what the backend found they must know (``Engine.notes``: a
+    remote server that ignores the suffix, ...)."""
+    for note in engine.notes():
+        server.notices.show_once(("engine-note", note), f"diffill: {note}", types.MessageType.Warning)
 
 
 def load_label(settings: Settings) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from engine import Engine
 from lsp_server.config import Settings, Use
-from lsp_server.engine_host import EngineHost, HostServer
+from lsp_server.engine_host import EngineHost, HostServer, ready_message, show_notes
 from lsp_server.worker import EngineWorker
 
 
@@ -99,15 +99,17 @@ class Engines:
         if typing is None:
             return
         info = typing.describe()
-        message = f"{info.get('model')} on {info.get('device')} ({info.get('dtype')})"
+        message = ready_message(typing)
         extra = {"model": str(info.get("model")), "device": str(info.get("device"))}
+        show_notes(self.server, typing)
         settings = self.settings
         if settings.separate_fill():
             fill = self.fill.engine
             if fill is not None:
                 fill_info = fill.describe()
                 extra["fillModel"], extra["fillDevice"] = str(fill_info.get("model")), str(fill_info.get("device"))
-                message += f"; fill: {fill_info.get('model')} on {fill_info.get('device')} ({fill_info.get('dtype')})"
+                message += f"; fill: {ready_message(fill)}"
+                show_notes(self.server, fill)
             else:
                 configured = settings.for_use("fill")
                 name = configured.model or ("bundled model" if configured.backend == "local"
