@@ -21,6 +21,10 @@ import torch
 from engine.cancellation import CancellationToken
 from engine.samplers import CanvasState
 
+#: most batched passes the alternatives get after the primary (the sampler's pace follows: the
+#: rest of a branch is decided within them); chosen by measurement (docs/BENCHMARKS.md, issue 28)
+PASSES = 32
+
 
 @dataclass(frozen=True)
 class BranchPoint:

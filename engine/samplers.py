@@ -209,8 +209,8 @@ def grow(
     probs = torch.softmax(logits.float(), dim=-1)
     real = probs.clone()
     real[:, state.filler_id] = 0.0
-    top = real.topk(2, dim=-1)
-    conf, tokens = top.values[:, 0], top.indices[:, 0]
+    conf, tokens = real.max(dim=-1)  # max, not topk: among tied tokens they may pick different ones
+    runner_up_prob, runner_up = real.scatter(1, tokens[:, None], 0.0).max(dim=-1)
     filler_prob = probs[:, state.filler_id]
     filler_first = filler_prob >= conf
     k = max(commit_count(n - start, steps_left), min_commit)
@@ -230,10 +230,10 @@ def grow(
         state.ids[pos] = tokens[pos]
         state.confidence[pos] = conf[pos]
         state.committed[pos] = True
-        runner_up, runner_up_prob = top.indices[pos, 1], top.values[pos, 1]
-        if pos >= min_length and bool(filler_prob[pos] > runner_up_prob):  # ending the middle here instead
-            runner_up, runner_up_prob = torch.tensor(state.filler_id), filler_prob[pos]
-        _note_other(state, pos, runner_up, runner_up_prob)
+        other, other_prob = runner_up[pos], runner_up_prob[pos]
+        if pos >= min_length and bool(filler_prob[pos] > other_prob):  # ending the middle here instead
+            other, other_prob = torch.tensor(state.filler_id), filler_prob[pos]
+        _note_other(state, pos, other, other_prob)
         decided += 1
     return decided
 

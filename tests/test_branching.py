@@ -145,3 +145,19 @@ def test_alternatives_are_bounded():
         InfillRequest(prefix="x", alternatives=0)
     with pytest.raises(ValueError, match="alternatives"):
         InfillRequest(prefix="x", alternatives=9)
+
+
+def test_keeping_runner_ups_leaves_the_decisions_as_they_were():
+    """bf16 logits tie often: the token committed is the one ``max`` picks, as before the
+    runner-ups were kept (``topk`` may pick another of the tied tokens)."""
+    generator = torch.Generator().manual_seed(7)
+    logits = torch.randint(0, 3, (16, V), generator=generator).float()  # many exact ties
+    state = CanvasState.empty(16, MASK, FILL)
+    grow(logits, state, 16, "remask", 0.9, min_commit=16)
+    real = torch.softmax(logits, dim=-1)
+    real[:, FILL] = 0.0
+    expected = real.max(dim=-1).indices
+    end = state.end()
+    assert state.ids[:end].tolist() == expected[:end].tolist()
+    assert state.other_ids is not None and all(
+        int(state.other_ids[i]) != int(state.ids[i]) for i in range(end))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from engine import branching
 from engine.backends.base import DraftGenerator
 from engine.backends.keystroke_reuse import Base
 from engine.backends.masked_forward import StepForwards
@@ -226,7 +227,7 @@ class MaskedDiffusionBackend:
                      min_commit=pace)
 
             branched, branch_forwards = denoise_branches(state, request.alternatives - 1, forward.branches,
-                                                         layouts, decide, steps, cancel)
+                                                         layouts, decide, min(steps, branching.PASSES), cancel)
             alternatives = self._distinct(middle, branched)
         total_ms = (time.perf_counter() - t0) * 1000
         result = InfillResult(
