@@ -90,6 +90,18 @@ const t0 = Date.now();
 const log = (s) => { R.events.push(`${((Date.now() - t0) / 1000).toFixed(1)} ${s}`); fs.writeFileSync(cfg.out, JSON.stringify(R, null, 1)); };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const norm = (s) => (s || '').replace(/\u00a0/g, ' ');
+// the language server's pid: the process whose command line holds cfg.server_marker (the model
+// directory or log path only the server is started with), to stop it (SIGSTOP) while a draft is
+// photographed; null when none is found
+const serverPid = () => {
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(cfg.server_marker)) return Number(d);
+    } catch (_) {}
+  }
+  return null;
+};
 
 // headless Chromium with no background traffic (this machine has no network)
 async function openPage(height = 640) {
@@ -223,15 +235,6 @@ async function main() {
     });
     // a draft is on screen for as long as a step takes (milliseconds with the tiny model): the
     // first one drawn stops the server process (SIGSTOP) until it is photographed (SIGCONT)
-    const serverPid = () => {
-      for (const d of fs.readdirSync('/proc')) {
-        if (!/^\d+$/.test(d)) continue;
-        try {
-          if (fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(cfg.server_marker)) return Number(d);
-        } catch (_) {}
-      }
-      return null;
-    };
     const pid = serverPid();
     let stopped = false;
     await page.exposeFunction('__diffillStop', () => {

@@ -489,15 +489,6 @@ async function main() {
     //    process (SIGSTOP) when the middle one of the drafts with text is drawn; the picture is
     //    taken while nothing can change, then the server goes on (SIGCONT).
     const toFillLine = async () => { await goto(cfg.fill_line_no); await page.keyboard.press('Home'); };
-    const serverPid = () => {
-      for (const d of fs.readdirSync('/proc')) {
-        if (!/^\d+$/.test(d)) continue;
-        try {
-          if (fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(cfg.server_marker)) return Number(d);
-        } catch (_) {}
-      }
-      return null;
-    };
     await page.evaluate(() => {
       window.__drafts = [];
       const root = document.querySelector('.monaco-editor .view-lines');
