@@ -52,6 +52,14 @@ def test_real_file_rows_take_the_server_s_confidence(tmp_path):
     assert real_file_rows(path) == [Row(0.7, True, 1.0), Row(None, False, 0.0)]
 
 
+def test_real_file_rows_by_measure_from_the_sent_probabilities(tmp_path):
+    path = tmp_path / "lsp.json"
+    path.write_text(json.dumps({"rows": [
+        {"invoked": "x = 1", "confidence": 0.6, "probabilities": [0.9, 0.4], "exact": False, "edit_similarity": 0.5}]}))
+    assert real_file_rows(path, "min") == [Row(0.4, False, 0.5)]
+    assert real_file_rows(path, "gmean")[0].confidence == pytest.approx(0.6)
+
+
 def test_the_command_prints_and_writes_the_curves(tmp_path):
     out = tmp_path / "gate.json"
     proc = subprocess.run([sys.executable, "-m", "diffill", "bench", "gate", "--quality", str(_quality(tmp_path)),

@@ -100,11 +100,16 @@ def _cases(subset: str, data_dir: Path | None) -> dict[str, Any]:
     return {c.task_id: c for c in load_subset(subset, where)} if where is not None and where.is_file() else {}
 
 
-def real_file_rows(path: Path) -> list[Row]:
-    """The rows of a ``bench lsp --files`` result (the server's own confidence of each invoked answer)."""
+def real_file_rows(path: Path, how: str | None = None) -> list[Row]:
+    """The rows of a ``bench lsp --files`` result: the server's own confidence of each invoked
+    answer, or with ``how`` that measure of the probabilities it sent for the shown tokens."""
     result = json.loads(path.read_text(encoding="utf-8"))
-    return [Row(r.get("confidence") if r.get("invoked") else None, bool(r["exact"]),
-                float(r.get("edit_similarity") or 0.0)) for r in result["rows"]]
+    rows = []
+    for r in result["rows"]:
+        confidence = r.get("confidence") if how is None else measure(r.get("probabilities") or [], how)
+        rows.append(Row(confidence if r.get("invoked") else None, bool(r["exact"]),
+                        float(r.get("edit_similarity") or 0.0)))
+    return rows
 
 
 def table(points: list[dict[str, Any]]) -> str:
@@ -141,7 +146,11 @@ def run_from_args(args: argparse.Namespace) -> int:
                 if rows:
                     curves[f"{subset} ({how}) {path.name}"] = curve(rows)
     for path in args.real_files:
-        curves[f"real files (gmean) {path.name}"] = curve(real_file_rows(path))
+        if any(r.get("probabilities") for r in json.loads(path.read_text(encoding="utf-8"))["rows"]):
+            for how in MEASURES:
+                curves[f"real files ({how}) {path.name}"] = curve(real_file_rows(path, how))
+        else:  # an older result: the server's own measure only
+            curves[f"real files {path.name}"] = curve(real_file_rows(path))
     for name, points in curves.items():
         print(name)
         print(table(points))

@@ -149,13 +149,18 @@ def first_line(items: Any) -> str | None:
     return lines[0] if lines else None
 
 
-def confidence_of(items: Any) -> float | None:
-    """The first item's confidence, as the server sent it (its command argument)."""
+def sent_confidence(items: Any) -> tuple[float | None, list[float]]:
+    """The first item's confidence and its tokens' probabilities, as the server sent them
+    (its command argument: ``confidence`` and ``spans``)."""
     items = getattr(items, "items", items) or []
     command = items[0].command if items else None
     argument = command.arguments[0] if command and command.arguments else None
-    value = argument.get("confidence") if isinstance(argument, dict) else None
-    return float(value) if isinstance(value, (int, float)) else None
+    if not isinstance(argument, dict):
+        return None, []
+    value = argument.get("confidence")
+    spans = argument.get("spans") or []
+    return (float(value) if isinstance(value, (int, float)) else None,
+            [float(s[2]) for s in spans if isinstance(s, list) and len(s) == 3])
 
 
 class RealFilesRun:
@@ -262,7 +267,8 @@ def _score(answer: Any, truth: str) -> dict[str, Any]:
 
     lines = first_lines(answer)
     first = lines[0] if lines else None
-    return {"invoked": first, "alternatives": lines[1:], "confidence": confidence_of(answer),
+    confidence, probabilities = sent_confidence(answer)
+    return {"invoked": first, "alternatives": lines[1:], "confidence": confidence, "probabilities": probabilities,
             "suggested": first is not None, "exact": first is not None and first.rstrip() == truth.rstrip(),
             "edit_similarity": None if first is None else round(edit_similarity(first.rstrip(), truth.rstrip()), 4),
             "any_exact": any(line.rstrip() == truth.rstrip() for line in lines)}
