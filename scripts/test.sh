@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up (first run only) and run the whole test suite on the CPU.
 #
+#   bash scripts/test.sh [pytest args]     e.g. -m "not slow and not editor" for the quick loop
+#
 # Everything that needs the network happens first (Python packages, the VS Code
 # extension's npm packages); the tests themselves then run in a network
 # namespace with only loopback (`unshare -rn`), which proves that nothing in
@@ -17,7 +19,12 @@ fi
 # lint and types first: seconds, and a failure names the line
 .venv/bin/ruff check .
 .venv/bin/mypy
-pytest=(.venv/bin/python -m pytest -q -rs -p no:cacheprovider "$@")
+# Test files run side by side, one pytest-xdist worker per core (DIFFILL_TEST_WORKERS=0: one
+# process); each file stays on one worker (tests/conftest.py groups them), slow files first.
+workers="${DIFFILL_TEST_WORKERS:-$(.venv/bin/python -c 'import os; print(len(os.sched_getaffinity(0)))')}"
+parallel=()
+if [ "$workers" -gt 1 ]; then parallel=(-n "$workers" --dist loadgroup); fi
+pytest=(.venv/bin/python -m pytest -q -rs -p no:cacheprovider "${parallel[@]}" "$@")
 if [ "${DIFFILL_TEST_NETWORK:-}" != allow ] && command -v unshare >/dev/null && command -v ip >/dev/null \
    && unshare -rn true 2>/dev/null; then
   echo "running the tests with no network (network namespace, loopback only)" >&2

@@ -74,15 +74,35 @@ def dtype_engine(request: pytest.FixtureRequest, dtype: str, device: str):
     return request.getfixturevalue("tiny_engine" if dtype == "float32" else "tiny_engine_bf16")
 
 
+# Test files that write the same files in the tree (editors/vscode/diffill.vsix, built by
+# `npm run package`): pytest-xdist keeps each group on one worker, one file after another.
+SHARED_TREE_GROUPS = {
+    "test_editor_vscode.py": "vscode-package",
+    "test_editor_vscode_package.py": "vscode-package",
+    "test_screenshots.py": "vscode-package",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns the group into the node id
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Real-editor tests (tests/test_editor_*.py) carry the ``editor`` marker; on a device
-    other than the CPU, tests that do not use the ``device`` fixture are skipped."""
+    other than the CPU, tests that do not use the ``device`` fixture are skipped.
+
+    Each test also gets an ``xdist_group``: its file, or the group of files that write the
+    same place in the tree.  Under ``pytest -n N --dist loadgroup`` (scripts/test.sh) a file's
+    tests then share one worker and its module fixtures (one server start, one editor start),
+    and slow-marked files are queued first so that the longest ones do not start last."""
     on_cpu = config.getoption("--device") == "cpu"
     for item in items:
         if item.path.name.startswith("test_editor_"):
             item.add_marker(pytest.mark.editor)
         if not on_cpu and "device" not in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.skip(reason="not device-aware: runs on the CPU only"))
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(SHARED_TREE_GROUPS.get(item.path.name, item.path.name)))
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker
+        slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+        items.sort(key=lambda item: item.path not in slow_files)  # stable: file order kept within each half
 
 
 def pytest_configure(config: pytest.Config) -> None:

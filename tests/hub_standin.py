@@ -23,6 +23,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 LFS_SUFFIXES = (".safetensors", ".bin")
+#: how often serve_forever looks for shutdown(): a test's teardown waits up to this long
+POLL_S = 0.02
 
 
 @dataclass
@@ -59,7 +61,8 @@ class HubStandIn:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": POLL_S},
+                                        daemon=True)
         self._closed = False
 
     @property

@@ -55,6 +55,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 #: what every stand-in answers, in pieces (so a stream has several events)
+#: how often serve_forever looks for shutdown(): a test's teardown waits up to this long
+POLL_S = 0.02
 MIDDLE_PIECES = ["return ", "a", " + b"]
 VLLM_SUFFIX_ERROR = "suffix is not currently supported"
 
@@ -83,7 +85,7 @@ class StandinServer(ThreadingHTTPServer):
         self.posts_in_flight = 0
         self.posts_done = threading.Condition()
         self.stop_event = threading.Event()
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": POLL_S}, daemon=True)
 
     @property
     def url(self) -> str:

@@ -48,6 +48,24 @@ def server_cmd(model_dir: Path) -> list[str]:
 # The harness is plain Lua run by `nvim --headless --clean -n -u init.lua`.
 # Keys are queued with nvim_input from a coroutine and processed while it sleeps
 # (vim.defer_fn), which is how a user's keystrokes reach Neovim.
+#: Lua for a driver coroutine: sleep without blocking the editor, and wait on a condition
+#: (shared with tests/test_screenshots.py's driver)
+LUA_WAITS = r"""
+local function sleep(ms)
+  local me = coroutine.running()
+  vim.defer_fn(function() assert(coroutine.resume(me)) end, ms)
+  coroutine.yield()
+end
+local function wait_until(pred, timeout_ms)
+  local waited = 0
+  while not pred() do
+    if waited >= timeout_ms then return false end
+    sleep(25); waited = waited + 25
+  end
+  return true
+end
+"""
+
 INIT_LUA = r"""
 vim.g.loaded_python3_provider = 0
 local cfg = vim.json.decode(table.concat(vim.fn.readfile(os.getenv('DIFFILL_HARNESS')), '\n'))
@@ -89,20 +107,7 @@ vim.api.nvim_create_autocmd('User', { pattern = 'DiffillStatus', callback = func
 end })
 
 local co
-local function sleep(ms)
-  local me = coroutine.running()
-  vim.defer_fn(function() assert(coroutine.resume(me)) end, ms)
-  coroutine.yield()
-end
-local function wait_until(pred, timeout_ms)
-  local waited = 0
-  while not pred() do
-    if waited >= timeout_ms then return false end
-    sleep(25); waited = waited + 25
-  end
-  return true
-end
-local function buf_text() return table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n') end
+""" + LUA_WAITS + r"""local function buf_text() return table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n') end
 -- 1-based number of the first line equal to `s` (lines move as text is inserted)
 local function find_line(s)
   for i, l in ipairs(vim.api.nvim_buf_get_lines(0, 0, -1, false)) do

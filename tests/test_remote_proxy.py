@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from remote_standin import StandinServer
+from remote_standin import POLL_S, StandinServer
 
 from engine import InfillRequest
 from engine.backends.remote import load_remote
@@ -42,7 +42,7 @@ class ProxyStandin(ThreadingHTTPServer):
         self.upstream_port = upstream_port
         self.seen: list[tuple[str, str]] = []  # (method, request target)
         self.proxy_auth: list[str | None] = []  # the Proxy-Authorization header of each request
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": POLL_S}, daemon=True).start()
 
     @property
     def url(self) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 import screenshot_tools as shots
 from editor_sources import SHAPES
+from test_editor_neovim import LUA_WAITS
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS_SHOTS = REPO / "docs" / "screenshots"
@@ -108,20 +109,7 @@ local function capture(name, expect, shown)
   table.insert(R.shots, name)
 end
 
-local function sleep(ms)
-  local me = coroutine.running()
-  vim.defer_fn(function() assert(coroutine.resume(me)) end, ms)
-  coroutine.yield()
-end
-local function wait_until(pred, timeout_ms)
-  local waited = 0
-  while not pred() do
-    if waited >= timeout_ms then return false end
-    sleep(25); waited = waited + 25
-  end
-  return true
-end
-local function find_line(s)
+""" + LUA_WAITS + r"""local function find_line(s)
   for i, l in ipairs(vim.api.nvim_buf_get_lines(0, 0, -1, false)) do
     if l == s then return i end
   end
