@@ -127,7 +127,7 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quality", type=Path, action="append", default=[], metavar="FILE",
                    help="a bench quality result (subsets single and heldout-single are read)")
     p.add_argument("--real-files", type=Path, action="append", default=[], metavar="FILE",
-                   help="a bench lsp --files result")
+                   help="a bench lsp --files result (repeatable: each one's curve, then all pooled)")
     p.add_argument("--data", type=Path, default=None, metavar="DIR",
                    help="HumanEval-Infilling directory (to run programs whose shown text differs)")
     p.add_argument("--jobs", type=int, default=1, help="programs run in parallel (default 1)")
@@ -145,12 +145,19 @@ def run_from_args(args: argparse.Namespace) -> int:
                 rows = quality_rows(path, subset, how, args.data, args.jobs)
                 if rows:
                     curves[f"{subset} ({how}) {path.name}"] = curve(rows)
+    pooled: dict[str, list[Row]] = {how: [] for how in MEASURES}
     for path in args.real_files:
         if any(r.get("probabilities") for r in json.loads(path.read_text(encoding="utf-8"))["rows"]):
             for how in MEASURES:
-                curves[f"real files ({how}) {path.name}"] = curve(real_file_rows(path, how))
+                rows = real_file_rows(path, how)
+                curves[f"real files ({how}) {path.name}"] = curve(rows)
+                pooled[how] += rows
         else:  # an older result: the server's own measure only
             curves[f"real files {path.name}"] = curve(real_file_rows(path))
+    if len(args.real_files) > 1:  # few exact answers per project: the projects together as well
+        for how, rows in pooled.items():
+            if rows:
+                curves[f"real files ({how}) {len(args.real_files)} results pooled"] = curve(rows)
     for name, points in curves.items():
         print(name)
         print(table(points))
