@@ -68,3 +68,20 @@ def test_the_command_prints_and_writes_the_curves(tmp_path):
     assert "heldout-single (gmean)" in proc.stdout and "EM among shown %" in proc.stdout
     curves = json.loads(out.read_text())["curves"]
     assert set(curves) == {"heldout-single (gmean) quality.json", "heldout-single (min) quality.json"}
+
+
+def test_several_real_file_results_are_also_pooled(tmp_path):
+    paths = []
+    for name, exact in (("a.json", True), ("b.json", False)):
+        path = tmp_path / name
+        path.write_text(json.dumps({"rows": [{"invoked": "x = 1", "confidence": 0.6, "probabilities": [0.6],
+                                              "exact": exact, "edit_similarity": 1.0 if exact else 0.5}]}))
+        paths += ["--real-files", str(path)]
+    out = tmp_path / "gate.json"
+    proc = subprocess.run([sys.executable, "-m", "diffill", "bench", "gate", *paths, "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    curves = json.loads(out.read_text())["curves"]
+    pooled = {p["threshold"]: p for p in curves["real files (gmean) 2 results pooled"]}
+    assert pooled[0.0]["shown"] == 2 and pooled[0.0]["exact_pct"] == 50.0 and pooled[0.0]["similarity"] == 75.0
+    assert curves["real files (gmean) a.json"][0]["exact_pct"] == 100.0
