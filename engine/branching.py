@@ -23,7 +23,7 @@ from engine.samplers import CanvasState
 
 #: most batched passes the alternatives get after the primary (the sampler's pace follows: the
 #: rest of a branch is decided within them); chosen by measurement (docs/BENCHMARKS.md, issue 28)
-PASSES = 32
+PASSES = 16
 
 
 @dataclass(frozen=True)

@@ -85,3 +85,48 @@ def test_several_real_file_results_are_also_pooled(tmp_path):
     pooled = {p["threshold"]: p for p in curves["real files (gmean) 2 results pooled"]}
     assert pooled[0.0]["shown"] == 2 and pooled[0.0]["exact_pct"] == 50.0 and pooled[0.0]["similarity"] == 75.0
     assert curves["real files (gmean) a.json"][0]["exact_pct"] == 100.0
+
+
+def test_the_plot_draws_one_line_per_set_with_the_default_ringed(tmp_path):
+    pytest.importorskip("matplotlib")
+    paths = []
+    for name in ("a.json", "b.json"):
+        path = tmp_path / name
+        path.write_text(json.dumps({"rows": [{"invoked": "x = 1", "confidence": 0.9, "probabilities": [0.9],
+                                              "exact": True, "edit_similarity": 1.0}]}))
+        paths += ["--real-files", str(path)]
+    plot = tmp_path / "gate.png"
+    proc = subprocess.run([sys.executable, "-m", "diffill", "bench", "gate", *paths, "--plot", str(plot)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_gate_curves_ring_the_marked_threshold_and_skip_empty_panels(tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from engine.bench import plot as plots
+
+    drawn: list = []
+    real_subplots = plt.subplots
+
+    def keep(*args, **kwargs):
+        fig, axes = real_subplots(*args, **kwargs)
+        drawn.append(axes)
+        return fig, axes
+
+    points = [{"threshold": t, "shown_pct": 100 - 10 * i, "exact_pct": 5.0 + i, "pass_pct": None}
+              for i, t in enumerate((0.0, 0.5, 0.8))]
+    plt.subplots = keep
+    try:
+        plots.gate_curves({"real files": points}, tmp_path / "g.png", marked=0.8)
+    finally:
+        plt.subplots = real_subplots
+    ax_em, ax_pass = drawn[0]
+    curve, ring = ax_em.get_lines()
+    assert list(curve.get_xdata()) == [100, 90, 80] and list(ring.get_xdata()) == [80]
+    assert ring.get_color() == curve.get_color() and not ax_pass.get_lines()  # no pass rates: nothing drawn

