@@ -49,15 +49,18 @@ class CanvasState:
     other_confidence: torch.Tensor | None = None  # (N,) float: its probability
 
     @classmethod
-    def empty(cls, n: int, mask_id: int, filler_id: int | None, device: torch.device | str = "cpu") -> CanvasState:
+    def empty(cls, n: int, mask_id: int, filler_id: int | None, device: torch.device | str = "cpu",
+              others: bool = True) -> CanvasState:
+        """An undecided canvas; ``others=False`` keeps no runner-ups (nothing will branch from it,
+        and ``grow`` then skips finding them)."""
         return cls(
             ids=torch.full((n,), mask_id, dtype=torch.long, device=device),
             committed=torch.zeros(n, dtype=torch.bool, device=device),
             confidence=torch.zeros(n, dtype=torch.float32, device=device),
             mask_id=mask_id,
             filler_id=filler_id,
-            other_ids=torch.full((n,), mask_id, dtype=torch.long, device=device),
-            other_confidence=torch.zeros(n, dtype=torch.float32, device=device),
+            other_ids=torch.full((n,), mask_id, dtype=torch.long, device=device) if others else None,
+            other_confidence=torch.zeros(n, dtype=torch.float32, device=device) if others else None,
         )
 
     def clone(self) -> CanvasState:
@@ -210,7 +213,9 @@ def grow(
     real = probs.clone()
     real[:, state.filler_id] = 0.0
     conf, tokens = real.max(dim=-1)  # max, not topk: among tied tokens they may pick different ones
-    runner_up_prob, runner_up = real.scatter(1, tokens[:, None], 0.0).max(dim=-1)
+    keep_others = state.other_ids is not None
+    if keep_others:
+        runner_up_prob, runner_up = real.scatter(1, tokens[:, None], 0.0).max(dim=-1)
     filler_prob = probs[:, state.filler_id]
     filler_first = filler_prob >= conf
     k = max(commit_count(n - start, steps_left), min_commit)
@@ -230,10 +235,11 @@ def grow(
         state.ids[pos] = tokens[pos]
         state.confidence[pos] = conf[pos]
         state.committed[pos] = True
-        other, other_prob = runner_up[pos], runner_up_prob[pos]
-        if pos >= min_length and bool(filler_prob[pos] > other_prob):  # ending the middle here instead
-            other, other_prob = torch.tensor(state.filler_id), filler_prob[pos]
-        _note_other(state, pos, other, other_prob)
+        if keep_others:
+            other, other_prob = runner_up[pos], runner_up_prob[pos]
+            if pos >= min_length and bool(filler_prob[pos] > other_prob):  # ending the middle here instead
+                other, other_prob = torch.tensor(state.filler_id), filler_prob[pos]
+            _note_other(state, pos, other, other_prob)
         decided += 1
     return decided
 

@@ -38,6 +38,16 @@ def test_grow_keeps_the_runner_up_of_every_decision():
     assert state.other_confidence[:3].tolist() == pytest.approx([0.3, 0.4, 0.2], abs=1e-6)
 
 
+def test_a_canvas_nothing_branches_from_keeps_no_runner_ups_and_decides_the_same():
+    rows = [{5: 0.6, 6: 0.3}, {7: 0.5, FILL: 0.4}, {FILL: 0.7, 8: 0.2}, {FILL: 0.9}]
+    kept, plain = CanvasState.empty(4, MASK, FILL), CanvasState.empty(4, MASK, FILL, others=False)
+    for state in (kept, plain):
+        while not state.done():
+            grow(_logits(rows, 4), state, 4, "threshold", 0.95)
+    assert plain.other_ids is None and plain.other_confidence is None and branch_points(plain, 3) == []
+    assert torch.equal(plain.ids, kept.ids) and torch.equal(plain.confidence, kept.confidence)
+
+
 def test_the_filler_is_no_runner_up_before_the_shortest_middle():
     state = CanvasState.empty(3, MASK, FILL)
     grow(_logits([{5: 0.5, FILL: 0.4, 6: 0.05}, {FILL: 0.9}, {FILL: 0.9}], 3), state, 3, "remask", 0.9,

@@ -163,7 +163,7 @@ class MaskedDiffusionBackend:
 
         dev = torch.device(self.device)
         filler = None if request.fixed_length else self.info.filler_id
-        state = CanvasState.empty(canvas, self.info.mask_id, filler, dev)
+        state = CanvasState.empty(canvas, self.info.mask_id, filler, dev, others=request.alternatives > 1)
         prefix = torch.tensor(prefix_ids, dtype=torch.long, device=dev)
         suffix = torch.tensor(suffix_ids, dtype=torch.long, device=dev)
         start, stop = prefix.numel(), prefix.numel() + canvas
