@@ -123,10 +123,11 @@ def test_gate_curves_ring_the_marked_threshold_and_skip_empty_panels(tmp_path):
               for i, t in enumerate((0.0, 0.5, 0.8))]
     plt.subplots = keep
     try:
-        plots.gate_curves({"real files": points}, tmp_path / "g.png", marked=0.8)
+        plots.gate_curves({"real files": points, "other": points}, tmp_path / "g.png", marked={"real files": 0.8})
     finally:
         plt.subplots = real_subplots
     ax_em, ax_pass = drawn[0]
-    curve, ring = ax_em.get_lines()
+    curve, ring, other = ax_em.get_lines()  # the curve not named in `marked` has no ring
     assert list(curve.get_xdata()) == [100, 90, 80] and list(ring.get_xdata()) == [80]
+    assert list(other.get_xdata()) == [100, 90, 80]
     assert ring.get_color() == curve.get_color() and not ax_pass.get_lines()  # no pass rates: nothing drawn

@@ -56,11 +56,13 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}%"
 
 
-def gate_curves(curves: dict[str, list[dict[str, Any]]], path: Path, marked: float | None = None) -> Path:
+def gate_curves(curves: dict[str, list[dict[str, Any]]], path: Path,
+                marked: dict[str, float] | None = None) -> Path:
     """The confidence gate's trade-off (``diffill bench gate``): per curve, the share of
     requests still shown against exact match (left) and pass rate (right) among the shown,
-    each point a threshold; the ``marked`` threshold (the default) ringed on every curve."""
+    each point a threshold; ``marked`` rings one threshold (the default) on the curves it names."""
     plt = pyplot("the `bench gate` figure")
+    marked = marked or {}
     fig, (ax_em, ax_pass) = plt.subplots(1, 2, figsize=(11, 4.5))
     for name, points in curves.items():
         for ax, key in ((ax_em, "exact_pct"), (ax_pass, "pass_pct")):
@@ -68,7 +70,7 @@ def gate_curves(curves: dict[str, list[dict[str, Any]]], path: Path, marked: flo
             if not shown:
                 continue
             [line] = ax.plot([p["shown_pct"] for p in shown], [p[key] for p in shown], marker=".", label=name)
-            ring = [p for p in shown if marked is not None and abs(p["threshold"] - marked) < 1e-9]
+            ring = [p for p in shown if name in marked and abs(p["threshold"] - marked[name]) < 1e-9]
             if ring:
                 ax.plot([ring[0]["shown_pct"]], [ring[0][key]], marker="o", markersize=10, fillstyle="none",
                         color=line.get_color())
@@ -80,7 +82,7 @@ def gate_curves(curves: dict[str, list[dict[str, Any]]], path: Path, marked: flo
         ax.grid(alpha=0.3)
         if ax.get_lines():
             ax.legend(fontsize=7)
-    ringed = f"; ringed: {marked:g}" if marked is not None else ""
+    ringed = "; ringed: " + ", ".join(sorted({f"{t:g}" for t in marked.values()})) if marked else ""
     fig.suptitle(f"minConfidence: each point is a threshold (0, 0.05, ..., 0.95){ringed}")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from typing import Any
 
 from lsp_server.postprocess.context import FilterContext
 from lsp_server.postprocess.pipeline import postprocess
-from lsp_server.suggestion import measure, shown
+from lsp_server.suggestion import MEASURE, measure, shown
 
 #: thresholds of the printed and plotted curve
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(20))
@@ -172,5 +172,6 @@ def run_from_args(args: argparse.Namespace) -> int:
 
         pooled_only = {name: points for name, points in curves.items()  # one line per set in the figure
                        if not (name.startswith("real files") and "pooled" not in name and len(args.real_files) > 1)}
-        gate_curves(pooled_only, args.plot, marked=MIN_CONFIDENCE)
+        default = {name: MIN_CONFIDENCE for name in pooled_only if f"({MEASURE})" in name}  # the server's measure
+        gate_curves(pooled_only, args.plot, marked=default)
     return 0
