@@ -18,25 +18,13 @@ from pathlib import Path
 
 from engine.errors import DeviceError, ModelLoadError, ModelNotFoundError, UnsupportedModelError
 from engine.machine import cpu_has_fast_bf16
+from engine.model_names import BUNDLED_DIR as BUNDLED_DIR
+from engine.model_names import BUNDLED_NAME as BUNDLED_NAME
+from engine.model_names import catalog_choice as catalog_choice
 
-#: keyword arguments of every model's ``from_pretrained``: transformers (5.2x) swaps layers for kernels
-#: fetched from the Hub by default where it can (ModernBERT's rotary positions on CUDA); nothing is
-#: fetched unless the user asked (``--allow-download`` covers weights only), and a load works offline
-NO_HUB_KERNELS = {"use_kernels": False}
-BUNDLED_NAME = "diffill-tiny"
-BUNDLED_DIR = Path(__file__).parent / "models" / BUNDLED_NAME
 #: model types handled by the block-diffusion backend (DiffusionGemma)
 BLOCK_DIFFUSION_TYPES = {"diffusion_gemma"}
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-
-
-def catalog_choice(model: str | None):
-    """The catalog entry (and variant) ``model`` names, or None (engine.catalog.lookup)."""
-    from engine.catalog import lookup
-
-    if not model or Path(os.path.expanduser(model)).is_dir():
-        return None  # an existing directory wins over a catalog name
-    return lookup(model)
 
 
 def resolve_model(model: str | None) -> tuple[str, bool]:

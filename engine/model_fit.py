@@ -114,7 +114,7 @@ def model_need_gb(model: str | None, device: str, dtype: str | None, machine: Ma
     from pathlib import Path
 
     from engine.catalog import CPU_OVERHEAD_GB, GPU_OVERHEAD_GB, SLACK
-    from engine.loading import BUNDLED_DIR, BUNDLED_NAME, catalog_choice
+    from engine.model_names import BUNDLED_DIR, BUNDLED_NAME, catalog_choice
 
     gpu = device.startswith("cuda")
     choice = catalog_choice(model) if model not in (None, "", "bundled", BUNDLED_NAME) else None

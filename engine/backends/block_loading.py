@@ -22,7 +22,7 @@ from engine.backends.block_diffusion import MODEL_TYPE, BlockDiffusionBackend, B
 from engine.backends.cpu_int8 import quantize_linear_int8
 from engine.errors import DeviceError, ModelLoadError, ModelNotFoundError, UnsupportedModelError
 from engine.extras import missing_extra_message
-from engine.loading import NO_HUB_KERNELS
+from engine.hub_kernels import NO_HUB_KERNELS
 
 FLOAT_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
                 "float16": "float16", "fp16": "float16"}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from engine.backends.masked import MaskedDiffusionBackend, MaskedModelInfo
 from engine.errors import DeviceError, ModelLoadError, UnsupportedModelError
-from engine.loading import NO_HUB_KERNELS
+from engine.hub_kernels import NO_HUB_KERNELS
 from engine.window import DEFAULT_CONTEXT_TOKENS
 
 #: weight names that make up a masked-LM head in common architectures

@@ -19,7 +19,7 @@ from engine.backends.families.base import make_bidirectional, read_config
 from engine.backends.masked import MaskedDiffusionBackend, MaskedModelInfo
 from engine.errors import DeviceError, ModelLoadError, UnsupportedModelError
 from engine.extras import missing_extra_message
-from engine.loading import NO_HUB_KERNELS
+from engine.hub_kernels import NO_HUB_KERNELS
 
 #: prompt window for native families when nobody says otherwise: these models
 #: run on GPUs, and short windows cut most real prompts (DESIGN.md: use 1024+)
