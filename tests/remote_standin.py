@@ -54,9 +54,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-#: what every stand-in answers, in pieces (so a stream has several events)
 #: how often serve_forever looks for shutdown(): a test's teardown waits up to this long
 POLL_S = 0.02
+#: what every stand-in answers, in pieces (so a stream has several events)
 MIDDLE_PIECES = ["return ", "a", " + b"]
 VLLM_SUFFIX_ERROR = "suffix is not currently supported"
 

@@ -139,25 +139,32 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     curves: dict[str, list[dict[str, Any]]] = {}
+    measure_of: dict[str, str] = {}  # curve name -> the confidence measure it is drawn by
+    in_pool: set[str] = set()  # the per-project curves the pooled ones sum up
     for path in args.quality:
         for subset in ("heldout-single", "single"):
             for how in MEASURES:
                 rows = quality_rows(path, subset, how, args.data, args.jobs)
                 if rows:
-                    curves[f"{subset} ({how}) {path.name}"] = curve(rows)
+                    name = f"{subset} ({how}) {path.name}"
+                    curves[name], measure_of[name] = curve(rows), how
     pooled: dict[str, list[Row]] = {how: [] for how in MEASURES}
     for path in args.real_files:
         if any(r.get("probabilities") for r in json.loads(path.read_text(encoding="utf-8"))["rows"]):
             for how in MEASURES:
                 rows = real_file_rows(path, how)
-                curves[f"real files ({how}) {path.name}"] = curve(rows)
+                name = f"real files ({how}) {path.name}"
+                curves[name], measure_of[name] = curve(rows), how
                 pooled[how] += rows
+                in_pool.add(name)
         else:  # an older result: the server's own measure only
             curves[f"real files {path.name}"] = curve(real_file_rows(path))
-    if len(args.real_files) > 1:  # few exact answers per project: the projects together as well
+    pooling = len(args.real_files) > 1  # few exact answers per project: the projects together as well
+    if pooling:
         for how, rows in pooled.items():
             if rows:
-                curves[f"real files ({how}) {len(args.real_files)} results pooled"] = curve(rows)
+                name = f"real files ({how}) {len(args.real_files)} results pooled"
+                curves[name], measure_of[name] = curve(rows), how
     for name, points in curves.items():
         print(name)
         print(table(points))
@@ -170,8 +177,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         from engine.bench.plot import gate_curves
         from lsp_server.config import MIN_CONFIDENCE
 
-        pooled_only = {name: points for name, points in curves.items()  # one line per set in the figure
-                       if not (name.startswith("real files") and "pooled" not in name and len(args.real_files) > 1)}
-        default = {name: MIN_CONFIDENCE for name in pooled_only if f"({MEASURE})" in name}  # the server's measure
-        gate_curves(pooled_only, args.plot, marked=default)
+        drawn = {name: points for name, points in curves.items()  # one line per set in the figure
+                 if not (pooling and name in in_pool)}
+        default = {name: MIN_CONFIDENCE for name in drawn if measure_of.get(name) == MEASURE}  # the server's
+        gate_curves(drawn, args.plot, marked=default)
     return 0
